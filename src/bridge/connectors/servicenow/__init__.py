@@ -1,0 +1,3 @@
+"""The servicenow plugin (built in, registered like any third-party plugin)."""
+
+from __future__ import annotations

@@ -1,0 +1,151 @@
+"""The normalized vocabulary every part of bridge speaks.
+
+Connectors turn a system's JSON into :class:`WorkItem`; rules and KPIs read only these fields
+(or ``raw.<path>`` for anything else), so a rule written for Jira reads the same way for
+ServiceNow. All instants are timezone-aware UTC datetimes; date-only fields (a Jira due date)
+stay :class:`datetime.date` because their meaning depends on the calendar's time zone, which
+only the KPI code knows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from types import MappingProxyType
+from typing import Any, Literal, get_args
+
+__all__ = [
+    "FIELD_TYPES",
+    "PHASES",
+    "STATUS_CATEGORIES",
+    "WORK_TYPES",
+    "Classification",
+    "FieldChange",
+    "FieldType",
+    "Phase",
+    "StatusCategory",
+    "WorkItem",
+    "WorkType",
+]
+
+WorkType = Literal["project", "service", "unclassified"]
+Phase = Literal["initiation", "planning", "execution", "monitoring", "closing"]
+StatusCategory = Literal["todo", "in_progress", "done"]
+
+WORK_TYPES: tuple[str, ...] = get_args(WorkType)
+PHASES: tuple[str, ...] = get_args(Phase)
+STATUS_CATEGORIES: tuple[str, ...] = get_args(StatusCategory)
+
+EMPTY_RAW: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field change from an item's history (Jira changelog item, or derived).
+
+    ``field`` is the normalized field name when one exists (``status``, ``assignee``,
+    ``priority``...), otherwise the system's own field name.
+    """
+
+    at: datetime
+    field: str
+    from_value: str | None
+    to_value: str | None
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """A ticket from any system, in bridge's normalized shape.
+
+    Missing values are ``None`` (never 0 or ""), so KPIs can report them as missing.
+    Hours are floats; ``percent_complete`` is a fraction 0..1; ``satisfaction`` is 1..5.
+    """
+
+    key: str
+    system: str
+    type: str | None = None
+    status: str | None = None
+    status_category: StatusCategory | None = None
+    summary: str | None = None
+    url: str | None = None
+    priority: str | None = None
+    project: str | None = None
+    labels: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
+    assignee: str | None = None
+    reporter: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+    resolved: datetime | None = None
+    due: date | None = None
+    planned_start: date | None = None
+    planned_end: date | None = None
+    estimate_hours: float | None = None
+    spent_hours: float | None = None
+    remaining_hours: float | None = None
+    story_points: float | None = None
+    budget: float | None = None
+    actual_cost: float | None = None
+    percent_complete: float | None = None
+    parent: str | None = None
+    satisfaction: float | None = None
+    history: tuple[FieldChange, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY_RAW, compare=False, repr=False)
+
+    def status_changes(self) -> tuple[FieldChange, ...]:
+        """The status transitions only, oldest first."""
+        return tuple(c for c in self.history if c.field == "status")
+
+
+FieldType = Literal["string", "category", "list", "number", "instant", "date"]
+
+# The normalized fields a rule may name, and their types. ``instant`` fields hold datetimes;
+# ``date`` fields hold a date or a datetime (systems differ). ``category`` is a closed set.
+FIELD_TYPES: Mapping[str, FieldType] = MappingProxyType(
+    {
+        "key": "string",
+        "system": "string",
+        "type": "string",
+        "status": "string",
+        "status_category": "category",
+        "summary": "string",
+        "url": "string",
+        "priority": "string",
+        "project": "string",
+        "labels": "list",
+        "components": "list",
+        "assignee": "string",
+        "reporter": "string",
+        "created": "instant",
+        "updated": "instant",
+        "resolved": "instant",
+        "due": "date",
+        "planned_start": "date",
+        "planned_end": "date",
+        "estimate_hours": "number",
+        "spent_hours": "number",
+        "remaining_hours": "number",
+        "story_points": "number",
+        "budget": "number",
+        "actual_cost": "number",
+        "percent_complete": "number",
+        "parent": "string",
+        "satisfaction": "number",
+    }
+)
+
+CATEGORY_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"status_category": STATUS_CATEGORIES}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What the rules decided for one item, and which rule decided it (None: the default)."""
+
+    work_type: WorkType
+    phase: Phase | None
+    rule: str | None
+    kpis: tuple[str, ...] = ()

@@ -1,0 +1,1 @@
+"""The rule language: load YAML with positions, validate, compile, evaluate and explain."""
