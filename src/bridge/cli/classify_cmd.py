@@ -1,0 +1,395 @@
+"""``bridge classify`` and ``bridge explain``: run the rules over an export, no live system."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.tree import Tree
+
+from bridge.cli import fail, handle_errors, stderr, stdout
+from bridge.connectors.files import read_export
+from bridge.model import WorkItem
+from bridge.plugins import default_registry
+from bridge.rules.engine import Engine, Explanation, GroupTrace
+from bridge.rules.loader import load_rules
+from bridge.timefmt import parse_instant
+
+__all__ = ["bundled_path", "classify", "explain"]
+
+
+def bundled_path(kind: str) -> Path:
+    """The rules or example export shipped with bridge (in the wheel, or in a checkout)."""
+    from importlib import resources  # noqa: PLC0415
+
+    inside = Path(str(resources.files("bridge"))) / "_bundled"
+    candidates = {
+        "rules": [inside / "rules", Path(__file__).resolve().parents[3] / "rules"],
+        "export": [
+            inside / "examples" / "export",
+            Path(__file__).resolve().parents[3] / "examples" / "export",
+        ],
+    }[kind]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise fail(f"no bundled {kind} found; pass --{'rules' if kind == 'rules' else 'input'}")
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise fail(f"--now: {exc}") from None
+
+
+def _items(inputs: Sequence[str]) -> list[WorkItem]:
+    formats = list(default_registry().formats.values())
+    items: list[WorkItem] = []
+    for entry in inputs:
+        items.extend(read_export(Path(entry), formats))
+    return items
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _paths_or_bundled(
+    rules: tuple[str, ...], inputs: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    rule_paths = list(rules) or [str(bundled_path("rules"))]
+    input_paths = list(inputs) or [str(bundled_path("export"))]
+    if not rules or not inputs:
+        stderr.print(
+            f"using {'bundled ' if not rules else ''}rules {', '.join(rule_paths)} and "
+            f"{'bundled ' if not inputs else ''}export {', '.join(input_paths)}",
+            style="dim",
+            markup=False,
+        )
+    return rule_paths, input_paths
+
+
+RULES_OPTION = click.option(
+    "--rules",
+    "-r",
+    "rules",
+    multiple=True,
+    type=click.Path(),
+    help="Rule file or folder (repeatable; default: bundled rules).",
+)
+INPUT_OPTION = click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    type=click.Path(),
+    help="Export file or folder (repeatable; default: bundled export).",
+)
+NOW_OPTION = click.option(
+    "--now",
+    "now_text",
+    metavar="ISO",
+    help="The instant to evaluate at (default: the current time).",
+)
+
+
+@click.command()
+@RULES_OPTION
+@INPUT_OPTION
+@NOW_OPTION
+@click.option(
+    "--format",
+    "-f",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of standard output.",
+)
+@handle_errors
+def classify(
+    rules: tuple[str, ...],
+    inputs: tuple[str, ...],
+    now_text: str | None,
+    output_format: str,
+    output: str | None,
+) -> None:
+    """Classify every item of an export as project, service or unclassified work.
+
+    Nothing is written to any ticketing system. With no options, runs the bundled rules
+    over the bundled example export.
+    """
+    rule_paths, input_paths = _paths_or_bundled(rules, inputs)
+    now = _now(now_text)
+    rule_set = load_rules(rule_paths)
+    engine = Engine(rule_set)
+    items = _items(input_paths)
+    rows = [_row(item, engine, now) for item in items]
+    if output_format == "table":
+        _print_table(rows, now, rule_set.digest, output)
+    elif output_format == "json":
+        _write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", output)
+    else:
+        _write(_csv(rows), output)
+
+
+def _row(item: WorkItem, engine: Engine, now: datetime) -> dict[str, Any]:
+    decision = engine.classify(item, now)
+    return {
+        "key": item.key,
+        "system": item.system,
+        "type": item.type,
+        "status": item.status,
+        "status_category": item.status_category,
+        "project": item.project,
+        "summary": item.summary,
+        "work_type": decision.work_type,
+        "phase": decision.phase,
+        "rule": decision.rule,
+        "kpis": {},
+    }
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise fail(f"--output: cannot write {output}: {exc.strerror}") from None
+
+
+_CSV_COLUMNS = (
+    "key",
+    "system",
+    "type",
+    "status",
+    "status_category",
+    "project",
+    "work_type",
+    "phase",
+    "rule",
+)
+
+
+def _csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    import io  # noqa: PLC0415
+
+    buffer = io.StringIO()
+    rows = list(rows)
+    kpi_columns = sorted({name for row in rows for name in row["kpis"]})
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*_CSV_COLUMNS, *(f"kpis.{name}" for name in kpi_columns)])
+    for row in rows:
+        writer.writerow(
+            [
+                *("" if row[c] is None else row[c] for c in _CSV_COLUMNS),
+                *("" if row["kpis"].get(n) is None else row["kpis"][n] for n in kpi_columns),
+            ]
+        )
+    return buffer.getvalue()
+
+
+_WORK_STYLE = {"project": "cyan", "service": "magenta", "unclassified": "yellow"}
+
+
+def _print_table(
+    rows: list[dict[str, Any]], now: datetime, digest: str, output: str | None
+) -> None:
+    table = Table(
+        title=f"bridge classify — {len(rows)} items at {_json_value(now)}",
+        caption=f"rule set {digest}",
+        header_style="bold",
+    )
+    for column in ("key", "system", "type", "status", "work type", "phase", "rule"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        style = _WORK_STYLE[row["work_type"]]
+        table.add_row(
+            row["key"],
+            row["system"],
+            row["type"] or "",
+            row["status"] or "",
+            f"[{style}]{row['work_type']}[/]",
+            row["phase"] or "",
+            row["rule"] or "[dim](default)[/]",
+        )
+    counts = Counter(row["work_type"] for row in rows)
+    total = len(rows) or 1
+    summary = Table(title="summary", header_style="bold")
+    summary.add_column("work type")
+    summary.add_column("items", justify="right")
+    summary.add_column("share", justify="right")
+    for work_type in ("project", "service", "unclassified"):
+        summary.add_row(
+            f"[{_WORK_STYLE[work_type]}]{work_type}[/]",
+            str(counts[work_type]),
+            f"{100 * counts[work_type] / total:.1f}%",
+        )
+    summary.add_row("[bold]total[/]", str(len(rows)), "")
+    if output is None:
+        stdout.print(table)
+        stdout.print(summary)
+        return
+    from rich.console import Console  # noqa: PLC0415
+
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            console = Console(file=handle, width=160, no_color=True)
+            console.print(table)
+            console.print(summary)
+    except OSError as exc:
+        raise fail(f"--output: cannot write {output}: {exc.strerror}") from None
+
+
+# -- explain --------------------------------------------------------------------------------------
+
+
+@click.command()
+@RULES_OPTION
+@INPUT_OPTION
+@NOW_OPTION
+@click.option(
+    "--format",
+    "-f",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.argument("key")
+@handle_errors
+def explain(
+    rules: tuple[str, ...],
+    inputs: tuple[str, ...],
+    now_text: str | None,
+    output_format: str,
+    key: str,
+) -> None:
+    """Show how the rules decided for the item KEY: every condition of every rule tried,
+    the value seen, the operator, the expected value and the result."""
+    rule_paths, input_paths = _paths_or_bundled(rules, inputs)
+    now = _now(now_text)
+    engine = Engine(load_rules(rule_paths))
+    items = _items(input_paths)
+    matches = [item for item in items if item.key == key]
+    if not matches:
+        close = [item.key for item in items if key.lower() in item.key.lower()][:5]
+        hint = f" (similar: {', '.join(close)})" if close else ""
+        raise fail(f"no item with key {key!r} in {', '.join(input_paths)}{hint}")
+    explanation = engine.explain(matches[0], now)
+    if output_format == "json":
+        sys.stdout.write(
+            json.dumps(
+                _explanation_json(explanation, now), indent=2, ensure_ascii=False, default=str
+            )
+            + "\n"
+        )
+    else:
+        _print_explanation(explanation, now)
+
+
+def _explanation_json(explanation: Explanation, now: datetime) -> dict[str, Any]:
+    decision = explanation.classification
+    return {
+        "key": explanation.item.key,
+        "now": _json_value(now),
+        "work_type": decision.work_type,
+        "phase": decision.phase,
+        "rule": decision.rule,
+        "kpis": list(decision.kpis),
+        "rules": [
+            {
+                "id": trace.rule.id,
+                "where": trace.rule.where,
+                "matched": trace.matched,
+                "conditions": [
+                    {"depth": s.depth, "group": s.kind, "result": s.result, "where": s.where}
+                    if isinstance(s, GroupTrace)
+                    else {
+                        "depth": s.depth,
+                        "field": s.field,
+                        "operator": s.op,
+                        "expected": _json_value(s.expected),
+                        "actual": _json_value(s.actual),
+                        "result": s.result,
+                        "where": s.where,
+                    }
+                    for s in trace.steps
+                ],
+            }
+            for trace in explanation.rules
+        ],
+    }
+
+
+def _mark(result: bool) -> str:
+    return "[green]✓[/]" if result else "[red]✗[/]"
+
+
+def _short(value: Any) -> str:
+    value = _json_value(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _print_explanation(explanation: Explanation, now: datetime) -> None:
+    item = explanation.item
+    decision = explanation.classification
+    stdout.print(
+        f"[bold]{item.key}[/] ({item.system}) {item.type or ''} · {item.status or ''} "
+        f"· evaluated at {_json_value(now)}"
+    )
+    winner_seen = False
+    for trace in explanation.rules:
+        label = f"{_mark(trace.matched)} rule [bold]{trace.rule.id}[/] [dim]{trace.rule.where}[/]"
+        if trace.matched and not winner_seen:
+            label += "  [bold green]← wins[/]"
+            winner_seen = True
+        elif trace.matched:
+            label += "  [dim](matches, but an earlier rule won)[/]"
+        tree = Tree(label)
+        parents: list[Tree] = [tree]
+        for step in trace.steps:
+            del parents[step.depth + 1 :]
+            parent = parents[-1]
+            if isinstance(step, GroupTrace):
+                node = parent.add(f"{_mark(step.result)} {step.kind}")
+                parents.append(node)
+            else:
+                parent.add(
+                    f"{_mark(step.result)} {step.field} {step.op} {_short(step.expected)}"
+                    f"  [dim]saw {_short(step.actual)}[/]",
+                    highlight=False,
+                )
+        stdout.print(tree)
+    outcome = f"[bold]{decision.work_type}[/]"
+    if decision.phase:
+        outcome += f", phase {decision.phase}"
+    source = f"rule {decision.rule}" if decision.rule else "the default (no rule matched)"
+    stdout.print(f"decision: {outcome} by {source}")
+    if decision.kpis:
+        stdout.print(f"KPIs: {', '.join(decision.kpis)}")

@@ -1,0 +1,582 @@
+"""Jira REST issue JSON → :class:`~bridge.model.WorkItem`, and Jira search responses → items.
+
+Pure: no I/O, no clock. The same mapping serves the live client (``/rest/api/3/search/jql``,
+``/rest/api/2/search`` on Data Center) and exports saved from either, so a rule tried against
+an export behaves the same against the live site.
+
+Custom field ids (``customfield_10016``) differ per site, so the fields bridge needs beyond
+Jira's system fields are named in :class:`JiraFieldSettings` by display name or id and
+resolved once per response through its ``names`` map (``expand=names``) by
+:func:`resolve_field_ids`; mapping an issue then only looks ids up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
+
+from bridge.errors import InputError
+from bridge.model import FieldChange, StatusCategory, WorkItem
+from bridge.timefmt import parse_date_or_instant, parse_jira_instant
+
+__all__ = [
+    "SYSTEM",
+    "JiraFieldSettings",
+    "ResolvedFields",
+    "is_search_response",
+    "item_from_issue",
+    "items_from_search",
+    "resolve_field_ids",
+    "site_from_self",
+]
+
+SYSTEM = "jira"
+
+_STATUS_CATEGORIES: Mapping[str, StatusCategory] = {
+    "new": "todo",
+    "indeterminate": "in_progress",
+    "done": "done",
+}
+
+# Changelog field keys (``fieldId``, or ``field`` in older payloads without one) that have a
+# normalized name; every other change keeps Jira's own id so rules can still name it.
+_HISTORY_FIELDS: Mapping[str, str] = {
+    "status": "status",
+    "assignee": "assignee",
+    "priority": "priority",
+    "labels": "labels",
+    "resolution": "resolution",
+    "issuetype": "type",
+    "components": "components",
+    "Component": "components",
+    "duedate": "due",
+}
+
+_CUSTOM_ID = re.compile(r"customfield_\d+")
+# Jira's system field ids are lower-case words (duedate, timeoriginalestimate); display names
+# almost never are, so such a candidate is taken as an id when the names map does not know it.
+_SYSTEM_ID = re.compile(r"[a-z][a-z0-9]*")
+
+_INSTANT_EXAMPLE = "a Jira date-time like 2023-03-01T11:34:49.730+0200"
+
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------------------------------------------
+# Custom field settings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JiraFieldSettings:
+    """Where each site-specific value lives: candidate field ids or display names, in order.
+
+    The first candidate whose value is set on an issue wins, so a site with both a
+    team-managed "Story point estimate" and a company-managed "Story Points" maps both.
+    """
+
+    story_points: tuple[str, ...] = ("Story point estimate", "Story Points")
+    planned_start: tuple[str, ...] = ("Start date", "Target start")
+    planned_end: tuple[str, ...] = ("Target end",)
+    budget: tuple[str, ...] = ("Budget",)
+    actual_cost: tuple[str, ...] = ("Actual cost",)
+    percent_complete: tuple[str, ...] = ("Percent complete", "% Complete")
+    satisfaction: tuple[str, ...] = ("Satisfaction",)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedFields:
+    """:class:`JiraFieldSettings` with every candidate turned into field ids for one site."""
+
+    story_points: tuple[str, ...] = ()
+    planned_start: tuple[str, ...] = ()
+    planned_end: tuple[str, ...] = ()
+    budget: tuple[str, ...] = ()
+    actual_cost: tuple[str, ...] = ()
+    percent_complete: tuple[str, ...] = ()
+    satisfaction: tuple[str, ...] = ()
+
+
+def resolve_field_ids(
+    settings: JiraFieldSettings | None = None, names: Mapping[str, Any] | None = None
+) -> ResolvedFields:
+    """Turn display names into field ids through ``names`` (id → display name).
+
+    A candidate that is already an id (``customfield_10016``, a key of ``names``, or a
+    lower-case system id like ``duedate``) is kept as is. Names match case-insensitively and
+    may match several fields (Jira allows duplicate names); those ids are all tried, in the
+    order of ``names``. A name with no ``names`` map to look it up in resolves to nothing.
+    """
+    settings = settings or JiraFieldSettings()
+    by_name: dict[str, list[str]] = {}
+    for field_id, name in (names or {}).items():
+        if isinstance(field_id, str) and isinstance(name, str):
+            by_name.setdefault(name.casefold(), []).append(field_id)
+    ids_of = {
+        f.name: _resolve(getattr(settings, f.name), names or {}, by_name) for f in fields(settings)
+    }
+    return ResolvedFields(**ids_of)
+
+
+def _resolve(
+    candidates: Sequence[str], names: Mapping[str, Any], by_name: Mapping[str, list[str]]
+) -> tuple[str, ...]:
+    ids: list[str] = []
+    for candidate in candidates:
+        if _CUSTOM_ID.fullmatch(candidate) or candidate in names:
+            found = [candidate]
+        else:
+            found = by_name.get(candidate.casefold(), [])
+            if not found and _SYSTEM_ID.fullmatch(candidate):
+                found = [candidate]
+        ids.extend(i for i in found if i not in ids)
+    return tuple(ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Search responses (the "jira-search" export format)
+# --------------------------------------------------------------------------------------------
+
+
+def is_search_response(doc: Any) -> bool:
+    """Cloud ``/search/jql``, legacy/DC ``/search``, or a bare ``{"issues": [...]}``.
+
+    Only the envelope is checked, so a malformed record gets a located error from the reader
+    rather than a vague "unknown format".
+    """
+    return isinstance(doc, dict) and isinstance(doc.get("issues"), list)
+
+
+def items_from_search(
+    doc: Mapping[str, Any],
+    source: str | None = None,
+    *,
+    settings: JiraFieldSettings | None = None,
+    site_url: str | None = None,
+) -> Iterator[WorkItem]:
+    """The items of one search response, custom fields resolved once through its ``names``.
+
+    Errors name ``source`` (the file) and the record's index, since a record without a key can
+    be found no other way.
+    """
+    names = doc.get("names")
+    if names is not None and not isinstance(names, Mapping):
+        raise InputError(
+            f'"names": expected an object mapping field ids to names, found {_kind(names)}',
+            path=source,
+        )
+    issues = doc.get("issues")
+    if not isinstance(issues, list):
+        raise InputError(
+            f'"issues": expected an array of issues, found {_kind(issues)}', path=source
+        )
+    resolved = resolve_field_ids(settings, names)
+    for index, issue in enumerate(issues):
+        try:
+            yield item_from_issue(
+                issue, site_url=site_url, resolved=resolved, where=f"issues[{index}]"
+            )
+        except InputError as exc:
+            raise InputError(str(exc), path=source) from None
+
+
+# --------------------------------------------------------------------------------------------
+# One issue
+# --------------------------------------------------------------------------------------------
+
+
+def item_from_issue(
+    issue: Mapping[str, Any],
+    *,
+    names: Mapping[str, str] | None = None,
+    site_url: str | None = None,
+    settings: JiraFieldSettings | None = None,
+    resolved: ResolvedFields | None = None,
+    where: str | None = None,
+) -> WorkItem:
+    """Map one issue (REST v2 or v3 ``IssueBean``) to a work item; ``raw`` is ``issue`` itself.
+
+    :param names: field id → display name (``expand=names``); defaults to the issue's own
+        ``names`` when it has one. Ignored when ``resolved`` is given.
+    :param site_url: the site's base URL for browse links; otherwise derived from ``self``.
+    :param settings: where custom values live; the defaults name the usual display names.
+    :param resolved: the settings already resolved by :func:`resolve_field_ids`; pass it when
+        mapping many issues of one site so names are not resolved per issue.
+    :param where: how error messages locate the record (``issues[3]``).
+    :raises InputError: the record is not an object, has no key, or holds a value of the
+        wrong shape; the message names the record, the field and what was expected.
+    """
+    if not isinstance(issue, Mapping):
+        raise InputError(f"{where or 'issue'}: expected an issue object, found {_kind(issue)}")
+    key = issue.get("key")
+    if not isinstance(key, str) or not key:
+        raise InputError(f"{where or 'issue'}: {_missing_key_message(issue)}")
+    ctx = _Context(f"{where} ({key})" if where else f"issue {key}")
+
+    raw_fields = issue.get("fields")
+    if raw_fields is None:
+        raw_fields = {}
+    if not isinstance(raw_fields, Mapping):
+        ctx.fail("fields", "an object of issue fields", raw_fields)
+    f: Mapping[str, Any] = raw_fields
+
+    if resolved is None:
+        if names is None:
+            own = issue.get("names")
+            names = own if isinstance(own, Mapping) else None
+        resolved = resolve_field_ids(settings, names)
+
+    status_value = f.get("status")
+    resolution = f.get("resolution")
+    resolved_at = ctx.instant(f, "resolutiondate")
+    return WorkItem(
+        key=key,
+        system=SYSTEM,
+        type=ctx.name(f, "issuetype"),
+        status=ctx.name(f, "status"),
+        status_category=_status_category(status_value, resolution, resolved_at),
+        summary=ctx.text(f, "summary"),
+        url=_browse_url(key, site_url, issue.get("self")),
+        priority=ctx.name(f, "priority"),
+        project=ctx.name(f, "project", attr="key"),
+        labels=ctx.labels(f),
+        components=ctx.components(f),
+        assignee=ctx.user(f, "assignee"),
+        reporter=ctx.user(f, "reporter"),
+        created=ctx.instant(f, "created"),
+        updated=ctx.instant(f, "updated"),
+        resolved=resolved_at,
+        due=ctx.due(f),
+        planned_start=ctx.first(f, resolved.planned_start, ctx.date_value),
+        planned_end=ctx.first(f, resolved.planned_end, ctx.date_value),
+        estimate_hours=ctx.hours(f, "timeoriginalestimate", "originalEstimateSeconds"),
+        remaining_hours=ctx.hours(f, "timeestimate", "remainingEstimateSeconds"),
+        spent_hours=ctx.hours(f, "timespent", "timeSpentSeconds"),
+        story_points=ctx.first(f, resolved.story_points, ctx.number),
+        budget=ctx.first(f, resolved.budget, ctx.number),
+        actual_cost=ctx.first(f, resolved.actual_cost, ctx.number),
+        percent_complete=ctx.first(f, resolved.percent_complete, ctx.percent),
+        parent=ctx.name(f, "parent", attr="key"),
+        satisfaction=ctx.first(f, resolved.satisfaction, ctx.satisfaction),
+        history=ctx.history(issue.get("changelog")),
+        raw=issue,
+    )
+
+
+def _missing_key_message(issue: Mapping[str, Any]) -> str:
+    issue_id = issue.get("id")
+    if issue_id is not None and "fields" not in issue:
+        return (
+            f'expected "key" (like PROJ-123), found only "id": {issue_id!r}; Jira Cloud '
+            "/rest/api/3/search/jql returns ids only unless asked for fields, so export "
+            "again with fields=*navigable (or *all)"
+        )
+    return 'expected "key" (like PROJ-123), found none'
+
+
+def _status_category(
+    status: Any, resolution: Any, resolved_at: datetime | None
+) -> StatusCategory | None:
+    if isinstance(status, Mapping):
+        category = status.get("statusCategory")
+        if isinstance(category, Mapping):
+            mapped = _STATUS_CATEGORIES.get(str(category.get("key")))
+            if mapped is not None:
+                return mapped
+    if resolution or resolved_at is not None:
+        return "done"
+    return None
+
+
+def _browse_url(key: str, site_url: str | None, self_url: Any) -> str | None:
+    site = site_url.rstrip("/") if site_url else None
+    if site is None and isinstance(self_url, str):
+        site = site_from_self(self_url)
+    return f"{site}/browse/{key}" if site else None
+
+
+def site_from_self(self_url: str) -> str | None:
+    """The site base URL from a REST ``self`` link, keeping a Data Center context path.
+
+    ``https://jira.example.com/jira/rest/api/2/issue/1`` → ``https://jira.example.com/jira``.
+    An OAuth gateway link (``https://api.atlassian.com/ex/jira/<cloud id>/rest/...``) gives
+    None: the gateway serves no browse pages, and the site's own URL is not in the link.
+    """
+    cut = self_url.find("/rest/")
+    return _site_from_prefix(self_url[:cut]) if cut > 0 else None
+
+
+@lru_cache(maxsize=64)
+def _site_from_prefix(prefix: str) -> str | None:
+    parts = urlsplit(prefix)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        return None
+    if parts.hostname == "api.atlassian.com":
+        return None
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    for cls, label in names.items():
+        if isinstance(value, cls):
+            return label
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Context:
+    """Reads typed values out of one issue's fields, failing with the issue's location."""
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, field: str, expected: str, found: Any) -> NoReturn:
+        raise InputError(f"{self.where}: {field}: expected {expected}, found {_shown(found)}")
+
+    # -- plain values ---------------------------------------------------------------------
+
+    def text(self, f: Mapping[str, Any], field: str) -> str | None:
+        value = f.get(field)
+        if value is None or isinstance(value, str):
+            return value or None
+        return self.fail(f"fields.{field}", "a string", value)
+
+    def name(self, f: Mapping[str, Any], field: str, *, attr: str = "name") -> str | None:
+        value = f.get(field)
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            inner = value.get(attr)
+            if inner is None or isinstance(inner, str):
+                return inner or None
+        elif isinstance(value, str):
+            return value or None
+        return self.fail(f"fields.{field}", f'an object with a "{attr}" string', value)
+
+    def user(self, f: Mapping[str, Any], field: str) -> str | None:
+        value = f.get(field)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value or None
+        if isinstance(value, Mapping):
+            for attr in ("displayName", "accountId", "name", "emailAddress"):
+                inner = value.get(attr)
+                if isinstance(inner, str) and inner:
+                    return inner
+            return None
+        return self.fail(f"fields.{field}", "a user object with a displayName", value)
+
+    def labels(self, f: Mapping[str, Any]) -> tuple[str, ...]:
+        value = f.get("labels")
+        if value is None:
+            return ()
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        return self.fail("fields.labels", "an array of strings", value)
+
+    def components(self, f: Mapping[str, Any]) -> tuple[str, ...]:
+        value = f.get("components")
+        if value is None:
+            return ()
+        if isinstance(value, list):
+            out: list[str] = []
+            for entry in value:
+                name = entry.get("name") if isinstance(entry, Mapping) else entry
+                if not isinstance(name, str):
+                    break
+                out.append(name)
+            else:
+                return tuple(out)
+        return self.fail("fields.components", 'an array of objects with a "name"', value)
+
+    # -- dates ----------------------------------------------------------------------------
+
+    def instant(self, f: Mapping[str, Any], field: str) -> datetime | None:
+        return self._instant(f.get(field), f"fields.{field}")
+
+    def _instant(self, value: Any, field: str) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return parse_jira_instant(value)
+            except ValueError:
+                pass
+        return self.fail(field, _INSTANT_EXAMPLE, value)
+
+    def due(self, f: Mapping[str, Any]) -> date | None:
+        value = f.get("duedate")
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        return self.fail("fields.duedate", "a date like 2024-12-30", value)
+
+    # -- time tracking --------------------------------------------------------------------
+
+    def hours(self, f: Mapping[str, Any], field: str, tracking_attr: str) -> float | None:
+        seconds = self._seconds(f.get(field), f"fields.{field}")
+        if seconds is None:
+            tracking = f.get("timetracking")
+            if isinstance(tracking, Mapping):
+                seconds = self._seconds(
+                    tracking.get(tracking_attr), f"fields.timetracking.{tracking_attr}"
+                )
+        return None if seconds is None else seconds / 3600
+
+    def _seconds(self, value: Any, field: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        return self.fail(field, "a number of seconds", value)
+
+    # -- custom fields --------------------------------------------------------------------
+
+    def first(
+        self, f: Mapping[str, Any], ids: tuple[str, ...], convert: Callable[[Any, str], _T | None]
+    ) -> _T | None:
+        """The first candidate field that holds a value, converted."""
+        for field_id in ids:
+            value = f.get(field_id)
+            if value is None or _is_error_object(value):
+                continue
+            converted = convert(value, f"fields.{field_id}")
+            if converted is not None:
+                return converted
+        return None
+
+    def number(self, value: Any, field: str) -> float | None:
+        if isinstance(value, Mapping) and "value" in value:  # a select option {"value": "5"}
+            value = value["value"]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        return self.fail(field, "a number", value)
+
+    def percent(self, value: Any, field: str) -> float | None:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            number = self.number(value.strip()[:-1], field)
+            return None if number is None else number / 100
+        number = self.number(value, field)
+        if number is None:
+            return None
+        return number / 100 if number > 1 else number
+
+    def satisfaction(self, value: Any, field: str) -> float | None:
+        if isinstance(value, Mapping):
+            if "rating" not in value:
+                return self.fail(
+                    field, 'a satisfaction object like {"rating": 4} or a number', value
+                )
+            value = value["rating"]
+            if value is None:
+                return None
+        return self.number(value, field)
+
+    def date_value(self, value: Any, field: str) -> date | None:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                return parse_date_or_instant(value)
+            except ValueError:
+                pass
+        return self.fail(field, "a date like 2024-03-01 or a Jira date-time", value)
+
+    # -- changelog ------------------------------------------------------------------------
+
+    def history(self, changelog: Any) -> tuple[FieldChange, ...]:
+        if changelog is None:
+            return ()
+        if not isinstance(changelog, Mapping):
+            return self.fail(
+                "changelog", 'an object with "histories" (expand=changelog)', changelog
+            )
+        histories = changelog.get("histories")
+        if histories is None:
+            return ()
+        if not isinstance(histories, list):
+            return self.fail("changelog.histories", "an array of histories", histories)
+        changes: list[FieldChange] = []
+        for h_index, history in enumerate(histories):
+            place = f"changelog.histories[{h_index}]"
+            if not isinstance(history, Mapping):
+                self.fail(place, "a history object", history)
+            at = self._instant(history.get("created"), f"{place}.created")
+            if at is None:
+                self.fail(f"{place}.created", _INSTANT_EXAMPLE, None)
+            author = _author(history.get("author"))
+            items = history.get("items") or []
+            if not isinstance(items, list):
+                self.fail(f"{place}.items", "an array of changed fields", items)
+            for i_index, item in enumerate(items):
+                if not isinstance(item, Mapping):
+                    self.fail(f"{place}.items[{i_index}]", "a changed-field object", item)
+                changes.append(
+                    FieldChange(
+                        at=at,
+                        field=_history_field(item, self, f"{place}.items[{i_index}]"),
+                        from_value=_change_text(item.get("fromString")),
+                        to_value=_change_text(item.get("toString")),
+                        author=author,
+                    )
+                )
+        changes.sort(key=lambda change: change.at)  # stable: same-instant changes keep order
+        return tuple(changes)
+
+
+def _author(value: Any) -> str | None:
+    if isinstance(value, Mapping):
+        for attr in ("displayName", "accountId", "name", "emailAddress"):
+            inner = value.get(attr)
+            if isinstance(inner, str) and inner:
+                return inner
+    return None
+
+
+def _history_field(item: Mapping[str, Any], ctx: _Context, place: str) -> str:
+    field_id = item.get("fieldId")
+    if isinstance(field_id, str) and field_id:
+        return _HISTORY_FIELDS.get(field_id, field_id)
+    field = item.get("field")
+    if isinstance(field, str) and field:
+        return _HISTORY_FIELDS.get(field, field)
+    return ctx.fail(f"{place}.field", "a field name", field)
+
+
+def _change_text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _is_error_object(value: Any) -> bool:
+    """JSM fields on issues outside a service project hold an error object, not null."""
+    return isinstance(value, Mapping) and "errorMessage" in value

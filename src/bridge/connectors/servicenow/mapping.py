@@ -1,0 +1,402 @@
+"""ServiceNow Table API records → :class:`~bridge.model.WorkItem`, with no I/O.
+
+The same record can arrive in three shapes, depending on ``sysparm_display_value``:
+
+- ``false`` (the default): every value is a string, ``""`` means empty, a reference is
+  ``{"link", "value"}``, dates are UTC;
+- ``true``: references become ``{"display_value", "link"}`` (or a plain display string), choices
+  their labels, dates the user's time zone and format;
+- ``all``: every field is ``{"display_value", "value"}`` (references add ``link``); the
+  Change Management API even types numbers and booleans (``-5.0``, ``true``).
+
+So codes and dates are read from the stored value (the UTC instant, the state code) and people
+and records from the display value when there is one, which is what an admin recognises. The
+state and table tables below are the base-system choices; an instance can override them, and
+an unknown code stays visible as itself rather than being guessed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePath
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from bridge.errors import InputError
+from bridge.model import StatusCategory, WorkItem
+from bridge.timefmt import parse_servicenow_duration, parse_servicenow_instant
+
+__all__ = [
+    "PRIORITY_LABELS",
+    "STATES",
+    "SYSTEM",
+    "TABLE_LABELS",
+    "item_from_record",
+    "table_from_file_name",
+]
+
+SYSTEM = "servicenow"
+
+# Table name → the label ServiceNow shows for it (the work item's type).
+TABLE_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "incident": "Incident",
+        "sc_req_item": "Requested Item",
+        "sc_request": "Request",
+        "sc_task": "Catalog Task",
+        "problem": "Problem",
+        "change_request": "Change Request",
+        "change_task": "Change Task",
+        "pm_project": "Project",
+        "pm_project_task": "Project Task",
+        "task": "Task",
+    }
+)
+_TABLES_BY_LABEL: Mapping[str, str] = MappingProxyType({v: k for k, v in TABLE_LABELS.items()})
+
+State = tuple[str, StatusCategory]
+
+# The task (and planned_task) state model, shared by several tables.
+_TASK_STATES: Mapping[str, State] = MappingProxyType(
+    {
+        "-5": ("Pending", "todo"),
+        "1": ("Open", "todo"),
+        "2": ("Work in Progress", "in_progress"),
+        "3": ("Closed Complete", "done"),
+        "4": ("Closed Incomplete", "done"),
+        "7": ("Closed Skipped", "done"),
+    }
+)
+
+# Table → state code → (label, status category). NOTES.md §2 gives the sources.
+STATES: Mapping[str, Mapping[str, State]] = MappingProxyType(
+    {
+        "incident": MappingProxyType(
+            {
+                "1": ("New", "todo"),
+                "2": ("In Progress", "in_progress"),
+                "3": ("On Hold", "in_progress"),
+                "6": ("Resolved", "done"),
+                "7": ("Closed", "done"),
+                "8": ("Canceled", "done"),
+            }
+        ),
+        "problem": MappingProxyType(
+            {
+                "101": ("New", "todo"),
+                "102": ("Assess", "in_progress"),
+                "103": ("Root Cause Analysis", "in_progress"),
+                "104": ("Fix in Progress", "in_progress"),
+                "106": ("Resolved", "done"),
+                "107": ("Closed", "done"),
+            }
+        ),
+        "change_request": MappingProxyType(
+            {
+                "-5": ("New", "todo"),
+                "-4": ("Assess", "in_progress"),
+                "-3": ("Authorize", "in_progress"),
+                "-2": ("Scheduled", "in_progress"),
+                "-1": ("Implement", "in_progress"),
+                "0": ("Review", "in_progress"),
+                "3": ("Closed", "done"),
+                "4": ("Canceled", "done"),
+            }
+        ),
+        "pm_project": _TASK_STATES,
+        "pm_project_task": _TASK_STATES,
+        "sc_req_item": _TASK_STATES,
+        "sc_task": _TASK_STATES,
+        "task": _TASK_STATES,
+    }
+)
+
+PRIORITY_LABELS: Mapping[str, str] = MappingProxyType(
+    {
+        "1": "1 - Critical",
+        "2": "2 - High",
+        "3": "3 - Moderate",
+        "4": "4 - Low",
+        "5": "5 - Planning",
+    }
+)
+
+# planned_task children: their effort and end date live in planned_task's own fields.
+_PLANNED_TASK_TABLES = frozenset({"pm_project", "pm_project_task"})
+
+# Whoever asked for the work, most specific first (incident, catalog, change, any task).
+_REPORTER_FIELDS = ("caller_id", "requested_for", "requested_by", "opened_by")
+
+_TABLE_NAME_RE = re.compile(r"[a-z0-9_]+")
+_DECIMAL_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DATE_HINT = "; export with sysparm_display_value=false (or all) so dates are UTC values"
+
+
+def table_from_file_name(name: str) -> str | None:
+    """The known table a file name starts with (``incident-page-2.json`` → ``incident``).
+
+    The longest name wins, so ``pm_project_task.json`` is not read as ``pm_project``.
+    """
+    base = PurePath(name).name.lower()
+    matches = [table for table in TABLE_LABELS if base.startswith(table)]
+    return max(matches, key=len) if matches else None
+
+
+def item_from_record(
+    record: Mapping[str, Any], *, table: str | None = None, instance_url: str | None = None
+) -> WorkItem:
+    """One Table API record as a work item.
+
+    :param record: a record from ``{"result": ...}``, in any ``sysparm_display_value`` mode.
+    :param table: the table the record was read from, used when it has no ``sys_class_name``.
+    :param instance_url: ``https://<instance>.service-now.com``, for the item's URL; when it is
+        not given, the host of any reference link in the record is used.
+    :raises InputError: the record is not an object, has no ``number``, or holds a value that
+        does not parse (the message names the record and the field).
+    """
+    if not isinstance(record, Mapping):
+        raise InputError(f"a ServiceNow record must be a JSON object, found {_json_type(record)}")
+    sys_id = _loose_text(_value(record.get("sys_id")))
+    number = _Fields(record, f"the record with sys_id {sys_id}" if sys_id else "a record").value(
+        "number"
+    )
+    if number is None:
+        who = f"the record with sys_id {sys_id}" if sys_id else "a record with no sys_id"
+        raise InputError(
+            f"{who} has no number (INC0010001, PRJ0001234...); "
+            "include `number` in sysparm_fields when exporting"
+        )
+    key = number.strip()
+    fields = _Fields(record, key)
+    table_name = _table_of(record) or table
+    states = STATES.get(table_name or "", {})
+    status, category = _status(fields.value("state"), states)
+    planned = table_name in _PLANNED_TASK_TABLES
+
+    if planned:
+        resolved = fields.instant("work_end")
+    else:
+        resolved = fields.instant("resolved_at") or (
+            fields.instant("closed_at") if category == "done" else None
+        )
+    if table_name == "pm_project":
+        project: str | None = key
+    elif table_name == "pm_project_task":
+        project = fields.display("top_task") or fields.display("parent")
+    else:
+        project = fields.display("business_service")
+    priority = fields.value("priority")
+    percent = fields.decimal("percent_complete")
+    spent = fields.hours("work_effort")  # planned_task's actual effort
+    if spent is None:
+        spent = fields.hours("time_worked")  # incidents and other service tasks
+
+    raw = dict(record)
+    if table_name and _loose_text(_value(record.get("sys_class_name"))) is None:
+        raw["sys_class_name"] = table_name
+
+    return WorkItem(
+        key=key,
+        system=SYSTEM,
+        type=TABLE_LABELS.get(table_name, table_name) if table_name else None,
+        status=status,
+        status_category=category,
+        summary=fields.value("short_description"),
+        url=_url(record, table_name, sys_id, instance_url),
+        priority=PRIORITY_LABELS.get(priority.strip(), priority) if priority else None,
+        project=project,
+        labels=_labels(fields.display("sys_tags")),
+        assignee=fields.display("assigned_to"),
+        reporter=next(filter(None, map(fields.display, _REPORTER_FIELDS)), None),
+        created=fields.instant("opened_at") or fields.instant("sys_created_on"),
+        updated=fields.instant("sys_updated_on"),
+        resolved=resolved,
+        due=fields.instant("due_date"),
+        planned_start=fields.instant("start_date"),
+        planned_end=fields.instant("end_date"),
+        estimate_hours=fields.hours("effort"),
+        spent_hours=spent,
+        remaining_hours=fields.hours("remaining_effort"),
+        budget=fields.amount("budget_cost"),
+        actual_cost=fields.amount("work_cost"),
+        percent_complete=percent / 100 if percent is not None else None,
+        parent=fields.display("parent"),
+        raw=raw,
+    )
+
+
+def _table_of(record: Mapping[str, Any]) -> str | None:
+    """The record's table from ``sys_class_name``: a name, or a label (display values on)."""
+    name = _loose_text(_value(record.get("sys_class_name")))
+    if name is None:
+        return None
+    name = name.strip()
+    return name if name in TABLE_LABELS else _TABLES_BY_LABEL.get(name, name)
+
+
+def _status(
+    code: str | None, states: Mapping[str, State]
+) -> tuple[str | None, StatusCategory | None]:
+    """The state's label and category; a label (display values on) is recognised too."""
+    if code is None:
+        return None, None
+    code = code.strip()
+    if code in states:
+        return states[code]
+    for label, category in states.values():
+        if label.casefold() == code.casefold():
+            return label, category
+    return code, None
+
+
+def _labels(tags: str | None) -> tuple[str, ...]:
+    return tuple(tag.strip() for tag in (tags or "").split(",") if tag.strip())
+
+
+def _instance_from_links(record: Mapping[str, Any]) -> str | None:
+    """``scheme://host`` of the first reference link that is a real URL."""
+    for field in record.values():
+        link = field.get("link") if isinstance(field, Mapping) else None
+        if not isinstance(link, str):
+            continue
+        try:
+            parts = urlsplit(link)
+        except ValueError:
+            continue
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def _url(
+    record: Mapping[str, Any], table: str | None, sys_id: str | None, instance_url: str | None
+) -> str | None:
+    instance = instance_url.rstrip("/") if instance_url else _instance_from_links(record)
+    # A table label that is not a known name ("Facilities Request") cannot be put in a URL.
+    if not (instance and table and sys_id and _TABLE_NAME_RE.fullmatch(table)):
+        return None
+    return f"{instance}/nav_to.do?uri={table}.do?sys_id={sys_id.strip()}"
+
+
+# --------------------------------------------------------------------------------------------
+# Reading one field in any display-value mode
+# --------------------------------------------------------------------------------------------
+
+
+def _value(field: Any) -> Any:
+    """The stored value: ``value`` of a ``{"display_value", "value"}`` pair, else the field."""
+    if isinstance(field, Mapping):
+        return field["value"] if "value" in field else field.get("display_value")
+    return field
+
+
+def _display(field: Any) -> Any:
+    """What a person sees: the display value when there is one, else the stored value."""
+    if isinstance(field, Mapping):
+        shown = field.get("display_value")
+        return shown if shown not in (None, "") else field.get("value")
+    return field
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return f"a JSON {names.get(type(value), 'number')}"
+
+
+def _scalar_text(value: Any) -> str | None:
+    """A scalar as ServiceNow would have sent it in the default mode; raises TypeError."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError("a finite number")
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, str):
+        return value if value.strip() else None
+    raise TypeError(f"a string, found {_json_type(value)}")
+
+
+def _loose_text(value: Any) -> str | None:
+    """Like :func:`_scalar_text`, but None for anything odd: only for naming a record."""
+    try:
+        return _scalar_text(value)
+    except TypeError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """Typed reads of one record's fields; errors name the record (``name``) and the field."""
+
+    record: Mapping[str, Any]
+    name: str
+
+    def _error(self, field: str, problem: str) -> InputError:
+        return InputError(f"{self.name}: {field}: {problem}")
+
+    def _text(self, field: str, value: Any) -> str | None:
+        try:
+            return _scalar_text(value)
+        except TypeError as exc:
+            raise self._error(field, f"expected {exc}") from None
+
+    def value(self, field: str) -> str | None:
+        return self._text(field, _value(self.record.get(field)))
+
+    def display(self, field: str) -> str | None:
+        return self._text(field, _display(self.record.get(field)))
+
+    def instant(self, field: str) -> datetime | None:
+        text = self.value(field)
+        if text is None:
+            return None
+        try:
+            return parse_servicenow_instant(text.strip())
+        except ValueError as exc:
+            raise self._error(field, f"{exc}{_DATE_HINT}") from None
+
+    def hours(self, field: str) -> float | None:
+        """A ``glide_duration`` (epoch offset) or a whole number of seconds, in hours."""
+        text = self.value(field)
+        if text is None:
+            return None
+        text = text.strip()
+        if text.isascii() and text.isdigit():
+            return int(text) / 3600
+        try:
+            return parse_servicenow_duration(text).total_seconds() / 3600
+        except ValueError:
+            raise self._error(
+                field,
+                f"{text!r} is not a ServiceNow duration like 1970-01-03 14:33:00 "
+                "(2 d 14 h 33 min) or a number of seconds",
+            ) from None
+
+    def decimal(self, field: str) -> float | None:
+        text = self.value(field)
+        if text is None:
+            return None
+        if not _DECIMAL_RE.fullmatch(text.strip()):
+            raise self._error(field, f"{text!r} is not a number like 45.5")
+        return float(text)
+
+    def amount(self, field: str) -> float | None:
+        """A currency value: ``1000``, ``1,000.50`` or ``USD;1000.50`` (code;amount)."""
+        text = self.value(field)
+        if text is None:
+            return None
+        number = text.rpartition(";")[2].replace(",", "").strip()
+        if not _DECIMAL_RE.fullmatch(number):
+            raise self._error(
+                field, f"{text!r} is not an amount like 1000, 1,000.50 or USD;1000.50"
+            )
+        return float(number)

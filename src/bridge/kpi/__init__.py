@@ -1,0 +1,1 @@
+"""KPI calculations: pure functions of work items, their history, the rule set and ``now``."""

@@ -1,0 +1,173 @@
+"""The compiled form of a rule set: plain frozen data the engine evaluates.
+
+Nothing here refers back to YAML; every value an admin wrote has already been checked and
+turned into a ready-to-use constant (``prepared``), and every node knows where it was
+written so ``explain`` and test reports can point at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.model import Classification, FieldType, Phase, WorkItem, WorkType
+from bridge.rules.operators import OperatorSpec
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "Cond",
+    "FieldRef",
+    "Leaf",
+    "NotOf",
+    "Outcome",
+    "PhaseMap",
+    "Rule",
+    "RuleSet",
+    "SlaDef",
+]
+
+
+def _unwrap(value: Any) -> Any:
+    """A Jira select option or a ServiceNow reference compares by its ``value``."""
+    if isinstance(value, Mapping) and "value" in value:
+        return value["value"]
+    if isinstance(value, list) and value and isinstance(value[0], Mapping):
+        return [v["value"] if isinstance(v, Mapping) and "value" in v else v for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """A field a condition reads: a normalized ``WorkItem`` attribute or ``raw.<path>``."""
+
+    name: str
+    type: FieldType | None
+    raw_path: tuple[str, ...] = ()
+
+    @property
+    def is_raw(self) -> bool:
+        return self.type is None
+
+    def get(self, item: WorkItem) -> Any:
+        if self.type is not None:
+            return getattr(item, self.name)
+        current: Any = item.raw
+        for segment in self.raw_path:
+            if isinstance(current, Mapping):
+                current = current.get(segment)
+            elif isinstance(current, list) and segment.isdigit():
+                index = int(segment)
+                current = current[index] if index < len(current) else None
+            else:
+                return None
+            if current is None:
+                return None
+        return _unwrap(current)
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """``{field: F, <op>: value}`` with the value prepared once."""
+
+    field: FieldRef
+    op: OperatorSpec
+    value: Any
+    prepared: Any
+    ignore_case: bool
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    children: tuple[Cond, ...]
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    children: tuple[Cond, ...]
+    where: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotOf:
+    child: Cond
+    where: str
+
+
+Cond = Leaf | AllOf | AnyOf | NotOf
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseMap:
+    """A project phase: a constant, or looked up by status, then status category."""
+
+    constant: Phase | None = None
+    by_status: Mapping[str, Phase] = field(default_factory=dict)
+    by_status_category: Mapping[str, Phase] = field(default_factory=dict)
+    default: Phase | None = None
+
+    def phase_of(self, item: WorkItem) -> Phase | None:
+        if self.constant is not None:
+            return self.constant
+        if item.status is not None and item.status in self.by_status:
+            return self.by_status[item.status]
+        if item.status_category is not None and item.status_category in self.by_status_category:
+            return self.by_status_category[item.status_category]
+        return self.default
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a rule (or the default) decides."""
+
+    work_type: WorkType
+    phase: PhaseMap | None = None
+    kpis: tuple[str, ...] = ()
+
+    def classify(self, item: WorkItem, rule_id: str | None) -> Classification:
+        phase = self.phase.phase_of(item) if self.phase is not None else None
+        return Classification(self.work_type, phase, rule_id, self.kpis)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    when: Cond
+    then: Outcome
+    where: str
+    description: str | None = None
+    priority: int = 0
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SlaDef:
+    """An SLA definition with its conditions compiled; the KPI engine gives it meaning."""
+
+    name: str
+    goals: tuple[tuple[Cond | None, float], ...]
+    where: str
+    calendar: str | None = None
+    source: str = "computed"
+    start_on_created: bool = True
+    start: Cond | None = None
+    pause: Cond | None = None
+    stop: Cond | None = None
+    cancel: Cond | None = None
+    native: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """A whole, valid rule set: rules in evaluation order, the default, calendars and SLAs."""
+
+    rules: tuple[Rule, ...]
+    default: Outcome
+    calendars: Mapping[str, Mapping[str, Any]]
+    slas: Mapping[str, SlaDef]
+    digest: str
+    files: tuple[str, ...]
+    disabled: tuple[Rule, ...] = ()

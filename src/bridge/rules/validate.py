@@ -1,0 +1,183 @@
+"""Shape checks against ``rules.schema.json``, reported as located, human sentences.
+
+jsonschema's own messages are written for programmers (``'x' is not valid under any of the
+given schemas``); admins get ``unknown key 'equal'; did you mean 'equals'?`` at the key's
+line and column instead. Operators contributed by plugins are added to the schema here, so
+their values are validated exactly like the built-in ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+
+from bridge.errors import Diagnostic
+from bridge.rules.operators import OperatorSpec
+from bridge.rules.source import Path_, SourceDoc
+
+__all__ = ["base_schema", "schema_errors", "schema_errors_for", "schema_with_operators"]
+
+_JSON_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "nothing",
+}
+
+
+@cache
+def base_schema() -> Mapping[str, Any]:
+    """The shipped rules schema (JSON Schema 2020-12)."""
+    text = resources.files("bridge.schemas").joinpath("rules.schema.json").read_text("utf-8")
+    schema: Mapping[str, Any] = json.loads(text)
+    return schema
+
+
+def schema_with_operators(operators: Iterable[OperatorSpec]) -> dict[str, Any]:
+    """The rules schema with one leaf property per registered operator."""
+    schema = copy.deepcopy(dict(base_schema()))
+    leaf = schema["$defs"]["leaf"]["properties"]
+    for spec in operators:
+        leaf[spec.name] = dict(spec.value_schema)
+    return schema
+
+
+_VALIDATORS: dict[tuple[tuple[str, str], ...], Draft202012Validator] = {}
+
+
+def _validator(specs: list[OperatorSpec]) -> Draft202012Validator:
+    """One compiled validator per distinct operator set (building one costs milliseconds)."""
+    key = tuple((spec.name, json.dumps(spec.value_schema, sort_keys=True)) for spec in specs)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        schema = schema_with_operators(specs)
+        Draft202012Validator.check_schema(schema)
+        validator = _VALIDATORS[key] = Draft202012Validator(schema)
+    return validator
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    return "a number"
+
+
+def _clip(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(schema: Mapping[str, Any]) -> list[str]:
+    return list(schema.get("properties", {}))
+
+
+def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | None:
+    """(message, point at the key?, extra path) for one error, None to drop it."""
+    validator = str(error.validator)
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
+    if validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = _allowed_keys(schema)
+        extras = [k for k in instance if k not in allowed]
+        if not extras:
+            return None
+        key = extras[0]
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
+        return f"unknown key {key!r}{hint}", True, (key,)
+    if validator == "required":
+        missing = [k for k in value if isinstance(instance, dict) and k not in instance]
+        return (f"missing required key {missing[0]!r}", False, ()) if missing else None
+    if validator == "type":
+        wanted = value if isinstance(value, list) else [value]
+        words = " or ".join(_JSON_TYPE_WORDS.get(str(w), str(w)) for w in wanted)
+        return f"expected {words}, found {_describe(instance)} {_clip(instance)}", False, ()
+    if validator == "enum":
+        options = [str(v) for v in value]
+        hint = ""
+        if isinstance(instance, str):
+            close = difflib.get_close_matches(instance, options, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{_clip(instance)} is not one of: {', '.join(options)}{hint}", False, ()
+    if validator == "const":
+        return f"must be {value!r}, found {_clip(instance)}", False, ()
+    if validator == "pattern":
+        if "wdhms" in str(value):
+            return (
+                f"{_clip(instance)} is not a duration; write e.g. 4h, 1h30m, 5d or 2w",
+                False,
+                (),
+            )
+        return (
+            f"{_clip(instance)} is not a valid name: use letters, digits, '_', '.', ':' "
+            "and '-', starting with a letter or digit",
+            False,
+            (),
+        )
+    if validator == "maxLength":
+        return (
+            f"text is {len(instance):,} characters long; the limit here is {value:,}",
+            False,
+            (),
+        )
+    if validator == "minLength":
+        return "text must not be empty", False, ()
+    if validator == "minItems":
+        return f"the list needs at least {value} item{'s' if value != 1 else ''}", False, ()
+    if validator == "maxItems":
+        return f"the list has {len(instance):,} items; the limit is {value:,}", False, ()
+    if validator == "uniqueItems":
+        return "the list repeats a value; list each once", False, ()
+    if validator == "minProperties":
+        keys = ", ".join(_allowed_keys(schema))
+        return f"the mapping is empty; give at least one of: {keys}", False, ()
+    if validator in ("minimum", "maximum"):
+        return f"{instance} is out of range ({validator} {value})", False, ()
+    return error.message, False, ()
+
+
+def schema_errors(doc: SourceDoc, operators: Iterable[OperatorSpec]) -> list[Diagnostic]:
+    """Every schema violation in one parsed rule file, located and phrased for admins."""
+    return schema_errors_for(doc, _validator(list(operators)))
+
+
+def schema_errors_for(doc: SourceDoc, validator: Draft202012Validator) -> list[Diagnostic]:
+    """Every violation of ``validator``'s schema in one parsed file, located and phrased."""
+    problems: dict[tuple[int, int, str], Diagnostic] = {}
+    for error in validator.iter_errors(doc.data):
+        if error.validator in ("if", "then", "else", "$ref"):
+            continue
+        result = _message(error)
+        if result is None:
+            continue
+        message, at_key, extra = result
+        path: Path_ = (*error.absolute_path, *extra)
+        if error.validator == "propertyNames":
+            continue
+        if error.absolute_schema_path and "propertyNames" in error.absolute_schema_path:
+            # A bad name: point at the key itself.
+            path = (*error.absolute_path, str(error.instance))
+            at_key = True
+        diagnostic = doc.diag(path, message, key=at_key)
+        problems.setdefault((diagnostic.line, diagnostic.col, message), diagnostic)
+    return list(problems.values())
