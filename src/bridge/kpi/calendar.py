@@ -521,11 +521,13 @@ def _parse_spec(spec: object) -> tuple[_Parts | None, list[CalendarSpecError]]:
     return _Parts(timezone, week, country, subdivision, dates), errors
 
 
-def _did_you_mean(candidates: Sequence[str], known: Iterable[str], cutoff: float = 0.6) -> str:
+def _did_you_mean(
+    candidates: Sequence[str], known: Iterable[str], cutoff: float = 0.6, n: int = 3
+) -> str:
     known_list = list(known)
     matches: list[str] = []
     for text in candidates:
-        for match in difflib.get_close_matches(text, known_list, n=3, cutoff=cutoff):
+        for match in difflib.get_close_matches(text, known_list, n=n, cutoff=cutoff):
             if match not in matches:
                 matches.append(match)
     return f" (did you mean {' or '.join(matches[:3])}?)" if matches else ""
@@ -649,7 +651,7 @@ def _parse_day_key(
         if bad or len(ends) > 2:
             errors.append(
                 CalendarSpecError(
-                    f"{part.strip()!r} is not a day{_did_you_mean(bad, _DAY_INDEX)}; use "
+                    f"{part.strip()!r} is not a day{_did_you_mean(bad, _DAY_INDEX, n=1)}; use "
                     "mon, tue, wed, thu, fri, sat, sun, a range like mon-fri or a list like "
                     "sat,sun",
                     path,
@@ -661,14 +663,22 @@ def _parse_day_key(
             errors.append(
                 CalendarSpecError(
                     f"day range {part.strip()!r} runs backwards; ranges run forwards within "
-                    f"mon..sun: write {DAY_NAMES[first]}-sun and mon-{DAY_NAMES[last]} as two "
-                    "keys, or list the days (e.g. fri,sat,sun,mon)",
+                    f"mon..sun: write {_day_range(first, 6)} and {_day_range(0, last)} as two "
+                    f"keys, or list the days: {','.join(_wrapped_days(first, last))}",
                     path,
                 )
             )
             return None
         indexes.extend(range(first, last + 1))
     return indexes
+
+
+def _day_range(first: int, last: int) -> str:
+    return DAY_NAMES[first] if first == last else f"{DAY_NAMES[first]}-{DAY_NAMES[last]}"
+
+
+def _wrapped_days(first: int, last: int) -> list[str]:
+    return [DAY_NAMES[i % 7] for i in range(first, last + 8)]
 
 
 def _parse_intervals(
@@ -740,10 +750,10 @@ def _parse_interval(text: str, path: SpecPath, errors: list[CalendarSpecError]) 
         return None
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
-        problem = "24:00 can only end an interval" if h1 == 24 and not m1 else "has a bad time"
+        problem = "24:00 can only end an interval" if h1 == 24 and not m1 else "time out of range"
         errors.append(
             CalendarSpecError(
-                f"{text!r} {problem}; hours run 00-23 and minutes 00-59, and 24:00 may end a "
+                f"{text!r}: {problem}; hours run 00-23 and minutes 00-59, and 24:00 may end a "
                 "day (e.g. 22:00-24:00)",
                 path,
             )
@@ -837,8 +847,8 @@ def _parse_country(value: object, errors: list[CalendarSpecError]) -> str | None
     path: SpecPath = ("holidays", "country")
     supported = _supported_countries()
     code = value.strip().upper() if isinstance(value, str) else ""
-    if code in supported:
-        return code
+    if code in supported:  # alpha-3 codes are accepted too, but stored as alpha-2
+        return _country_names().get(code.lower(), code) if len(code) == 3 else code
     text = str(value).strip()
     names = _country_names()
     matches: list[str] = []
@@ -846,8 +856,9 @@ def _parse_country(value: object, errors: list[CalendarSpecError]) -> str | None
         matches.append(names[text.lower()])
     for name in difflib.get_close_matches(text.lower(), list(names), n=3, cutoff=0.75):
         matches.append(names[name])
-    matches.extend(difflib.get_close_matches(code, list(supported), n=3, cutoff=0.5))
-    unique = list(dict.fromkeys(m for m in matches if m in supported))[:4]
+    if len(code) == 2:  # two-letter codes are too short for fuzzy matching: same first letter
+        matches.extend(c for c in sorted(supported) if len(c) == 2 and c[0] == code[0])
+    unique = list(dict.fromkeys(m for m in matches if m in supported))[:8]
     hint = f"; did you mean {' or '.join(unique)}?" if unique else ";"
     errors.append(
         CalendarSpecError(

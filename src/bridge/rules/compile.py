@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from jsonschema import Draft202012Validator
+
 from bridge.errors import Diagnostic
 from bridge.model import CATEGORY_VALUES, FIELD_TYPES, PHASES, FieldType, Phase, WorkType
 from bridge.rules.ast import (
@@ -104,13 +106,12 @@ def _resolve_field(ctx: _Context, doc: SourceDoc, path: Path_, name: Any) -> Fie
     if name in FIELD_TYPES:
         return FieldRef(name, FIELD_TYPES[name])
     hint = did_you_mean(name, list(FIELD_TYPES))
-    listing = "" if hint else f" (fields: {', '.join(FIELD_TYPES)})"
-    ctx.error(
-        doc,
-        path,
-        f"unknown field {name!r}{hint}{listing}; a field of the system's "
-        "own record is raw.<path>, e.g. raw.fields.customfield_10050",
-    )
+    if not hint:
+        hint = (
+            f" (fields: {', '.join(FIELD_TYPES)}; a field of the system's own record is "
+            "raw.<path>, e.g. raw.fields.customfield_10050)"
+        )
+    ctx.error(doc, path, f"unknown field {name!r}{hint}")
     return None
 
 
@@ -192,7 +193,7 @@ def _compile_leaf(
                 key=True,
             )
             return None
-        problem = _check_value_type(ref.type, op_name, value)
+        problem = _check_value_type(ref.type, op_name, value) if spec.builtin else None
         if problem:
             ctx.error(doc, value_path, problem)
             return None
@@ -207,6 +208,8 @@ def _compile_leaf(
                         f" (values: {', '.join(allowed)})",
                     )
                     return None
+    if not _value_fits(spec, value):
+        return None  # the schema reports it
     if ignore_case:
         value = _fold(value)
     try:
@@ -215,6 +218,16 @@ def _compile_leaf(
         ctx.error(doc, value_path, str(exc))
         return None
     return Leaf(ref, spec, node[op_name], prepared, ignore_case, _where(doc, path))
+
+
+_VALUE_VALIDATORS: dict[str, Draft202012Validator] = {}
+
+
+def _value_fits(spec: OperatorSpec, value: Any) -> bool:
+    validator = _VALUE_VALIDATORS.get(spec.name)
+    if validator is None or validator.schema != spec.value_schema:
+        validator = _VALUE_VALIDATORS[spec.name] = Draft202012Validator(spec.value_schema)
+    return bool(validator.is_valid(value))
 
 
 def _fold(value: Any) -> Any:

@@ -51,6 +51,8 @@ class OperatorSpec:
     :param prepare: ``(value, field_type or None for raw) -> constant``; raise ``ValueError``.
     :param test: ``(actual, constant, now) -> bool``; must not raise.
     :param description: one line for ``bridge explain`` and the docs.
+    :param builtin: True only for bridge's own operators, whose values are also checked
+        against the field's type (text for text fields, numbers for number fields).
     """
 
     name: str
@@ -59,6 +61,7 @@ class OperatorSpec:
     prepare: Prepare
     test: Test
     description: str = ""
+    builtin: bool = False
 
 
 # -- helpers shared by the operators, the compiler's generated code and explain ---------------
@@ -271,7 +274,7 @@ _TEXTUAL: frozenset[FieldType] = frozenset(("string", "list"))
 _ORDER: frozenset[FieldType] = frozenset(("number", "instant", "date"))
 _TIME: frozenset[FieldType] = frozenset(("instant", "date"))
 
-BUILTIN_OPERATORS: tuple[OperatorSpec, ...] = (
+_BUILTINS: tuple[OperatorSpec, ...] = (
     OperatorSpec("equals", _EQUALITY, _SCALAR, _prep_identity, _t_equals, "value is exactly this"),
     OperatorSpec(
         "not_equals",
@@ -350,4 +353,9 @@ BUILTIN_OPERATORS: tuple[OperatorSpec, ...] = (
         _t_newer_than,
         "the instant is less than this long before now (e.g. 4h)",
     ),
+)
+
+BUILTIN_OPERATORS: tuple[OperatorSpec, ...] = tuple(
+    OperatorSpec(s.name, s.field_types, s.value_schema, s.prepare, s.test, s.description, True)
+    for s in _BUILTINS
 )

@@ -25,7 +25,7 @@ from bridge.errors import Diagnostic
 __all__ = ["MAX_RULE_FILE_BYTES", "Loc", "Path_", "SourceDoc", "parse_yaml"]
 
 MAX_RULE_FILE_BYTES = 2 * 1024 * 1024
-MAX_NODES = 2_000_000  # alias expansion ("billion laughs") stops here
+MAX_NODES = 250_000  # alias expansion ("billion laughs") stops here; 500 rules ≈ 15,000
 MAX_DEPTH = 200
 
 Path_ = tuple[str | int, ...]
@@ -206,6 +206,12 @@ def parse_yaml(path: str, data: bytes) -> tuple[SourceDoc | None, list[Diagnosti
         col = mark.column + 1 if mark else 1
         problem = exc.problem or "invalid YAML"
         context = f" {exc.context}" if exc.context else ""
+        if (
+            exc.context_mark is not None
+            and mark is not None
+            and (exc.context_mark.line != mark.line)
+        ):
+            context += f" that starts at line {exc.context_mark.line + 1}"
         hint = _syntax_hint(text, line, col, problem)
         return None, [Diagnostic(path, line, col, f"YAML syntax: {problem}{context}{hint}")]
     except yaml.YAMLError as exc:

@@ -31,7 +31,7 @@ _JSON_TYPE_WORDS = {
     "string": "text",
     "integer": "a whole number",
     "number": "a number",
-    "boolean": "true or false",
+    "boolean": "true/false",
     "null": "nothing",
 }
 
@@ -65,6 +65,10 @@ def _validator(specs: list[OperatorSpec]) -> Draft202012Validator:
         Draft202012Validator.check_schema(schema)
         validator = _VALIDATORS[key] = Draft202012Validator(schema)
     return validator
+
+
+def _or_list(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _describe(value: Any) -> str:
@@ -102,6 +106,16 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
         if not extras:
             return None
         key = extras[0]
+        is_leaf = "field" in allowed and "equals" in allowed
+        if is_leaf:
+            operators = [k for k in allowed if k not in ("field", "ignore_case")]
+            close = difflib.get_close_matches(key, operators, n=1, cutoff=0.6)
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f" (operators: {', '.join(operators)})"
+            )
+            return f"unknown operator {key!r}{hint}", True, (key,)
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
         return f"unknown key {key!r}{hint}", True, (key,)
@@ -110,7 +124,7 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
         return (f"missing required key {missing[0]!r}", False, ()) if missing else None
     if validator == "type":
         wanted = value if isinstance(value, list) else [value]
-        words = " or ".join(_JSON_TYPE_WORDS.get(str(w), str(w)) for w in wanted)
+        words = _or_list([_JSON_TYPE_WORDS.get(str(w), str(w)) for w in wanted])
         return f"expected {words}, found {_describe(instance)} {_clip(instance)}", False, ()
     if validator == "enum":
         options = [str(v) for v in value]
