@@ -23,6 +23,8 @@ __all__ = [
     "Classification",
     "FieldChange",
     "FieldType",
+    "NativeSla",
+    "NativeSlaCycle",
     "Phase",
     "StatusCategory",
     "WorkItem",
@@ -56,6 +58,36 @@ class FieldChange:
 
 
 @dataclass(frozen=True, slots=True)
+class NativeSlaCycle:
+    """One cycle of an SLA as the ticketing system itself computed it.
+
+    Durations are business seconds as the system counts them; ``stop`` is None while the
+    cycle is still running.
+    """
+
+    start: datetime | None
+    stop: datetime | None
+    breach_time: datetime | None
+    goal_seconds: float | None
+    elapsed_seconds: float | None
+    remaining_seconds: float | None
+    breached: bool
+    paused: bool = False
+    cancelled: bool = False
+    elapsed_wall_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NativeSla:
+    """An SLA the system tracks itself (a Jira Service Management SLA field, a ServiceNow
+    ``task_sla`` row), kept so rules can prefer it over bridge's own computation."""
+
+    name: str
+    field: str | None
+    cycles: tuple[NativeSlaCycle, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class WorkItem:
     """A ticket from any system, in bridge's normalized shape.
 
@@ -72,6 +104,7 @@ class WorkItem:
     url: str | None = None
     priority: str | None = None
     project: str | None = None
+    service: str | None = None
     labels: tuple[str, ...] = ()
     components: tuple[str, ...] = ()
     assignee: str | None = None
@@ -92,6 +125,7 @@ class WorkItem:
     parent: str | None = None
     satisfaction: float | None = None
     history: tuple[FieldChange, ...] = ()
+    native_slas: tuple[NativeSla, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY_RAW, compare=False, repr=False)
 
     def status_changes(self) -> tuple[FieldChange, ...]:
@@ -114,6 +148,7 @@ FIELD_TYPES: Mapping[str, FieldType] = MappingProxyType(
         "url": "string",
         "priority": "string",
         "project": "string",
+        "service": "string",
         "labels": "list",
         "components": "list",
         "assignee": "string",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -203,6 +205,8 @@ def test_naive_datetimes_and_negative_durations_are_rejected() -> None:
         OFFICE.add(berlin(2026, 3, 9, 8), -1)
     with pytest.raises(ValueError, match=">= 0"):
         OFFICE.add(berlin(2026, 3, 9, 8), float("nan"))
+    with pytest.raises(ValueError, match=">= 0"):
+        OFFICE.add(berlin(2026, 3, 9, 8), float("inf"))
 
 
 def test_next_open_and_is_open_at_the_edges() -> None:
@@ -295,6 +299,14 @@ def test_calendar_is_immutable_and_compared_by_definition() -> None:
     assert hash(same) == hash(OFFICE)
     assert {OFFICE, same} == {OFFICE}
     assert OFFICE != OFFICE_DE
+
+
+def test_calendar_pickles_and_copies_without_its_caches() -> None:
+    OFFICE_DE.elapsed(berlin(2026, 1, 1), berlin(2026, 2, 1))  # fill the caches
+    for clone in (pickle.loads(pickle.dumps(OFFICE_DE)), copy.deepcopy(OFFICE_DE)):  # noqa: S301
+        assert clone == OFFICE_DE
+        assert clone.name == OFFICE_DE.name
+        assert clone.elapsed(berlin(2026, 4, 2, 16), berlin(2026, 4, 7, 9)) == 2 * HOUR
 
 
 def test_programmatic_construction_validates() -> None:

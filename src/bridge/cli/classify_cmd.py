@@ -17,6 +17,7 @@ from rich.tree import Tree
 
 from bridge.cli import fail, handle_errors, stderr, stdout
 from bridge.connectors.files import read_export
+from bridge.kpi.compute import KpiEngine
 from bridge.model import WorkItem
 from bridge.plugins import default_registry
 from bridge.rules.engine import Engine, Explanation, GroupTrace
@@ -146,7 +147,8 @@ def classify(
     rule_set = load_rules(rule_paths)
     engine = Engine(rule_set)
     items = _items(input_paths)
-    rows = [_row(item, engine, now) for item in items]
+    kpi_engine = KpiEngine.for_items(rule_set, items)
+    rows = [_row(item, engine, kpi_engine, now) for item in items]
     if output_format == "table":
         _print_table(rows, now, rule_set.digest, output)
     elif output_format == "json":
@@ -155,8 +157,9 @@ def classify(
         _write(_csv(rows), output)
 
 
-def _row(item: WorkItem, engine: Engine, now: datetime) -> dict[str, Any]:
+def _row(item: WorkItem, engine: Engine, kpi_engine: KpiEngine, now: datetime) -> dict[str, Any]:
     decision = engine.classify(item, now)
+    kpis = kpi_engine.compute(item, decision, now)
     return {
         "key": item.key,
         "system": item.system,
@@ -168,7 +171,8 @@ def _row(item: WorkItem, engine: Engine, now: datetime) -> dict[str, Any]:
         "work_type": decision.work_type,
         "phase": decision.phase,
         "rule": decision.rule,
-        "kpis": {},
+        "kpis": kpis.values,
+        "missing": kpis.missing,
     }
 
 
@@ -211,6 +215,24 @@ def _csv(rows: Iterable[Mapping[str, Any]]) -> str:
             ]
         )
     return buffer.getvalue()
+
+
+def _key_figures(kpis: Mapping[str, Any]) -> str:
+    """A few KPIs to scan the table by; the full set is in --format json."""
+    parts: list[str] = []
+    for name, label in (("evm.spi", "SPI"), ("evm.cpi", "CPI")):
+        if isinstance(kpis.get(name), float):
+            parts.append(f"{label} {kpis[name]:.2f}")
+    if isinstance(kpis.get("schedule.slip_days"), int) and kpis["schedule.slip_days"]:
+        parts.append(f"slip {kpis['schedule.slip_days']:+d}d")
+    for name, value in kpis.items():
+        if name.startswith("sla.") and name.endswith(".state") and value:
+            style = {"breached": "red", "breaching": "red", "met": "green"}.get(value, "")
+            short = name[4:-6]
+            parts.append(f"{short}: [{style}]{value}[/]" if style else f"{short}: {value}")
+    if isinstance(kpis.get("csat.rating"), float):
+        parts.append(f"CSAT {kpis['csat.rating']:g}")
+    return " · ".join(parts)
 
 
 _WORK_STYLE = {"project": "cyan", "service": "magenta", "unclassified": "yellow"}

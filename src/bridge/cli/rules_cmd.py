@@ -12,10 +12,11 @@ import click
 
 from bridge.cli import EXIT_INVALID, fail, handle_errors, print_diagnostics, stderr, stdout
 from bridge.errors import RuleValidationError
+from bridge.kpi.testing import check_kpis
 from bridge.plugins import default_registry
 from bridge.rules.ast import RuleSet
 from bridge.rules.loader import load_rules
-from bridge.rules.testing import FileResult, KpiCheck, discover_test_files, run_test_file
+from bridge.rules.testing import FileResult, discover_test_files, run_test_file
 
 __all__ = ["rules"]
 
@@ -91,13 +92,12 @@ def test(
         print_diagnostics(RuleValidationError(problems))
         raise fail("no tests to run" if not files else "some test paths are wrong", EXIT_INVALID)
     formats = list(default_registry().formats.values())
-    kpi_check = _kpi_checker()
     cache: dict[tuple[str, ...], RuleSet | RuleValidationError] = {}
     results: list[FileResult] = []
     started = time.perf_counter()
     for file in files:
         result = run_test_file(
-            file, formats, name_filter=pattern, kpi_check=kpi_check, rules_cache=cache
+            file, formats, name_filter=pattern, kpi_check=check_kpis, rules_cache=cache
         )
         results.append(result)
         _print_file_result(result)
@@ -125,14 +125,6 @@ def test(
         stdout.print("rule coverage: every enabled rule is exercised by a test")
     if failed or broken or total == 0 or (fail_on_uncovered and uncovered):
         raise SystemExit(EXIT_INVALID)
-
-
-def _kpi_checker() -> KpiCheck | None:
-    try:
-        from bridge.kpi.testing import check_kpis  # noqa: PLC0415 - optional until KPIs exist
-    except ImportError:
-        return None
-    return check_kpis
 
 
 def _print_file_result(result: FileResult) -> None:

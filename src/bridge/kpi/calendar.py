@@ -1,11 +1,11 @@
 """Business calendars: when an SLA clock runs.
 
 Every SLA KPI reduces to two questions answered here: how much working time lies between two
-instants (``elapsed``, B(a, b) in docs/KPIS.md) and when a given amount of working time has passed
-(``add``, for breach times). Working hours are local wall-clock times, so they are converted to
-UTC per local date: an 08:00-17:00 day is nine real hours even on a DST-change day, while a 24x7
-local day has 23 or 25. All arithmetic then runs on integer UTC microseconds, which keeps sums
-exact (B(a, b) + B(b, c) == B(a, c)) and never subtracts two wall-clock times.
+instants (``elapsed``, B(a, b) in the KPI contract) and when a given amount of working time has
+passed (``add``, for breach times). Working hours are local wall-clock times, so they are
+converted to UTC per local date: an 08:00-17:00 day is nine real hours even on a DST-change day,
+while a 24x7 local day has 23 or 25. All arithmetic then runs on integer UTC microseconds, which
+keeps sums exact (B(a, b) + B(b, c) == B(a, c)) and never subtracts two wall-clock times.
 
 Wall-clock boundaries that do not exist (spring-forward gap) become the first instant after the
 gap; ambiguous ones (fall-back) take the first occurrence (fold=0). This mapping is monotone, so
@@ -18,6 +18,7 @@ at a time and cached per calendar (bounded), so ``elapsed`` over a month is a fe
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import threading
 from bisect import bisect_left, bisect_right
@@ -145,6 +146,20 @@ class Calendar:
         setattr_(self, "_holiday_years", {})
         setattr_(self, "_lock", threading.Lock())
 
+    def __reduce__(self) -> tuple[type[Calendar], tuple[Any, ...]]:
+        # Pickle (job queues) and copy the definition only; caches and the lock are rebuilt.
+        return (
+            Calendar,
+            (
+                self.timezone,
+                self.week,
+                self.country,
+                self.subdivision,
+                self.extra_holidays,
+                self.name,
+            ),
+        )
+
     # -- queries ------------------------------------------------------------------------------
 
     def elapsed(self, a: datetime, b: datetime) -> float:
@@ -194,7 +209,7 @@ class Calendar:
         A goal that runs out exactly at closing time ends at the closing instant, not at the next
         opening; ``add(a, 0)`` is ``a`` even outside working hours.
         """
-        if not seconds >= 0:
+        if not 0 <= seconds < math.inf:
             raise ValueError(f"cannot add {seconds!r} seconds of working time; need >= 0")
         rem = round(seconds * _US)
         ua = _to_us(a)

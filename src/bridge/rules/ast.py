@@ -19,6 +19,7 @@ __all__ = [
     "AnyOf",
     "Cond",
     "FieldRef",
+    "KpiConfig",
     "Leaf",
     "NotOf",
     "Outcome",
@@ -161,6 +162,25 @@ class SlaDef:
 
 
 @dataclass(frozen=True, slots=True)
+class KpiConfig:
+    """The ``kpi:`` section: where KPI inputs come from, rates, currency, calendar.
+
+    ``inputs`` maps an input name (``budget``, ``planned_start``...) to the fields tried in
+    order; inputs not configured use the KPI engine's defaults.
+    """
+
+    currency: str | None = None
+    calendar: str | None = None
+    hourly_rate: float | None = None
+    rates: tuple[tuple[Cond | None, float], ...] = ()
+    inputs: Mapping[str, tuple[FieldRef, ...]] = field(default_factory=dict)
+    cost_fields: tuple[FieldRef, ...] = ()
+    status_categories: Mapping[str, str] = field(default_factory=dict)
+    csat_min_sample: int = 30
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     """A whole, valid rule set: rules in evaluation order, the default, calendars and SLAs."""
 
@@ -171,3 +191,4 @@ class RuleSet:
     digest: str
     files: tuple[str, ...]
     disabled: tuple[Rule, ...] = ()
+    kpi: KpiConfig = field(default_factory=KpiConfig)

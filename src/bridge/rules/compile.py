@@ -24,6 +24,7 @@ from bridge.rules.ast import (
     AnyOf,
     Cond,
     FieldRef,
+    KpiConfig,
     Leaf,
     NotOf,
     Outcome,
@@ -402,6 +403,67 @@ def _compile_sla(
     )
 
 
+def _compile_kpi(ctx: _Context, doc: SourceDoc, node: Any, names: _Names) -> KpiConfig | None:
+    if not isinstance(node, Mapping):
+        return None
+    path: Path_ = ("kpi",)
+    calendar = node.get("calendar")
+    if isinstance(calendar, str) and calendar not in names.calendars:
+        hint = did_you_mean(calendar, list(names.calendars))
+        known = ", ".join(names.calendars) or "none defined"
+        ctx.error(
+            doc,
+            (*path, "calendar"),
+            f"unknown calendar {calendar!r}{hint} (calendars: {known}; define it under calendars:)",
+        )
+    rates: list[tuple[Cond | None, float]] = []
+    for i, entry in enumerate(node.get("rates") or []):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("rate"), int | float):
+            continue
+        when = None
+        if "when" in entry:
+            when = compile_condition(ctx, doc, entry["when"], (*path, "rates", i, "when"))
+        rates.append((when, float(entry["rate"])))
+    inputs: dict[str, tuple[FieldRef, ...]] = {}
+    raw_inputs = node.get("inputs")
+    if isinstance(raw_inputs, Mapping):
+        for name, spec in raw_inputs.items():
+            entries = spec if isinstance(spec, list) else [spec]
+            refs = [
+                _resolve_field(
+                    ctx,
+                    doc,
+                    (*path, "inputs", name, i)
+                    if isinstance(spec, list)
+                    else (*path, "inputs", name),
+                    entry,
+                )
+                for i, entry in enumerate(entries)
+            ]
+            inputs[str(name)] = tuple(r for r in refs if r is not None)
+    cost_fields = [
+        _resolve_field(ctx, doc, (*path, "cost_fields", i), entry)
+        for i, entry in enumerate(node.get("cost_fields") or [])
+    ]
+    categories = node.get("status_categories")
+    hourly_rate = node.get("hourly_rate")
+    currency = node.get("currency")
+    min_sample = node.get("csat_min_sample", 30)
+    return KpiConfig(
+        currency=currency if isinstance(currency, str) else None,
+        calendar=calendar if isinstance(calendar, str) else None,
+        hourly_rate=float(hourly_rate) if isinstance(hourly_rate, int | float) else None,
+        rates=tuple(rates),
+        inputs=inputs,
+        cost_fields=tuple(r for r in cost_fields if r is not None),
+        status_categories={str(k): str(v) for k, v in categories.items()}
+        if isinstance(categories, Mapping)
+        else {},
+        csat_min_sample=min_sample if isinstance(min_sample, int) else 30,
+        where=_where(doc, path),
+    )
+
+
 def _collect_names(
     ctx: _Context, docs: Sequence[SourceDoc], names: _Names, check_calendar: CalendarChecker | None
 ) -> None:
@@ -440,6 +502,8 @@ def compile_rule_set(
     _collect_names(ctx, docs, names, check_calendar)
     ordered: list[tuple[int, int, Rule]] = []
     default: Outcome | None = None
+    kpi: KpiConfig | None = None
+    kpi_at: str | None = None
     calendars: dict[str, Mapping[str, Any]] = {}
     slas: dict[str, SlaDef] = {}
     for doc in docs:
@@ -453,6 +517,17 @@ def compile_rule_set(
                 sla = _compile_sla(ctx, doc, name, spec, ("slas", name), names)
                 if sla is not None:
                     slas.setdefault(name, sla)
+        if "kpi" in data:
+            if kpi_at is not None:
+                ctx.error(
+                    doc,
+                    ("kpi",),
+                    f"kpi settings are defined twice (first at {kpi_at}); keep one",
+                    key=True,
+                )
+            else:
+                kpi_at = _where(doc, ("kpi",))
+                kpi = _compile_kpi(ctx, doc, data["kpi"], names)
         if "default" in data:
             where = _where(doc, ("default",))
             if names.default_at is not None:
@@ -487,6 +562,7 @@ def compile_rule_set(
         digest=digest.hexdigest()[:16],
         files=tuple(doc.path for doc in docs),
         disabled=tuple(r for r in all_rules if not r.enabled),
+        kpi=kpi or KpiConfig(),
     ), []
 
 

@@ -58,10 +58,7 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Diagnostic
 
 
 def _calendar_problems(spec: Mapping[str, Any]) -> list[tuple[Path_, str]]:
-    try:
-        from bridge.kpi.calendar import check_calendar_spec  # noqa: PLC0415 - TEMP
-    except ImportError:
-        return []
+    from bridge.kpi.calendar import check_calendar_spec  # noqa: PLC0415 - keeps startup light
 
     return [(tuple(problem.path), problem.message) for problem in check_calendar_spec(spec)]
 

@@ -191,7 +191,8 @@ def test_display_value_true_record_reads_labels_and_display_names() -> None:
 
     assert (item.type, item.status, item.status_category) == ("Incident", "Resolved", "done")
     assert item.priority == "2 - High"
-    assert (item.assignee, item.reporter, item.project) == ("Beth Anglin", "Abel Tuter", "Email")
+    assert (item.assignee, item.reporter, item.service) == ("Beth Anglin", "Abel Tuter", "Email")
+    assert item.project is None
     assert item.url == (
         "https://dev1.service-now.com/nav_to.do?uri=incident.do?sys_id=57af7aec73d423002728660c4cf6a71c"
     )
@@ -214,7 +215,8 @@ def test_project_durations_costs_and_percent() -> None:
         summary="Migrate email to Exchange Online",
         url="https://example.service-now.com/nav_to.do?uri=pm_project.do?sys_id=0a1b2c3d4e5f60718293a4b5c6d7e8f9",
         priority="2 - High",
-        project="PRJ0001234",  # a project is its own project, whatever its business_service
+        project="PRJ0001234",  # a project is its own project
+        service="27d32778c0a8000b00db970eeaa60f16",  # business_service, by sys_id
         labels=("Q3 roadmap", "Infrastructure"),
         assignee="5137153cc611227c000bbd1bd8cd2005",
         reporter="46d44a23a9fe19810012d100cca80666",
@@ -544,3 +546,16 @@ def test_unknown_table_label_gives_a_type_but_no_url() -> None:
     )
 
     assert (item.type, item.url) == ("Facilities Request", None)
+
+
+def test_project_task_groups_under_the_dot_walked_project_number() -> None:
+    task = dict(record("pm_project_task-page-1.json"))
+    task["top_task.number"] = "PRJ0001234"
+    item = item_from_record(task, table="pm_project_task")
+    assert item.project == "PRJ0001234"
+
+
+def test_dot_walked_service_name_wins_over_the_reference() -> None:
+    incident = dict(record("table_get_incident_by_sys_id.json"))
+    incident["business_service.name"] = "Email"
+    assert item_from_record(incident).service == "Email"

@@ -15,13 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from bridge.errors import InputError
-from bridge.model import FieldChange, StatusCategory, WorkItem
+from bridge.model import FieldChange, NativeSla, NativeSlaCycle, StatusCategory, WorkItem
 from bridge.timefmt import parse_date_or_instant, parse_jira_instant
 
 __all__ = [
@@ -233,6 +233,8 @@ def item_from_issue(
 
     status_value = f.get("status")
     resolution = f.get("resolution")
+    # Service desks commonly model the affected service as a component.
+    components = ctx.components(f)
     resolved_at = ctx.instant(f, "resolutiondate")
     return WorkItem(
         key=key,
@@ -244,8 +246,9 @@ def item_from_issue(
         url=_browse_url(key, site_url, issue.get("self")),
         priority=ctx.name(f, "priority"),
         project=ctx.name(f, "project", attr="key"),
+        service=next(iter(components), None),
         labels=ctx.labels(f),
-        components=ctx.components(f),
+        components=components,
         assignee=ctx.user(f, "assignee"),
         reporter=ctx.user(f, "reporter"),
         created=ctx.instant(f, "created"),
@@ -264,6 +267,7 @@ def item_from_issue(
         parent=ctx.name(f, "parent", attr="key"),
         satisfaction=ctx.first(f, resolved.satisfaction, ctx.satisfaction),
         history=ctx.history(issue.get("changelog")),
+        native_slas=native_slas(f),
         raw=issue,
     )
 
@@ -580,3 +584,52 @@ def _change_text(value: Any) -> str | None:
 def _is_error_object(value: Any) -> bool:
     """JSM fields on issues outside a service project hold an error object, not null."""
     return isinstance(value, Mapping) and "errorMessage" in value
+
+
+# -- Jira Service Management SLA fields -----------------------------------------------------------
+
+
+def _sla_instant(value: Any) -> datetime | None:
+    """A JSM ``DateDTO`` (``epochMillis`` is exact; the strings are for display)."""
+    if isinstance(value, Mapping) and isinstance(value.get("epochMillis"), int | float):
+        return datetime.fromtimestamp(value["epochMillis"] / 1000, tz=UTC)
+    return None
+
+
+def _sla_seconds(value: Any) -> float | None:
+    """A JSM ``DurationDTO``; ``millis`` is negative once a goal is breached."""
+    if isinstance(value, Mapping) and isinstance(value.get("millis"), int | float):
+        return float(value["millis"]) / 1000
+    return None
+
+
+def _sla_cycle(cycle: Mapping[str, Any], *, ongoing: bool) -> NativeSlaCycle:
+    return NativeSlaCycle(
+        start=_sla_instant(cycle.get("startTime")),
+        stop=None if ongoing else _sla_instant(cycle.get("stopTime")),
+        breach_time=_sla_instant(cycle.get("breachTime")),
+        goal_seconds=_sla_seconds(cycle.get("goalDuration")),
+        elapsed_seconds=_sla_seconds(cycle.get("elapsedTime")),
+        remaining_seconds=_sla_seconds(cycle.get("remainingTime")),
+        breached=cycle.get("breached") is True,
+        paused=ongoing and cycle.get("paused") is True,
+    )
+
+
+def native_slas(fields: Mapping[str, Any]) -> tuple[NativeSla, ...]:
+    """Every JSM SLA field of an issue, recognised by its shape rather than its id (ids differ
+    per site; the value carries the SLA's own name). Error objects JSM puts in place of an SLA
+    on issues outside a service project are skipped."""
+    found: list[NativeSla] = []
+    for field_id, value in fields.items():
+        if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+            continue
+        completed = value.get("completedCycles")
+        ongoing = value.get("ongoingCycle")
+        if not isinstance(completed, list) and not isinstance(ongoing, Mapping):
+            continue
+        cycles = [_sla_cycle(c, ongoing=False) for c in completed or [] if isinstance(c, Mapping)]
+        if isinstance(ongoing, Mapping):
+            cycles.append(_sla_cycle(ongoing, ongoing=True))
+        found.append(NativeSla(name=value["name"], field=str(field_id), cycles=tuple(cycles)))
+    return tuple(found)

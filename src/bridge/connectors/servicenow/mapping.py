@@ -184,12 +184,19 @@ def item_from_record(
         resolved = fields.instant("resolved_at") or (
             fields.instant("closed_at") if category == "done" else None
         )
+    # A task names its project by sys_id unless the export dot-walks ``top_task.number``
+    # (the connector asks for it), which makes tasks group under the project's own number.
     if table_name == "pm_project":
         project: str | None = key
     elif table_name == "pm_project_task":
-        project = fields.display("top_task") or fields.display("parent")
+        project = (
+            fields.value("top_task.number")
+            or fields.display("top_task")
+            or fields.display("parent")
+        )
     else:
-        project = fields.display("business_service")
+        project = None
+    service = fields.value("business_service.name") or fields.display("business_service")
     priority = fields.value("priority")
     percent = fields.decimal("percent_complete")
     spent = fields.hours("work_effort")  # planned_task's actual effort
@@ -210,6 +217,7 @@ def item_from_record(
         url=_url(record, table_name, sys_id, instance_url),
         priority=PRIORITY_LABELS.get(priority.strip(), priority) if priority else None,
         project=project,
+        service=service,
         labels=_labels(fields.display("sys_tags")),
         assignee=fields.display("assigned_to"),
         reporter=next(filter(None, map(fields.display, _REPORTER_FIELDS)), None),

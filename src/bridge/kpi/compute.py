@@ -1,0 +1,128 @@
+"""Which KPIs an item gets, and computing them: the one entry point the rest of bridge uses.
+
+The rule that classified an item lists its KPI groups (``then.kpis``); :class:`KpiEngine`
+computes exactly those, with the rule set's ``kpi:`` settings, calendars and SLAs. Building
+the engine does the per-rule-set work once (calendars, input fields); ``compute`` is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from bridge.kpi.calendar import Calendar, calendar_from_spec
+from bridge.kpi.inputs import Inputs, number
+from bridge.kpi.project import ProjectInputs, cost_kpis, effort_kpis, evm_kpis, schedule_kpis
+from bridge.kpi.result import KpiResult
+from bridge.kpi.service import csat_kpis, tco_kpis
+from bridge.kpi.sla import Snapshot, StatusCategories, sla_kpis, timeline
+from bridge.model import Classification, WorkItem
+from bridge.rules.ast import RuleSet
+from bridge.rules.engine import evaluate_condition
+
+__all__ = ["DEFAULT_KPI_CALENDAR", "KpiEngine"]
+
+# Business days default to Monday–Friday in UTC, with no holidays, when ``kpi.calendar``
+# names none; SLAs without a calendar run round the clock.
+DEFAULT_KPI_CALENDAR = Calendar(
+    timezone="UTC", week=(((0, 86400),),) * 5 + ((), ()), name="weekdays"
+)
+ROUND_THE_CLOCK = Calendar(timezone="UTC", name="24x7")
+
+
+class KpiEngine:
+    """Computes the KPIs a classification asks for, for one rule set."""
+
+    def __init__(self, rule_set: RuleSet, categories: StatusCategories | None = None) -> None:
+        self.rule_set = rule_set
+        self.config = rule_set.kpi
+        self.calendars: dict[str, Calendar] = {
+            name: calendar_from_spec(name, spec) for name, spec in rule_set.calendars.items()
+        }
+        self.calendar = (
+            self.calendars[self.config.calendar] if self.config.calendar else DEFAULT_KPI_CALENDAR
+        )
+        self.inputs = Inputs(self.config)
+        self.categories = categories or StatusCategories(self.config.status_categories)
+
+    @classmethod
+    def for_items(cls, rule_set: RuleSet, items: Iterable[WorkItem]) -> KpiEngine:
+        """An engine that learns status categories from the items it will see."""
+        return cls(rule_set, StatusCategories.learn(items, rule_set.kpi.status_categories))
+
+    def rate(self, item: WorkItem, now: datetime) -> float | None:
+        for when, rate in self.config.rates:
+            if when is None or evaluate_condition(when, item, now):
+                return rate
+        return self.config.hourly_rate
+
+    def project_inputs(self, item: WorkItem, now: datetime) -> ProjectInputs:
+        moment = self.inputs.moment
+        resolved = moment(item, "resolved")
+        if resolved is not None and not isinstance(resolved, datetime):
+            resolved = self.calendar.local_midnight(resolved)
+        return ProjectInputs(
+            done=item.status_category == "done",
+            planned_start=moment(item, "planned_start"),
+            planned_end=moment(item, "planned_end"),
+            resolved=resolved,
+            estimate_hours=self.inputs.number(item, "estimate_hours"),
+            spent_hours=self.inputs.number(item, "spent_hours"),
+            remaining_hours=self.inputs.number(item, "remaining_hours"),
+            budget=self.inputs.number(item, "budget"),
+            actual_cost=self.inputs.number(item, "actual_cost"),
+            percent_field=self.inputs.number(item, "percent_complete"),
+            rate=self.rate(item, now),
+        )
+
+    def compute(self, item: WorkItem, decision: Classification, now: datetime) -> KpiResult:
+        """The KPIs ``decision.kpis`` names, for one item at ``now``."""
+        out = KpiResult()
+        groups = decision.kpis
+        if not groups:
+            return out
+        project: ProjectInputs | None = None
+        if {"evm", "effort", "schedule", "cost"} & set(groups):
+            project = self.project_inputs(item, now)
+        snapshots: list[Snapshot] | Any = None
+        for group in groups:
+            if group == "evm" and project is not None:
+                evm_kpis(project, self.calendar, now, out)
+            elif group == "effort" and project is not None:
+                effort_kpis(project, out)
+            elif group == "schedule" and project is not None:
+                schedule_kpis(project, self.calendar, now, out)
+            elif group == "cost" and project is not None:
+                if "evm.ev" in out.values:
+                    cost_kpis(out)
+                else:
+                    scratch = KpiResult()
+                    evm_kpis(project, self.calendar, now, scratch)
+                    _cost_from(scratch, out)
+            elif group == "csat":
+                csat_kpis(self.inputs.number(item, "satisfaction"), out)
+            elif group == "tco":
+                others = [
+                    value
+                    for ref in self.config.cost_fields
+                    if (value := number(ref.get(item))) is not None
+                ]
+                tco_kpis(self.inputs.number(item, "spent_hours"), self.rate(item, now), others, out)
+            elif group.startswith("sla."):
+                sla = self.rule_set.slas[group[4:]]
+                if snapshots is None:
+                    snapshots = timeline(item, self.categories)
+                calendar = self.calendars[sla.calendar] if sla.calendar else ROUND_THE_CLOCK
+                outcome = sla_kpis(sla, item, snapshots, calendar, now, out)
+                if outcome is not None:
+                    out.facts.setdefault("sla_completed", []).extend(outcome.completed)
+        return out
+
+
+def _cost_from(evm: KpiResult, out: KpiResult) -> None:
+    """``cost.variance_pct`` when a rule asks for cost without the EVM figures themselves."""
+    scratch = KpiResult(values={k: v for k, v in evm.values.items() if k in ("evm.cv", "evm.ev")})
+    cost_kpis(scratch)
+    out.values.update({k: v for k, v in scratch.values.items() if k.startswith("cost.")})
+    out.missing.extend(m for m in scratch.missing if m["kpi"].startswith("cost."))

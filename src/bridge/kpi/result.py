@@ -1,0 +1,51 @@
+"""The shape every KPI calculation writes into: values, and the reasons for what is missing.
+
+A KPI whose inputs are missing is recorded as ``None`` *with a reason*, never as 0, so a
+reader can tell "on budget" from "we don't know". Dependent KPIs inherit the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["KpiResult", "Missing", "iso"]
+
+
+def iso(instant: datetime | None) -> str | None:
+    """An instant as ISO 8601 UTC with a ``Z``, the form every output uses."""
+    if instant is None:
+        return None
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Why a value could not be computed; passed along to everything that depends on it."""
+
+    reason: str
+
+
+@dataclass
+class KpiResult:
+    """KPI values by name (``evm.spi``...) and ``missing``: ``[{kpi, reason}]``."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    missing: list[dict[str, str]] = field(default_factory=list)
+    # Figures the portfolio report aggregates but which are not KPIs of their own.
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def put(self, name: str, value: Any) -> Any:
+        """Record a value, or a :class:`Missing` (recorded as None plus its reason)."""
+        if isinstance(value, Missing):
+            self.values[name] = None
+            self.missing.append({"kpi": name, "reason": value.reason})
+            return value
+        self.values[name] = value
+        return value
+
+    def null(self, name: str, reason: str) -> None:
+        """A KPI defined as null in this case (a division by zero), with the reason."""
+        self.values[name] = None
+        self.missing.append({"kpi": name, "reason": reason})

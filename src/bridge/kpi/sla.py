@@ -1,0 +1,483 @@
+"""SLA clocks computed from an item's history, or read from the system's own SLA data.
+
+The item's state is replayed through its history (Jira changelog; ServiceNow has none, so a
+history is synthesized from the record's dates, see :func:`timeline`). At every change the
+SLA's cancel, stop and pause conditions — ordinary rule conditions — are evaluated on the
+state of that moment; start conditions open new cycles. Elapsed time is business time in the
+SLA's calendar minus business time paused. Everything is a pure function of the item, the
+definition, the calendar and ``now``, so any past answer can be recomputed exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from bridge.kpi.calendar import Calendar
+from bridge.kpi.result import KpiResult, Missing, iso
+from bridge.model import NativeSla, WorkItem
+from bridge.rules.ast import Cond, SlaDef
+from bridge.rules.engine import evaluate_condition
+from bridge.timefmt import parse_date_or_instant
+
+__all__ = [
+    "DEFAULT_STATUS_CATEGORIES",
+    "Cycle",
+    "SlaOutcome",
+    "StatusCategories",
+    "compute_sla",
+    "sla_kpis",
+    "timeline",
+]
+
+# Common status names and their category, for statuses seen only in history. An export's
+# own items and ``kpi.status_categories`` override these.
+DEFAULT_STATUS_CATEGORIES: Mapping[str, str] = {
+    **dict.fromkeys(
+        (
+            "open",
+            "new",
+            "to do",
+            "todo",
+            "backlog",
+            "selected for development",
+            "pending",
+            "reopened",
+            "waiting for support",
+            "draft",
+        ),
+        "todo",
+    ),
+    **dict.fromkeys(
+        (
+            "in progress",
+            "work in progress",
+            "waiting for customer",
+            "on hold",
+            "in review",
+            "review",
+            "planning",
+            "escalated",
+            "assess",
+            "authorize",
+            "scheduled",
+            "implement",
+            "root cause analysis",
+            "fix in progress",
+            "awaiting caller",
+            "blocked",
+        ),
+        "in_progress",
+    ),
+    **dict.fromkeys(
+        (
+            "done",
+            "closed",
+            "resolved",
+            "cancelled",
+            "canceled",
+            "declined",
+            "closed complete",
+            "closed incomplete",
+            "closed skipped",
+            "won't do",
+            "completed",
+        ),
+        "done",
+    ),
+}
+
+
+class StatusCategories:
+    """Status name → category, for replaying history (changelogs name statuses, not their
+    categories). Known from: configuration, then the items of the same export, then common
+    names."""
+
+    def __init__(self, known: Mapping[str, str] | None = None) -> None:
+        self._known = {k.casefold(): v for k, v in DEFAULT_STATUS_CATEGORIES.items()}
+        for name, category in (known or {}).items():
+            self._known[name.casefold()] = category
+
+    @classmethod
+    def learn(
+        cls, items: Iterable[WorkItem], configured: Mapping[str, str] | None = None
+    ) -> StatusCategories:
+        learned: dict[str, str] = {}
+        for item in items:
+            if item.status is not None and item.status_category is not None:
+                learned.setdefault(item.status, item.status_category)
+        learned.update(configured or {})
+        return cls(learned)
+
+    def category(self, status: str | None) -> str | None:
+        return None if status is None else self._known.get(status.casefold())
+
+
+class _State:
+    """An item as it was at one moment: the fields history changed, the rest from the item.
+
+    Much cheaper than copying a 30-field dataclass per history entry; conditions read it
+    exactly like a WorkItem.
+    """
+
+    __slots__ = (
+        "_base",
+        "assignee",
+        "components",
+        "due",
+        "labels",
+        "priority",
+        "status",
+        "status_category",
+        "type",
+    )
+
+    def __init__(self, base: WorkItem, values: Mapping[str, Any]) -> None:
+        self._base = base
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+
+_REPLAYED = frozenset(("status", "priority", "assignee", "labels", "type", "components", "due"))
+
+
+def _history_value(name: str, text: str | None) -> Any:
+    if name in ("labels", "components"):
+        return tuple(text.split()) if text else ()
+    if name == "due":
+        try:
+            return parse_date_or_instant(text) if text else None
+        except ValueError:
+            return None
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    at: datetime
+    state: WorkItem
+
+
+def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | Missing:
+    """The item's states over time, oldest first, starting at its creation.
+
+    With a history, the state before the first change of a field is that change's
+    ``from`` value. Without one (ServiceNow's Table API), the item is taken to be new from
+    creation until the moment its current state began: resolution (or closing) for a done
+    item, the last update otherwise — so On Hold pauses from ``sys_updated_on`` to now.
+    """
+    created = item.created
+    if created is None:
+        return Missing("no creation date to start the clock")
+    changes = sorted((c for c in item.history if c.field in _REPLAYED), key=lambda c: c.at)
+    if not changes:
+        return _synthesized(item, created)
+    initial: dict[str, Any] = {}
+    for change in changes:
+        initial.setdefault(change.field, _history_value(change.field, change.from_value))
+    if "status" in initial:
+        initial["status_category"] = categories.category(initial["status"])
+    snapshots = [Snapshot(created, cast(WorkItem, _State(item, initial)))]
+    values = dict(initial)
+    index = 0
+    while index < len(changes):
+        at = max(changes[index].at, created)
+        while index < len(changes) and max(changes[index].at, created) == at:
+            change = changes[index]
+            values[change.field] = _history_value(change.field, change.to_value)
+            if change.field == "status":
+                values["status_category"] = (
+                    item.status_category
+                    if change.to_value == item.status and item.status_category is not None
+                    else categories.category(change.to_value)
+                )
+            index += 1
+        state = cast(WorkItem, _State(item, values))
+        if snapshots[-1].at == at:
+            snapshots[-1] = Snapshot(at, state)
+        else:
+            snapshots.append(Snapshot(at, state))
+    return snapshots
+
+
+def _synthesized(item: WorkItem, created: datetime) -> list[Snapshot]:
+    if item.status_category == "done":
+        closed = item.raw.get("closed_at") if isinstance(item.raw, Mapping) else None
+        closed_at = None
+        if isinstance(closed, str) and closed:
+            try:
+                closed_at = cast(datetime, parse_date_or_instant(closed))
+            except ValueError:
+                closed_at = None
+        began = item.resolved or closed_at or item.updated
+    else:
+        began = item.updated
+    if began is None or began <= created:
+        return [Snapshot(created, item)]
+    initial = cast(WorkItem, _State(item, {"status": None, "status_category": "todo"}))
+    return [Snapshot(created, initial), Snapshot(began, item)]
+
+
+@dataclass
+class Cycle:
+    """One run of an SLA clock from start to stop (or cancel, or still going at ``now``)."""
+
+    start: datetime
+    end: datetime | None = None
+    cancelled: bool = False
+    pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
+    paused_since: datetime | None = None
+    last_state: WorkItem | None = None
+
+
+def _holds(cond: Cond | None, state: WorkItem, at: datetime) -> bool:
+    return cond is not None and evaluate_condition(cond, state, at)
+
+
+def _cycles(sla: SlaDef, snapshots: list[Snapshot], now: datetime) -> list[Cycle]:
+    cycles: list[Cycle] = []
+    current: Cycle | None = None
+    for index, snap in enumerate(snapshots):
+        at, state = snap.at, snap.state
+        if at > now:
+            break
+        if current is None:
+            starts = index == 0 if sla.start_on_created else _holds(sla.start, state, at)
+            if not starts:
+                continue
+            current = Cycle(start=at)
+        current.last_state = state
+        if _holds(sla.cancel, state, at):
+            current.end, current.cancelled = at, True
+        elif _holds(sla.stop, state, at):
+            current.end = at
+        else:
+            paused = _holds(sla.pause, state, at)
+            if paused and current.paused_since is None:
+                current.paused_since = at
+            elif not paused and current.paused_since is not None:
+                current.pauses.append((current.paused_since, at))
+                current.paused_since = None
+            continue
+        if current.paused_since is not None:  # a pause open at the stop ends at the stop
+            current.pauses.append((current.paused_since, at))
+            current.paused_since = None
+        cycles.append(current)
+        current = None
+    if current is not None:
+        cycles.append(current)
+    return cycles
+
+
+@dataclass(frozen=True, slots=True)
+class SlaOutcome:
+    """The last cycle's figures plus what the portfolio report needs of every cycle."""
+
+    state: str
+    goal_seconds: float | None
+    elapsed_seconds: float | None
+    elapsed_wall_seconds: float | None
+    remaining_seconds: float | None
+    breach_time: datetime | None
+    breached: bool | None
+    ever_breached: bool
+    source: str
+    cycles: int
+    completed: tuple[bool, ...]  # per completed cycle: breached?
+
+
+def _goal(sla: SlaDef, state: WorkItem, at: datetime) -> float | None:
+    for when, target in sla.goals:
+        if when is None or evaluate_condition(when, state, at):
+            return target
+    return None
+
+
+def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> datetime:
+    """The instant the clock reached ``goal``: walk the running spans between pauses."""
+    spent = 0.0
+    cursor = cycle.start
+    spans: list[tuple[datetime, datetime]] = []
+    for pause_start, pause_end in [*cycle.pauses, (end, end)]:
+        spans.append((cursor, pause_start))
+        cursor = pause_end
+    for begin, finish in spans:
+        if finish <= begin:
+            continue
+        span = calendar.elapsed(begin, finish)
+        if spent + span >= goal:
+            return calendar.add(begin, goal - spent)
+        spent += span
+    return end
+
+
+def compute_sla(
+    sla: SlaDef, snapshots: list[Snapshot], calendar: Calendar, now: datetime
+) -> SlaOutcome | Missing:
+    """Run the clock over the item's states; the figures describe the last cycle."""
+    cycles = _cycles(sla, snapshots, now)
+    if not cycles:
+        return Missing("the SLA never started (its start condition never held)")
+    results: list[tuple[Cycle, float | None, float, float, str]] = []
+    for cycle in cycles:
+        end = cycle.end or now
+        pauses = list(cycle.pauses)
+        if cycle.end is None and cycle.paused_since is not None:
+            pauses.append((cycle.paused_since, now))
+        elapsed = calendar.elapsed(cycle.start, end) - sum(
+            calendar.elapsed(a, b) for a, b in pauses
+        )
+        wall = (end - cycle.start).total_seconds() - sum((b - a).total_seconds() for a, b in pauses)
+        state_at_end = cycle.last_state or snapshots[0].state
+        goal = _goal(sla, state_at_end, end)
+        if cycle.cancelled:
+            status = "cancelled"
+        elif cycle.end is not None:
+            status = "breached" if goal is not None and elapsed > goal else "met"
+        elif cycle.paused_since is not None:
+            status = "paused"
+        elif goal is not None and elapsed > goal:
+            status = "breaching"
+        else:
+            status = "running"
+        results.append((cycle, goal, max(elapsed, 0.0), max(wall, 0.0), status))
+    cycle, goal, elapsed, wall, status = results[-1]
+    remaining = None if goal is None else goal - elapsed
+    breach_time = None
+    if status == "running" and remaining is not None:
+        breach_time = calendar.add(now, remaining)
+    elif status == "breaching" and goal is not None:
+        breach_time = _crossing(calendar, cycle, now, goal)
+    breached_flags = [g is not None and e > g for _, g, e, _, _ in results]
+    return SlaOutcome(
+        state=status,
+        goal_seconds=goal,
+        elapsed_seconds=elapsed,
+        elapsed_wall_seconds=wall,
+        remaining_seconds=remaining,
+        breach_time=breach_time,
+        breached=None if goal is None else elapsed > goal,
+        ever_breached=any(breached_flags),
+        source="computed",
+        cycles=len(results),
+        completed=tuple(
+            flag
+            for (_, _, _, _, s), flag in zip(results, breached_flags, strict=True)
+            if s in ("met", "breached")
+        ),
+    )
+
+
+def native_outcome(native: NativeSla) -> SlaOutcome | Missing:
+    """The figures of a system-computed SLA (JSM field, ServiceNow task_sla)."""
+    if not native.cycles:
+        return Missing(f"the system's SLA {native.name!r} has no cycles yet")
+    last = native.cycles[-1]
+    if last.cancelled:
+        state = "cancelled"
+    elif last.stop is not None:
+        state = "breached" if last.breached else "met"
+    elif last.paused:
+        state = "paused"
+    elif last.breached:
+        state = "breaching"
+    else:
+        state = "running"
+    return SlaOutcome(
+        state=state,
+        goal_seconds=last.goal_seconds,
+        elapsed_seconds=last.elapsed_seconds,
+        elapsed_wall_seconds=last.elapsed_wall_seconds,
+        remaining_seconds=last.remaining_seconds,
+        breach_time=last.breach_time if state in ("running", "breaching") else None,
+        breached=last.breached,
+        ever_breached=any(c.breached for c in native.cycles),
+        source="native",
+        cycles=len(native.cycles),
+        completed=tuple(
+            c.breached for c in native.cycles if c.stop is not None and not c.cancelled
+        ),
+    )
+
+
+def find_native(item: WorkItem, sla: SlaDef) -> NativeSla | None:
+    """The item's native SLA this definition names (by field id or by the SLA's own name)."""
+    wanted = {v.casefold() for k, v in sla.native.items() if k in ("jira_field", "servicenow_sla")}
+    if not wanted:
+        wanted = {sla.name.casefold().replace("-", " ")}
+    for native in item.native_slas:
+        names = {native.name.casefold()}
+        if native.field:
+            names.add(native.field.casefold())
+        if names & wanted:
+            return native
+    return None
+
+
+def sla_kpis(
+    sla: SlaDef,
+    item: WorkItem,
+    snapshots: list[Snapshot] | Missing,
+    calendar: Calendar,
+    now: datetime,
+    out: KpiResult,
+) -> SlaOutcome | None:
+    """Write ``sla.<name>.*`` for one SLA; returns the outcome for portfolio figures."""
+    prefix = f"sla.{sla.name}."
+    outcome: SlaOutcome | Missing
+    native = find_native(item, sla) if sla.source in ("native", "auto") else None
+    if native is not None:
+        outcome = native_outcome(native)
+    elif sla.source == "native":
+        outcome = Missing("no native SLA data on this item (source: native)")
+    elif isinstance(snapshots, Missing):
+        outcome = snapshots
+    else:
+        outcome = compute_sla(sla, snapshots, calendar, now)
+    names = (
+        "state",
+        "goal_seconds",
+        "elapsed_seconds",
+        "elapsed_wall_seconds",
+        "remaining_seconds",
+        "breach_time",
+        "breached",
+        "ever_breached",
+        "source",
+    )
+    if isinstance(outcome, Missing):
+        for name in names:
+            out.put(prefix + name, outcome)
+        return None
+    out.put(prefix + "state", outcome.state)
+    no_goal = Missing("no goal of this SLA matches the item")
+    out.put(
+        prefix + "goal_seconds",
+        outcome.goal_seconds if outcome.goal_seconds is not None else no_goal,
+    )
+    out.put(
+        prefix + "elapsed_seconds",
+        outcome.elapsed_seconds
+        if outcome.elapsed_seconds is not None
+        else Missing("not in the system's SLA data"),
+    )
+    out.put(
+        prefix + "elapsed_wall_seconds",
+        outcome.elapsed_wall_seconds
+        if outcome.elapsed_wall_seconds is not None
+        else Missing("the system's SLA data has no wall-clock time"),
+    )
+    out.put(
+        prefix + "remaining_seconds",
+        outcome.remaining_seconds if outcome.remaining_seconds is not None else no_goal,
+    )
+    out.put(prefix + "breach_time", iso(outcome.breach_time))
+    out.put(prefix + "breached", outcome.breached if outcome.breached is not None else no_goal)
+    out.put(prefix + "ever_breached", outcome.ever_breached)
+    out.put(prefix + "source", outcome.source)
+    return outcome
