@@ -142,12 +142,21 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
                 False,
                 (),
             )
-        return (
-            f"{_clip(instance)} is not a valid name: use letters, digits, '_', '.', ':' "
-            "and '-', starting with a letter or digit",
-            False,
-            (),
-        )
+        if "A-Z]{3}" in str(value):
+            return (
+                f"{_clip(instance)} is not a currency code; write the ISO 4217 code, "
+                "e.g. EUR or USD",
+                False,
+                (),
+            )
+        if "A-Za-z0-9_.:-" in str(value):
+            return (
+                f"{_clip(instance)} is not a valid name: use letters, digits, '_', '.', "
+                "':' and '-', starting with a letter or digit",
+                False,
+                (),
+            )
+        return f"{_clip(instance)} does not match the pattern {value}", False, ()
     if validator == "maxLength":
         return (
             f"text is {len(instance):,} characters long; the limit here is {value:,}",
