@@ -50,14 +50,14 @@ DAY = timedelta(days=1)
 # German national holidays (what `holidays` gives for DE without a subdivision).
 HOLIDAYS = frozenset(
     date.fromisoformat(d)
-    for d in (
-        "2026-01-01 2026-04-03 2026-04-06 2026-05-01 2026-05-14 2026-05-25 2026-10-03 "
-        "2026-12-25 2026-12-26 2027-01-01 2027-03-26 2027-03-29 2027-05-01 2027-05-06 "
-        "2027-05-17 2027-10-03 2027-12-25 2027-12-26"
-    ).split()
-)
+    for d in [
+        "2026-01-01", "2026-04-03", "2026-04-06", "2026-05-01", "2026-05-14", "2026-05-25",
+        "2026-10-03", "2026-12-25", "2026-12-26", "2027-01-01", "2027-03-26", "2027-03-29",
+        "2027-05-01", "2027-05-06", "2027-05-17", "2027-10-03", "2027-12-25", "2027-12-26",
+    ]
+)  # fmt: skip
 OPEN_AT, CLOSE_AT = time(8), time(17)  # Mon-Fri, Europe/Berlin
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
 def _last_sunday(year: int, month: int) -> date:
@@ -93,6 +93,13 @@ def work_window(d: date) -> tuple[datetime, datetime]:
         from_local(datetime.combine(d, OPEN_AT)),
         from_local(datetime.combine(d, CLOSE_AT)),
     )
+
+
+def workday(d: date, step: int = 1) -> date:
+    """``d`` if it is a working day, else the next (``step=1``) or previous (-1) one."""
+    while not is_workday(d):
+        d += step * DAY
+    return d
 
 
 def b_elapsed(a: datetime, b: datetime) -> timedelta:
@@ -147,7 +154,9 @@ def random_instant(rng: random.Random, first: date, last: date, office: float = 
             t = next_work_time(rng, first + timedelta(days=rng.randrange(span + 1)))
         else:
             start = datetime.combine(first, time(0), UTC)
-            t = start + timedelta(seconds=rng.randrange(span * 86400), milliseconds=rng.randrange(1000))
+            t = start + timedelta(
+                seconds=rng.randrange(span * 86400), milliseconds=rng.randrange(1000)
+            )
         if t < EXPORT_AT - H:
             return t
 
@@ -157,10 +166,6 @@ def before_export(rng: random.Random, t: datetime, not_before: datetime) -> date
     if t < EXPORT_AT - H:
         return t
     return max(not_before + H, next_work_time(rng, LAST_DAY - timedelta(days=rng.randint(3, 12))))
-
-
-def clamp_past(t: datetime) -> datetime:
-    return min(t, EXPORT_AT)
 
 
 def ms(t: datetime) -> datetime:
@@ -223,7 +228,7 @@ def sn_percent(value: float) -> str:
 
 def hours_s(hours: float | None) -> int | None:
     """Hours as Jira seconds, in the quarter hours people log."""
-    return None if hours is None else int(round(hours * 4)) * 900
+    return None if hours is None else round(hours * 4) * 900
 
 
 # ============================================================================================
@@ -241,7 +246,7 @@ class Person:
 @dataclass
 class Event:
     at: datetime
-    kind: str  # status | resolution | assignee | priority
+    kind: str  # status | resolution | assignee | priority | a custom field's id
     old: Any
     new: Any
     author: Person
@@ -275,7 +280,9 @@ class Life:
         self.last = at
         return at
 
-    def move(self, at: datetime, to: str, author: Person, resolution: str | None = None) -> datetime:
+    def move(
+        self, at: datetime, to: str, author: Person, resolution: str | None = None
+    ) -> datetime:
         """``resolution``: a name sets it, ``""`` clears it, None leaves it."""
         at = self._at(at)
         self.events.append(Event(at, "status", self.status, to, author))
@@ -289,6 +296,9 @@ class Life:
         at = ms(max(at, self.created + MIN))
         self.events.append(Event(at, "assignee", self.assignee, person, author))
         self.assignee = person
+
+    def set_custom(self, at: datetime, field_id: str, old: Any, new: Any, author: Person) -> None:
+        self.events.append(Event(ms(max(at, self.created + MIN)), field_id, old, new, author))
 
     def reprioritise(self, at: datetime, priority: str, author: Person) -> None:
         at = ms(max(at, self.created + MIN))
@@ -310,7 +320,7 @@ class Life:
                 resolved_at = e.at if e.new else None
             elif e.kind == "assignee":
                 assignee = e.new
-            else:
+            elif e.kind == "priority":
                 priority = e.new
         updated = kept[-1].at if kept else self.created
         if extra_update is not None and updated < extra_update <= EXPORT_AT:
@@ -327,7 +337,9 @@ def make_people(rng: random.Random, names: Sequence[str]) -> list[Person]:
     people = []
     for name in names:
         account = f"712020:{rng.getrandbits(128):032x}"
-        account = f"{account[:15]}-{account[15:19]}-{account[19:23]}-{account[23:27]}-{account[27:]}"
+        account = (
+            f"{account[:15]}-{account[15:19]}-{account[19:23]}-{account[23:27]}-{account[27:]}"
+        )
         people.append(Person(name, account, f"{rng.getrandbits(128):032x}"))
     return people
 
@@ -340,24 +352,39 @@ OPS_AGENTS = make_people(
 EMPLOYEES = make_people(
     PEOPLE_RNG,
     [
-        "Sophie Koch", "Lukas Richter", "Hannah Klein", "Paul Wolf", "Emma Schröder",
-        "Ben Neumann", "Marie Schwarz", "Leon Zimmermann", "Laura Braun", "Noah Krüger",
-        "Julia Hofmann", "Elias Hartmann", "Clara Lange", "Finn Werner", "Lina Schmitt",
-        "Jan Krause", "Amelie Meier", "Niklas Lehmann",
+        "Sophie Koch",
+        "Lukas Richter",
+        "Hannah Klein",
+        "Paul Wolf",
+        "Emma Schröder",
+        "Ben Neumann",
+        "Marie Schwarz",
+        "Leon Zimmermann",
+        "Laura Braun",
+        "Noah Krüger",
+        "Julia Hofmann",
+        "Elias Hartmann",
+        "Clara Lange",
+        "Finn Werner",
+        "Lina Schmitt",
+        "Jan Krause",
+        "Amelie Meier",
+        "Niklas Lehmann",
     ],
-)  # fmt: skip
+)
 VIPS = EMPLOYEES[:3]
 PMO_PEOPLE = make_people(
     PEOPLE_RNG, ["Katrin Vogel", "Stefan Maier", "Nina Berger", "Oliver Keller", "Sarah Huber"]
 )
-DEVS = make_people(PEOPLE_RNG, ["David Kaiser", "Lisa Fuchs", "Max Peters", "Eva Scholz", "Tim Möller"])
+DEVS = make_people(
+    PEOPLE_RNG, ["David Kaiser", "Lisa Fuchs", "Max Peters", "Eva Scholz", "Tim Möller"]
+)
 AUTOMATION = Person("Automation for Jira", "557058:f58131cb-b67d-43c7-b30d-6b58d40bd077", "")
 SN_AGENTS = make_people(
     PEOPLE_RNG,
     ["Beth Anglin", "David Loo", "Fred Luddy", "Don Goodliffe", "Luke Wilson", "ITIL User"],
 )
 SN_PMS = make_people(PEOPLE_RNG, ["Carol Coughlin", "Abel Tuter", "Bud Richman"])
-SN_SYSTEM = Person("system", "", "6816f79cc0a8016401c5a33be04be441")
 
 
 # ============================================================================================
@@ -366,7 +393,12 @@ SN_SYSTEM = Person("system", "", "6816f79cc0a8016401c5a33be04be441")
 
 CATEGORY = {
     "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},
-    "indeterminate": {"id": 4, "key": "indeterminate", "colorName": "yellow", "name": "In Progress"},
+    "indeterminate": {
+        "id": 4,
+        "key": "indeterminate",
+        "colorName": "yellow",
+        "name": "In Progress",
+    },
     "done": {"id": 3, "key": "done", "colorName": "green", "name": "Done"},
 }
 STATUSES = {
@@ -454,8 +486,15 @@ JSM_MISSING = {
     },
 }
 # JSM SLA goals by priority, business hours on Mon-Fri 08:00-17:00 Europe/Berlin:
-# (time to first response, time to resolution).
-JSM_GOALS = {"Highest": (1, 4), "High": (2, 8), "Medium": (4, 16), "Low": (8, 40), "Lowest": (8, 40)}
+# (time to first response, time to resolution); the same as rules/00-calendars-and-slas.yaml,
+# so the native SLA values and bridge's own computation can be compared.
+JSM_GOALS = {
+    "Highest": (0.5, 4),
+    "High": (2, 8),
+    "Medium": (8, 24),
+    "Low": (8, 45),
+    "Lowest": (8, 45),
+}
 
 
 @dataclass
@@ -589,7 +628,11 @@ def ops_issue(rng: random.Random, itype: str, created: datetime) -> JiraIssue:
     if itype in ("Incident", "Service Request"):
         _service_life(rng, life, agent, reporter)
     elif itype == "Problem":
-        t = life.move(next_work_time(rng, created.date() + timedelta(days=rng.randint(0, 3))), "In Progress", agent)
+        t = life.move(
+            next_work_time(rng, created.date() + timedelta(days=rng.randint(0, 3))),
+            "In Progress",
+            agent,
+        )
         life.assign(t - 3 * MIN, agent, agent)
         t = next_work_time(rng, t.date() + timedelta(days=rng.randint(10, 80)))
         t = life.move(t, "Resolved", agent, "Done")
@@ -601,16 +644,26 @@ def ops_issue(rng: random.Random, itype: str, created: datetime) -> JiraIssue:
             life.move(next_work_time(rng, created.date() + DAY), "Cancelled", agent, "Declined")
         else:
             slip = rng.choice([0, 0, 0, 0, 1, 3])
-            t = life.move(next_work_time(rng, due + timedelta(days=slip), 17, 20), "In Progress", agent)
+            t = life.move(
+                next_work_time(rng, due + timedelta(days=slip), 17, 20), "In Progress", agent
+            )
             t = life.move(t + timedelta(minutes=rng.randint(45, 240)), "Resolved", agent, "Done")
             life.move(next_work_time(rng, t.date() + timedelta(days=2)), "Closed", agent)
     if itype == "Service Request" and rng.random() < 0.15:
         labels = [x for x in labels if x != "bau"]
     snap = life.cut()
     issue = JiraIssue(
-        "OPS", itype, fill(rng, template), life, snap, reporter, labels, [component], due=due,
+        "OPS",
+        itype,
+        fill(rng, template),
+        life,
+        snap,
+        reporter,
+        labels,
+        [component],
+        due=due,
         jsm=itype in ("Incident", "Service Request"),
-    )  # fmt: skip
+    )
     _ops_effort(rng, issue)
     if (
         issue.jsm
@@ -833,51 +886,88 @@ def d(text: str) -> date:
     return date.fromisoformat(text)
 
 
+def initiative(
+    summary: str, start: str, due: str, slip: int, labels: tuple[str, ...], *epics: Plan,
+    cancelled: str | None = None,
+) -> Plan:  # fmt: skip
+    return Plan(
+        summary, d(start), d(due), slip, 1.0, labels=labels, children=epics,
+        cancelled=d(cancelled) if cancelled else None,
+    )  # fmt: skip
+
+
+def epic(
+    summary: str, start: str, due: str, slip: int, overrun: float, external: float,
+    external_factor: float, *tasks: tuple[str, float | None], cancelled: str | None = None,
+) -> Plan:  # fmt: skip
+    return Plan(
+        summary, d(start), d(due), slip, overrun, external, external_factor, tasks=tasks,
+        cancelled=d(cancelled) if cancelled else None,
+    )  # fmt: skip
+
+
+# Initiative: summary, start, due, days late, labels, epics.
+# Epic: summary, start, due, days late, effort overrun, external cost (EUR), its overrun, tasks
+# as (summary, estimate hours or None when nobody estimated).
+# fmt: off
 PORTFOLIO = [
-    Plan("ERP upgrade to S/4HANA", d("2026-01-12"), d("2026-09-30"), 75, 1.25, labels=("erp", "capex"), children=(
-        Plan("ERP: system conversion", d("2026-01-12"), d("2026-05-29"), 18, 1.25, 60000, 1.15, tasks=(
-            ("Sizing and landscape design", 60), ("Custom code remediation", 240), ("Conversion dry run", 120))),
-        Plan("ERP: data migration", d("2026-03-02"), d("2026-07-31"), 45, 1.45, 25000, 1.3, tasks=(
-            ("Migration cockpit setup", 40), ("Master data cleansing", 160), ("Mock migration 2", None))),
-        Plan("ERP: user training and cutover", d("2026-07-01"), d("2026-09-30"), 60, 1.1, 15000, 1.0, tasks=(
-            ("Train-the-trainer sessions", 80), ("Cutover plan", 40), ("Cutover rehearsal", 40), ("Hypercare rota", 24))),
-    )),
-    Plan("Customer portal relaunch", d("2026-02-02"), d("2026-10-30"), 35, 1.05, labels=("portal",), children=(
-        Plan("Portal: UX research and design", d("2026-02-02"), d("2026-04-17"), -3, 0.9, 20000, 0.95, tasks=(
-            ("Customer interviews", 40), ("Design system update", 80))),
-        Plan("Portal: content migration", d("2026-05-04"), d("2026-10-30"), 20, 1.0, 8000, 1.1, tasks=(
-            ("Content inventory", 32), ("Migrate product pages", 120), ("SEO review", None), ("Redirect map", 16))),
-    )),
-    Plan("Office move Munich", d("2026-03-02"), d("2026-07-31"), -7, 0.97, labels=("facilities",), children=(
-        Plan("Munich: fit-out and furniture", d("2026-03-02"), d("2026-06-30"), -6, 0.95, 90000, 0.97, tasks=(
-            ("Furniture tender", 24), ("Fit-out supervision", 80))),
-        Plan("Munich: network and AV", d("2026-04-13"), d("2026-07-17"), 0, 1.05, 30000, 1.02, tasks=(
-            ("Structured cabling", 40), ("Meeting room AV", 32), ("Go-live weekend", 16))),
-    )),
-    Plan("ISO 27001 certification", d("2026-04-06"), d("2026-12-18"), 10, 1.15, labels=("compliance",), children=(
-        Plan("ISMS: risk assessment and SoA", d("2026-04-06"), d("2026-07-10"), 7, 1.1, 12000, 1.0, tasks=(
-            ("Asset inventory", 40), ("Risk workshops", 60), ("Statement of applicability", 24))),
-        Plan("ISMS: policies and controls", d("2026-06-01"), d("2026-11-27"), 10, 1.2, 5000, 1.0, tasks=(
-            ("Access control policy", 24), ("Supplier security reviews", 60), ("Awareness training", 60),
-            ("Backup restore tests", None))),
-        Plan("ISMS: certification audit", d("2026-11-09"), d("2026-12-18"), 0, 1.0, 18000, 1.0, tasks=(
-            ("Stage 1 audit", 24), ("Stage 2 audit", 40))),
-    )),
-    Plan("Data warehouse migration", d("2026-05-04"), d("2026-08-28"), 42, 1.5, labels=("data",), children=(
-        Plan("DWH: platform setup", d("2026-05-04"), d("2026-06-26"), 12, 1.3, 30000, 1.2, tasks=(
-            ("Account and network setup", 24), ("CI/CD for dbt", 40))),
-        Plan("DWH: migrate reporting pipelines", d("2026-06-15"), d("2026-08-28"), 42, 1.6, 10000, 1.4, tasks=(
-            ("Sales pipelines", 120), ("Finance pipelines", 160), ("Decommission old ETL", 32))),
-    )),
-    Plan("Mobile app", d("2026-11-16"), d("2027-06-30"), 0, 1.0, labels=("portal",), children=(
-        Plan("Mobile: discovery", d("2026-11-16"), d("2026-12-18"), 0, 1.0, 0, 1.0, tasks=(
-            ("Vendor shortlist", None),)),
-    )),
-    Plan("Print fleet consolidation", d("2026-03-16"), d("2026-06-30"), 0, 1.0, cancelled=d("2026-04-20"), children=(
-        Plan("Printers: site survey", d("2026-03-16"), d("2026-04-30"), 0, 1.0, 4000, 0.9, cancelled=d("2026-04-20"), tasks=(
-            ("Survey Hamburg", 16),)),
-    )),
-]  # fmt: skip
+    initiative(
+        "ERP upgrade to S/4HANA", "2026-01-12", "2026-09-30", 75, ("erp", "capex"),
+        epic("ERP: system conversion", "2026-01-12", "2026-05-29", 18, 1.25, 60000, 1.15,
+             ("Sizing and landscape design", 60), ("Custom code remediation", 240),
+             ("Conversion dry run", 120)),
+        epic("ERP: data migration", "2026-03-02", "2026-07-31", 45, 1.45, 25000, 1.3,
+             ("Migration cockpit setup", 40), ("Master data cleansing", 160),
+             ("Mock migration 2", None)),
+        epic("ERP: user training and cutover", "2026-07-01", "2026-09-30", 60, 1.1, 15000, 1.0,
+             ("Train-the-trainer sessions", 80), ("Cutover plan", 40), ("Cutover rehearsal", 40),
+             ("Hypercare rota", 24)),
+    ),
+    initiative(
+        "Customer portal relaunch", "2026-02-02", "2026-10-30", 35, ("portal",),
+        epic("Portal: UX research and design", "2026-02-02", "2026-04-17", -3, 0.9, 20000, 0.95,
+             ("Customer interviews", 40), ("Design system update", 80)),
+        epic("Portal: content migration", "2026-05-04", "2026-10-30", 20, 1.0, 8000, 1.1,
+             ("Content inventory", 32), ("Migrate product pages", 120), ("SEO review", None),
+             ("Redirect map", 16)),
+    ),
+    initiative(
+        "Office move Munich", "2026-03-02", "2026-07-31", -7, ("facilities",),
+        epic("Munich: fit-out and furniture", "2026-03-02", "2026-06-30", -6, 0.95, 90000, 0.97,
+             ("Furniture tender", 24), ("Fit-out supervision", 80)),
+        epic("Munich: network and AV", "2026-04-13", "2026-07-17", 0, 1.05, 30000, 1.02,
+             ("Structured cabling", 40), ("Meeting room AV", 32), ("Go-live weekend", 16)),
+    ),
+    initiative(
+        "ISO 27001 certification", "2026-04-06", "2026-12-18", 10, ("compliance",),
+        epic("ISMS: risk assessment and SoA", "2026-04-06", "2026-07-10", 7, 1.1, 12000, 1.0,
+             ("Asset inventory", 40), ("Risk workshops", 60), ("Statement of applicability", 24)),
+        epic("ISMS: policies and controls", "2026-06-01", "2026-11-27", 10, 1.2, 5000, 1.0,
+             ("Access control policy", 24), ("Supplier security reviews", 60),
+             ("Awareness training", 60), ("Backup restore tests", None)),
+        epic("ISMS: certification audit", "2026-11-09", "2026-12-18", 0, 1.0, 18000, 1.0,
+             ("Stage 1 audit", 24), ("Stage 2 audit", 40)),
+    ),
+    initiative(
+        "Data warehouse migration", "2026-05-04", "2026-08-28", 42, ("data",),
+        epic("DWH: platform setup", "2026-05-04", "2026-06-26", 12, 1.3, 30000, 1.2,
+             ("Account and network setup", 24), ("CI/CD for dbt", 40)),
+        epic("DWH: migrate reporting pipelines", "2026-06-15", "2026-08-28", 42, 1.6, 10000, 1.4,
+             ("Sales pipelines", 120), ("Finance pipelines", 160), ("Decommission old ETL", 32)),
+    ),
+    initiative(
+        "Mobile app", "2026-11-16", "2027-06-30", 0, ("portal",),
+        epic("Mobile: discovery", "2026-11-16", "2026-12-18", 0, 1.0, 0, 1.0,
+             ("Vendor shortlist", None)),
+    ),
+    initiative(
+        "Print fleet consolidation", "2026-03-16", "2026-06-30", 0, (),
+        epic("Printers: site survey", "2026-03-16", "2026-04-30", 0, 1.0, 4000, 0.9,
+             ("Survey Hamburg", 16), cancelled="2026-04-20"),
+        cancelled="2026-04-20",
+    ),
+]
+# fmt: on
 
 SUBTASKS = {
     "Custom code remediation": [("Fix pricing user exits", 40), ("Retire unused Z reports", 16)],
@@ -930,9 +1020,9 @@ def work_done(start: date, finish: date, actual: float) -> float:
     """Hours worked by the export on a job of ``actual`` hours between start and finish."""
     begin = datetime.combine(start, time(8), UTC)
     end = datetime.combine(finish, time(17), UTC)
-    if EXPORT_AT <= begin:
+    if begin >= EXPORT_AT:
         return 0.0
-    if EXPORT_AT >= end:
+    if end <= EXPORT_AT:
         return actual
     return actual * (EXPORT_AT - begin) / (end - begin)
 
@@ -946,21 +1036,56 @@ def make_pmo(rng: random.Random) -> list[JiraIssue]:
             next_work_time(rng, init_plan.start - timedelta(days=rng.randint(14, 40))),
             next_work_time(rng, FIRST_DAY),
         )
-        life = pmo_life(rng, created, init_plan.start, finish_of(init_plan), owner, planning=True, cancelled=init_plan.cancelled)
+        life = pmo_life(
+            rng,
+            created,
+            init_plan.start,
+            finish_of(init_plan),
+            owner,
+            planning=True,
+            cancelled=init_plan.cancelled,
+        )
         initiative = JiraIssue(
-            "PMO", "Initiative", init_plan.summary, life, life.cut(), lead,
-            labels=list(init_plan.labels), due=init_plan.due, start=init_plan.start,
-        )  # fmt: skip
+            "PMO",
+            "Initiative",
+            init_plan.summary,
+            life,
+            life.cut(),
+            lead,
+            labels=list(init_plan.labels),
+            due=init_plan.due,
+            start=init_plan.start,
+        )
         issues.append(initiative)
         epics = []
         for epic_plan in init_plan.children:
             epic_owner = rng.choice(PMO_PEOPLE)
-            e_created = before_export(rng, created + timedelta(days=rng.randint(1, 6), minutes=rng.randint(0, 400)), created)
-            e_life = pmo_life(rng, e_created, epic_plan.start, finish_of(epic_plan), epic_owner, planning=True, cancelled=epic_plan.cancelled)
+            e_created = before_export(
+                rng,
+                created + timedelta(days=rng.randint(1, 6), minutes=rng.randint(0, 400)),
+                created,
+            )
+            e_life = pmo_life(
+                rng,
+                e_created,
+                epic_plan.start,
+                finish_of(epic_plan),
+                epic_owner,
+                planning=True,
+                cancelled=epic_plan.cancelled,
+            )
             epic = JiraIssue(
-                "PMO", "Epic", epic_plan.summary, e_life, e_life.cut(), owner,
-                labels=list(init_plan.labels), due=epic_plan.due, start=epic_plan.start, parent=initiative,
-            )  # fmt: skip
+                "PMO",
+                "Epic",
+                epic_plan.summary,
+                e_life,
+                e_life.cut(),
+                owner,
+                labels=list(init_plan.labels),
+                due=epic_plan.due,
+                start=epic_plan.start,
+                parent=initiative,
+            )
             issues.append(epic)
             epics.append(epic)
             members = _pmo_tasks(rng, epic, epic_plan, e_created)
@@ -969,10 +1094,39 @@ def make_pmo(rng: random.Random) -> list[JiraIssue]:
         initiative.budget = round_to(sum(e.budget or 0 for e in epics) * 1.1, 1000) or 350000.0
         spent = [e.actual_cost for e in epics if e.actual_cost is not None]
         initiative.actual_cost = round(sum(spent), 2) if spent else None
+        for item in (initiative, *epics):
+            _cost_updates(rng, item, lead)
     return issues
 
 
-def _pmo_tasks(rng: random.Random, epic: JiraIssue, plan: Plan, created: datetime) -> list[JiraIssue]:
+def _cost_updates(rng: random.Random, issue: JiraIssue, controller: Person) -> None:
+    """Finance books the actual cost at each month start, and a last time after closing."""
+    if issue.actual_cost is None or issue.start is None:
+        return
+    begin = datetime.combine(issue.start, time(8), UTC)
+    end = issue.snap.resolved_at or EXPORT_AT
+    bookings: list[datetime] = []
+    month = date(issue.start.year + issue.start.month // 12, issue.start.month % 12 + 1, 1)
+    while (at := next_work_time(rng, month, 9, 12)) < end:
+        bookings.append(at)
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    if issue.snap.resolved_at is not None:
+        bookings.append(issue.snap.resolved_at + timedelta(days=rng.randint(5, 20), hours=2))
+    old: float | None = None
+    for at in bookings:
+        share = min(1.0, (at - begin) / (end - begin)) if at < end else 1.0
+        value = round(issue.actual_cost * share, 2)
+        if value and value != old and at <= EXPORT_AT:
+            issue.life.set_custom(at, CF_COST, old, value, controller)
+            old = value
+    if old != issue.actual_cost:  # the last booking has not happened yet: the field shows it
+        issue.actual_cost = old
+    issue.snap = issue.life.cut()
+
+
+def _pmo_tasks(
+    rng: random.Random, epic: JiraIssue, plan: Plan, created: datetime
+) -> list[JiraIssue]:
     out: list[JiraIssue] = []
     span = ((plan.due or plan.start + timedelta(days=60)) - plan.start).days
     n = max(1, len(plan.tasks))
@@ -983,13 +1137,25 @@ def _pmo_tasks(rng: random.Random, epic: JiraIssue, plan: Plan, created: datetim
         slip = int(plan.slip * rng.uniform(0.6, 1.2)) + rng.randint(-3, 3)
         finish = due + timedelta(days=slip)
         finish = max(finish, start + timedelta(days=2))
-        t_created = max(created + H, next_work_time(rng, start - timedelta(days=rng.randint(0, 12))))
+        t_created = max(
+            created + H, next_work_time(rng, start - timedelta(days=rng.randint(0, 12)))
+        )
         t_created = before_export(rng, t_created, created)
-        life = pmo_life(rng, t_created, start, finish, person, planning=False, cancelled=plan.cancelled)
+        life = pmo_life(
+            rng, t_created, start, finish, person, planning=False, cancelled=plan.cancelled
+        )
         task = JiraIssue(
-            "PMO", "Task", summary, life, life.cut(), epic.life.assignee0 or person,
-            labels=list(epic.labels), due=due, start=start, parent=epic,
-        )  # fmt: skip
+            "PMO",
+            "Task",
+            summary,
+            life,
+            life.cut(),
+            epic.life.assignee0 or person,
+            labels=list(epic.labels),
+            due=due,
+            start=start,
+            parent=epic,
+        )
         if rng.random() < 0.12:
             task.due = None  # nobody set one
         overrun = plan.overrun * rng.uniform(0.85, 1.15)
@@ -998,18 +1164,33 @@ def _pmo_tasks(rng: random.Random, epic: JiraIssue, plan: Plan, created: datetim
         for sub_summary, sub_estimate in SUBTASKS.get(summary, []):
             s_start = start + timedelta(days=rng.randint(0, 5))
             s_finish = max(s_start + timedelta(days=1), finish - timedelta(days=rng.randint(0, 10)))
-            s_life = pmo_life(rng, t_created + timedelta(minutes=rng.randint(5, 90)), s_start, s_finish, person, planning=False)
+            s_life = pmo_life(
+                rng,
+                t_created + timedelta(minutes=rng.randint(5, 90)),
+                s_start,
+                s_finish,
+                person,
+                planning=False,
+            )
             sub = JiraIssue(
-                "PMO", "Sub-task", sub_summary, s_life, s_life.cut(), person,
-                labels=list(epic.labels), due=s_finish - timedelta(days=slip // 2) if slip > 0 else s_finish,
+                "PMO",
+                "Sub-task",
+                sub_summary,
+                s_life,
+                s_life.cut(),
+                person,
+                labels=list(epic.labels),
+                due=s_finish - timedelta(days=slip // 2) if slip > 0 else s_finish,
                 parent=task,
-            )  # fmt: skip
+            )
             _track(sub, sub_estimate, overrun * rng.uniform(0.9, 1.1), s_start, s_finish)
             out.append(sub)
     return out
 
 
-def _track(issue: JiraIssue, estimate: float | None, overrun: float, start: date, finish: date) -> None:
+def _track(
+    issue: JiraIssue, estimate: float | None, overrun: float, start: date, finish: date
+) -> None:
     """Original estimate, time spent and remaining estimate as Jira holds them at the export."""
     status = issue.snap.status
     issue.estimate_s = hours_s(estimate)
@@ -1025,7 +1206,10 @@ def _track(issue: JiraIssue, estimate: float | None, overrun: float, start: date
         issue.spent_s = hours_s(actual)
         issue.remaining_s = 0
         return
-    worked = work_done(start, finish, actual) if status != "To Do" else 0.0
+    if status == "To Do":
+        issue.remaining_s = issue.estimate_s  # Jira copies the estimate until work is logged
+        return
+    worked = work_done(start, finish, actual)
     issue.spent_s = hours_s(worked) or None
     if issue.estimate_s is None:
         issue.remaining_s = 0 if issue.spent_s else None  # Jira's auto-adjust with no estimate
@@ -1046,7 +1230,9 @@ def _roll_up(epic: JiraIssue, members: list[JiraIssue], plan: Plan, rng: random.
         epic.budget = round_to(planned_hours * HOURLY_RATE_JIRA + plan.external, 100)
     spent_hours = (epic.spent_s or 0) / 3600
     if spent_hours:
-        progress = 1.0 if epic.snap.status == "Done" else min(1.0, spent_hours / max(planned_hours, 1))
+        progress = (
+            1.0 if epic.snap.status == "Done" else min(1.0, spent_hours / max(planned_hours, 1))
+        )
         external = plan.external * plan.external_factor * progress
         epic.actual_cost = round(spent_hours * HOURLY_RATE_JIRA + external + rng.uniform(0, 900), 2)
 
@@ -1057,7 +1243,14 @@ def _roll_up(epic: JiraIssue, members: list[JiraIssue], plan: Plan, rng: random.
 
 WEB_EPICS = [
     # summary, start, due, slip, parent initiative summary, labels
-    ("Portal: self-service account pages", "2026-03-02", "2026-09-25", 30, "Customer portal relaunch", ()),
+    (
+        "Portal: self-service account pages",
+        "2026-03-02",
+        "2026-09-25",
+        30,
+        "Customer portal relaunch",
+        (),
+    ),
     ("Portal: search", "2026-05-04", "2026-10-16", 25, "Customer portal relaunch", ()),
     ("Checkout performance", "2026-01-19", "2026-04-30", -4, None, ()),
     ("Accessibility (WCAG 2.2) fixes", "2026-06-01", "2026-11-30", 0, None, ("maintenance",)),
@@ -1065,49 +1258,84 @@ WEB_EPICS = [
 ]
 WEB_STORIES = {
     "Portal: self-service account pages": [
-        "Change billing address", "Download invoices as PDF", "Manage users of my company",
-        "Two-factor setup page", "Notification preferences", "Delete my account",
+        "Change billing address",
+        "Download invoices as PDF",
+        "Manage users of my company",
+        "Two-factor setup page",
+        "Notification preferences",
+        "Delete my account",
     ],
     "Portal: search": [
-        "Search as you type", "Facets for product category", "Search analytics events",
-        "Synonyms management", "No-results page",
+        "Search as you type",
+        "Facets for product category",
+        "Search analytics events",
+        "Synonyms management",
+        "No-results page",
     ],
     "Checkout performance": [
-        "Lazy-load payment widgets", "Cache shipping rates", "Reduce bundle size of checkout",
+        "Lazy-load payment widgets",
+        "Cache shipping rates",
+        "Reduce bundle size of checkout",
         "Server-side render order summary",
     ],
     "Accessibility (WCAG 2.2) fixes": [
-        "Focus order in checkout", "Contrast of secondary buttons", "Screen reader labels for icons",
-        "Target size of pagination links", "Skip link on every page",
+        "Focus order in checkout",
+        "Contrast of secondary buttons",
+        "Screen reader labels for icons",
+        "Target size of pagination links",
+        "Skip link on every page",
     ],
     "Payment provider migration": [
-        "Adapter for new PSP API", "Refund flow on new PSP", "Webhook signature checks",
-        "Dual-run reconciliation report", "Switch-over feature flag",
+        "Adapter for new PSP API",
+        "Refund flow on new PSP",
+        "Webhook signature checks",
+        "Dual-run reconciliation report",
+        "Switch-over feature flag",
     ],
-}  # fmt: skip
+}
 WEB_BUGS = [
-    ("Frontend", "Cart badge shows stale count"), ("Backend", "Order export misses VAT id"),
-    ("API", "GET /orders returns 500 for empty filter"), ("Frontend", "Date picker broken in Safari"),
-    ("Checkout", "Coupon applied twice on retry"), ("Backend", "Password reset mail not sent"),
-    ("API", "Rate limit header missing"), ("Frontend", "Footer links 404 on EN site"),
-    ("Checkout", "PayPal return URL drops session"), ("Backend", "Nightly sitemap job times out"),
-    ("Frontend", "Layout shift on product page"), ("API", "Pagination cursor skips items"),
-    ("Checkout", "Address autocomplete wrong for Austria"), ("Backend", "Search index not updated after price change"),
-    ("Frontend", "Cookie banner covers checkout button"), ("API", "Token refresh race condition"),
-    ("Backend", "Invoice PDF has wrong rounding"), ("Frontend", "Dark mode icons invisible"),
-    ("Checkout", "Gift card balance not shown"), ("API", "Webhook retries flood logs"),
-]  # fmt: skip
+    ("Frontend", "Cart badge shows stale count"),
+    ("Backend", "Order export misses VAT id"),
+    ("API", "GET /orders returns 500 for empty filter"),
+    ("Frontend", "Date picker broken in Safari"),
+    ("Checkout", "Coupon applied twice on retry"),
+    ("Backend", "Password reset mail not sent"),
+    ("API", "Rate limit header missing"),
+    ("Frontend", "Footer links 404 on EN site"),
+    ("Checkout", "PayPal return URL drops session"),
+    ("Backend", "Nightly sitemap job times out"),
+    ("Frontend", "Layout shift on product page"),
+    ("API", "Pagination cursor skips items"),
+    ("Checkout", "Address autocomplete wrong for Austria"),
+    ("Backend", "Search index not updated after price change"),
+    ("Frontend", "Cookie banner covers checkout button"),
+    ("API", "Token refresh race condition"),
+    ("Backend", "Invoice PDF has wrong rounding"),
+    ("Frontend", "Dark mode icons invisible"),
+    ("Checkout", "Gift card balance not shown"),
+    ("API", "Webhook retries flood logs"),
+]
 WEB_TASKS = [
-    ("Upgrade Node.js to 22 LTS", ["maintenance"], 16), ("Renew TLS certificates for shop", ["maintenance", "bau"], 4),
-    ("Bump dependencies (monthly)", ["maintenance", "bau"], 8), ("Rotate API keys for PSP sandbox", ["bau"], 2),
-    ("Set up error budget dashboard", [], 24), ("Clean up feature flags", ["maintenance"], 12),
-    ("Migrate CI runners to ARM", [], 32), ("Quarterly access review", ["bau"], 3),
-    ("Load test before Black Friday", [], 24), ("Archive old release branches", ["maintenance"], 2),
-]  # fmt: skip
+    ("Upgrade Node.js to 22 LTS", ["maintenance"], 16),
+    ("Renew TLS certificates for shop", ["maintenance", "bau"], 4),
+    ("Bump dependencies (monthly)", ["maintenance", "bau"], 8),
+    ("Rotate API keys for PSP sandbox", ["bau"], 2),
+    ("Set up error budget dashboard", [], 24),
+    ("Clean up feature flags", ["maintenance"], 12),
+    ("Migrate CI runners to ARM", [], 32),
+    ("Quarterly access review", ["bau"], 3),
+    ("Load test before Black Friday", [], 24),
+    ("Archive old release branches", ["maintenance"], 2),
+]
 
 
 def dev_life(
-    rng: random.Random, created: datetime, start: datetime | None, cycle_days: float, dev: Person, priority: str
+    rng: random.Random,
+    created: datetime,
+    start: datetime | None,
+    cycle_days: float,
+    dev: Person,
+    priority: str,
 ) -> Life:
     life = Life(created, "To Do", None, priority)
     if start is None:
@@ -1128,16 +1356,24 @@ def make_web(rng: random.Random, pmo: list[JiraIssue]) -> list[JiraIssue]:
     po = DEVS[0]
     for summary, start_s, due_s, slip, parent_name, labels in WEB_EPICS:
         start, due = d(start_s), d(due_s)
-        created = next_work_time(rng, start - timedelta(days=rng.randint(7, 20)))
+        created = next_work_time(rng, max(FIRST_DAY, start - timedelta(days=rng.randint(7, 20))))
         life = Life(created, "To Do", po, "Medium")
         if start <= LAST_DAY:
             life.move(next_work_time(rng, start), "In Progress", po)
         finish = due + timedelta(days=slip)
         life.move(next_work_time(rng, finish), "Done", po, "Done")
         epic = JiraIssue(
-            "WEB", "Epic", summary, life, life.cut(), PMO_PEOPLE[0], labels=list(labels),
-            due=due, start=start, parent=initiatives.get(parent_name) if parent_name else None,
-        )  # fmt: skip
+            "WEB",
+            "Epic",
+            summary,
+            life,
+            life.cut(),
+            PMO_PEOPLE[0],
+            labels=list(labels),
+            due=due,
+            start=start,
+            parent=initiatives.get(parent_name) if parent_name else None,
+        )
         issues.append(epic)
         stories = WEB_STORIES[summary]
         span = (finish - start).days
@@ -1146,24 +1382,43 @@ def make_web(rng: random.Random, pmo: list[JiraIssue]) -> list[JiraIssue]:
             cycle = points * rng.uniform(0.8, 2.2)
             target = start + timedelta(days=span * (index + 1) // len(stories))
             begin = next_work_time(rng, max(start, target - timedelta(days=round(cycle * 1.4) + 1)))
-            s_created = max(created + H, next_work_time(rng, begin.date() - timedelta(days=rng.randint(1, 25))))
+            s_created = max(
+                created + H, next_work_time(rng, begin.date() - timedelta(days=rng.randint(1, 25)))
+            )
             s_created = before_export(rng, s_created, created)
             begin = max(begin, s_created + H)
             dev = rng.choice(DEVS)
             s_life = dev_life(rng, s_created, begin, cycle, dev, "Medium")
             item = JiraIssue(
-                "WEB", "Story", story, s_life, s_life.cut(), po, labels=list(labels),
-                components=[rng.choice(["Frontend", "Backend", "API"])], points=float(points), parent=epic,
-            )  # fmt: skip
+                "WEB",
+                "Story",
+                story,
+                s_life,
+                s_life.cut(),
+                po,
+                labels=list(labels),
+                components=[rng.choice(["Frontend", "Backend", "API"])],
+                points=float(points),
+                parent=epic,
+            )
             if rng.random() < 0.3 and item.snap.status != "To Do":
-                item.spent_s = hours_s(points * rng.uniform(3, 7) * (1 if item.snap.status == "Done" else 0.5))
+                item.spent_s = hours_s(
+                    points * rng.uniform(3, 7) * (1 if item.snap.status == "Done" else 0.5)
+                )
                 item.remaining_s = 0 if item.snap.status == "Done" else hours_s(points * 2)
             issues.append(item)
     a11y = next(i for i in issues if i.summary.startswith("Accessibility"))
     for index, (component, summary) in enumerate(WEB_BUGS):
-        created = random_instant(rng, LAST_DAY - timedelta(days=21) if index % 3 == 1 else FIRST_DAY, LAST_DAY, office=0.95)
+        created = random_instant(
+            rng,
+            LAST_DAY - timedelta(days=21) if index % 3 == 1 else FIRST_DAY,
+            LAST_DAY,
+            office=0.95,
+        )
         priority = rng.choices(list(PRIORITIES), [5, 25, 45, 20, 5])[0]
-        wait = timedelta(hours=rng.uniform(1, 24) if priority in ("Highest", "High") else rng.uniform(8, 400))
+        wait = timedelta(
+            hours=rng.uniform(1, 24) if priority in ("Highest", "High") else rng.uniform(8, 400)
+        )
         begin = None if rng.random() < 0.1 else b_add(created, wait)
         dev = rng.choice(DEVS)
         life = dev_life(rng, created, begin, rng.uniform(0.2, 4), dev, priority)
@@ -1171,23 +1426,40 @@ def make_web(rng: random.Random, pmo: list[JiraIssue]) -> list[JiraIssue]:
         if component == "Frontend" and index % 3 == 0:
             labels.append("maintenance")
         bug = JiraIssue(
-            "WEB", "Bug", summary, life, life.cut(), rng.choice(EMPLOYEES + DEVS),
-            labels=labels, components=[component],
+            "WEB",
+            "Bug",
+            summary,
+            life,
+            life.cut(),
+            rng.choice(EMPLOYEES + DEVS),
+            labels=labels,
+            components=[component],
             parent=a11y if "Dark mode" in summary or "Layout shift" in summary else None,
-        )  # fmt: skip
+        )
         if rng.random() < 0.5 and bug.snap.status != "To Do":
             bug.spent_s = hours_s(rng.uniform(0.5, 12))
             bug.remaining_s = 0
         issues.append(bug)
     for index, (summary, labels, estimate) in enumerate(WEB_TASKS):
-        created = random_instant(rng, LAST_DAY - timedelta(days=14) if index % 3 == 0 else FIRST_DAY, LAST_DAY, office=1.0)
+        created = random_instant(
+            rng,
+            LAST_DAY - timedelta(days=14) if index % 3 == 0 else FIRST_DAY,
+            LAST_DAY,
+            office=1.0,
+        )
         begin = b_add(created, timedelta(hours=rng.uniform(4, 200)))
         dev = rng.choice(DEVS)
         life = dev_life(rng, created, begin, estimate / 8 * rng.uniform(0.8, 1.8), dev, "Medium")
         task = JiraIssue(
-            "WEB", "Task", summary, life, life.cut(), dev, labels=list(labels),
+            "WEB",
+            "Task",
+            summary,
+            life,
+            life.cut(),
+            dev,
+            labels=list(labels),
             components=[rng.choice(["Backend", "API"])],
-        )  # fmt: skip
+        )
         task.estimate_s = hours_s(estimate)
         if task.snap.status == "Done":
             task.spent_s, task.remaining_s = hours_s(estimate * rng.uniform(0.7, 1.8)), 0
@@ -1256,24 +1528,54 @@ def j_component(name: str) -> dict[str, Any]:
     return {"self": f"{JIRA_SITE}/rest/api/3/component/{cid}", "id": cid, "name": name}
 
 
+def _number_text(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}" if value == int(value) else f"{value:.2f}"
+
+
 def j_change(e: Event) -> list[dict[str, Any]]:
+    if e.kind.startswith("customfield_"):
+        return [{
+            "field": NAMES[e.kind], "fieldtype": "custom", "fieldId": e.kind,
+            "from": None, "fromString": _number_text(e.old),
+            "to": None, "toString": _number_text(e.new),
+        }]  # fmt: skip
     base = {"field": e.kind, "fieldtype": "jira", "fieldId": e.kind}
     if e.kind == "status":
-        return [{**base, "from": STATUSES[e.old][0], "fromString": e.old, "to": STATUSES[e.new][0], "toString": e.new}]
+        return [
+            {
+                **base,
+                "from": STATUSES[e.old][0],
+                "fromString": e.old,
+                "to": STATUSES[e.new][0],
+                "toString": e.new,
+            }
+        ]
     if e.kind == "resolution":
         old = RESOLUTIONS[e.old][0] if e.old else None
         new = RESOLUTIONS[e.new][0] if e.new else None
         return [{**base, "from": old, "fromString": e.old, "to": new, "toString": e.new}]
     if e.kind == "priority":
-        return [{**base, "from": PRIORITIES[e.old], "fromString": e.old, "to": PRIORITIES[e.new], "toString": e.new}]
+        return [
+            {
+                **base,
+                "from": PRIORITIES[e.old],
+                "fromString": e.old,
+                "to": PRIORITIES[e.new],
+                "toString": e.new,
+            }
+        ]
     old, new = e.old, e.new
-    return [{
-        **base,
-        "from": old.account_id if old else None, "fromString": old.name if old else None,
-        "to": new.account_id if new else None, "toString": new.name if new else None,
-        "tmpFromAccountId": old.account_id if old else None,
-        "tmpToAccountId": new.account_id if new else None,
-    }]  # fmt: skip
+    return [
+        {
+            **base,
+            "from": old.account_id if old else None,
+            "fromString": old.name if old else None,
+            "to": new.account_id if new else None,
+            "toString": new.name if new else None,
+            "tmpFromAccountId": old.account_id if old else None,
+            "tmpToAccountId": new.account_id if new else None,
+        }
+    ]
 
 
 def j_changelog(issue: JiraIssue) -> dict[str, Any]:
@@ -1286,7 +1588,15 @@ def j_changelog(issue: JiraIssue) -> dict[str, Any]:
         histories.append({"_at": e.at, "_by": e.author, "items": j_change(e)})
     out = []
     for h in histories:
-        out.append({"id": "", "author": j_user(h["_by"]), "created": jira_dt(h["_at"]), "items": h["items"], "_at": h["_at"]})
+        out.append(
+            {
+                "id": "",
+                "author": j_user(h["_by"]),
+                "created": jira_dt(h["_at"]),
+                "items": h["items"],
+                "_at": h["_at"],
+            }
+        )
     return {"startAt": 0, "maxResults": len(out), "total": len(out), "histories": out}
 
 
@@ -1295,7 +1605,12 @@ def j_issue(issue: JiraIssue) -> dict[str, Any]:
     resolution = None
     if snap.resolution:
         rid, text = RESOLUTIONS[snap.resolution]
-        resolution = {"self": f"{JIRA_SITE}/rest/api/3/resolution/{rid}", "id": rid, "description": text, "name": snap.resolution}
+        resolution = {
+            "self": f"{JIRA_SITE}/rest/api/3/resolution/{rid}",
+            "id": rid,
+            "description": text,
+            "name": snap.resolution,
+        }
     pid, pname, ptype = PROJECTS[issue.project]
     f: dict[str, Any] = {
         "summary": issue.summary,
@@ -1314,34 +1629,46 @@ def j_issue(issue: JiraIssue) -> dict[str, Any]:
                 "issuetype": j_type(parent.type),
             },
         }
-    f.update({
-        "project": {
-            "self": f"{JIRA_SITE}/rest/api/3/project/{pid}", "id": pid, "key": issue.project,
-            "name": pname, "projectTypeKey": ptype, "simplified": False,
-        },
-        "status": j_status(snap.status),
-        "statuscategorychangedate": jira_dt(snap.category_changed),
-        "priority": j_priority(snap.priority),
-        "labels": sorted(set(issue.labels)),
-        "components": [j_component(c) for c in issue.components],
-        "assignee": j_user(snap.assignee),
-        "reporter": j_user(issue.reporter),
-        "created": jira_dt(issue.life.created),
-        "updated": jira_dt(snap.updated),
-        "resolutiondate": jira_dt(snap.resolved_at) if snap.resolved_at else None,
-        "resolution": resolution,
-        "duedate": issue.due.isoformat() if issue.due else None,
-        "timeoriginalestimate": issue.estimate_s,
-        "timeestimate": issue.remaining_s,
-        "timespent": issue.spent_s,
-        CF_START: issue.start.isoformat() if issue.start else None,
-        CF_POINTS: issue.points,
-        CF_BUDGET: issue.budget,
-        CF_COST: issue.actual_cost,
-    })  # fmt: skip
+    f.update(
+        {
+            "project": {
+                "self": f"{JIRA_SITE}/rest/api/3/project/{pid}",
+                "id": pid,
+                "key": issue.project,
+                "name": pname,
+                "projectTypeKey": ptype,
+                "simplified": False,
+            },
+            "status": j_status(snap.status),
+            "statuscategorychangedate": jira_dt(snap.category_changed),
+            "priority": j_priority(snap.priority),
+            "labels": sorted(set(issue.labels)),
+            "components": [j_component(c) for c in issue.components],
+            "assignee": j_user(snap.assignee),
+            "reporter": j_user(issue.reporter),
+            "created": jira_dt(issue.life.created),
+            "updated": jira_dt(snap.updated),
+            "resolutiondate": jira_dt(snap.resolved_at) if snap.resolved_at else None,
+            "resolution": resolution,
+            "duedate": issue.due.isoformat() if issue.due else None,
+            "timeoriginalestimate": issue.estimate_s,
+            "timeestimate": issue.remaining_s,
+            "timespent": issue.spent_s,
+            CF_START: issue.start.isoformat() if issue.start else None,
+            CF_POINTS: issue.points,
+            CF_BUDGET: issue.budget,
+            CF_COST: issue.actual_cost,
+        }
+    )
     if issue.project == "OPS":
-        f[CF_TTR] = jsm_sla(issue, "2", "Time to resolution", _ttr_cycles(issue)) if issue.jsm else None
-        f[CF_TTFR] = jsm_sla(issue, "1", "Time to first response", _ttfr_cycles(issue)) if issue.jsm else None
+        f[CF_TTR] = (
+            jsm_sla(issue, "2", "Time to resolution", _ttr_cycles(issue)) if issue.jsm else None
+        )
+        f[CF_TTFR] = (
+            jsm_sla(issue, "1", "Time to first response", _ttfr_cycles(issue))
+            if issue.jsm
+            else None
+        )
         f[CF_CSAT] = {"rating": issue.satisfaction} if issue.satisfaction is not None else None
     else:
         f[CF_TTR] = JSM_MISSING
@@ -1355,6 +1682,14 @@ def j_issue(issue: JiraIssue) -> dict[str, Any]:
         "fields": f,
         "changelog": j_changelog(issue),
     }
+
+
+def touch_worklogs(rng: random.Random, issues: Iterable[JiraIssue]) -> None:
+    """Logging work updates an issue: open items with time spent were touched lately."""
+    for issue in issues:
+        if issue.spent_s and STATUSES[issue.snap.status][1] != "done":
+            at = next_work_time(rng, LAST_DAY - timedelta(days=rng.randint(3, 9)), 10, 17)
+            issue.snap = issue.life.cut(extra_update=ms(at))
 
 
 def number_jira(issues: list[JiraIssue]) -> None:
@@ -1376,13 +1711,18 @@ def write_jira(issues: list[JiraIssue], rng: random.Random) -> list[Path]:
         del h["_at"]
     written = []
     for project in ("OPS", "PMO", "WEB"):
-        docs = sorted((doc for key, doc in rendered.items() if key.startswith(project + "-")), key=lambda doc: int(doc["key"].split("-")[1]))
+        docs = sorted(
+            (doc for key, doc in rendered.items() if key.startswith(project + "-")),
+            key=lambda doc: int(doc["key"].split("-")[1]),
+        )
         pages = [docs[i : i + PAGE_SIZE] for i in range(0, len(docs), PAGE_SIZE)]
         for number, page in enumerate(pages, 1):
             body: dict[str, Any] = {"issues": page, "names": NAMES, "isLast": number == len(pages)}
             if number < len(pages):
                 token = f"{project}:{number}:{rng.getrandbits(64):016x}".encode()
-                body["nextPageToken"] = "Ch0jU3RyaW5n" + base64.urlsafe_b64encode(token).decode().rstrip("=")
+                body["nextPageToken"] = "Ch0jU3RyaW5n" + base64.urlsafe_b64encode(
+                    token
+                ).decode().rstrip("=")
             path = OUT / "jira" / f"{project.lower()}-page-{number}.json"
             write_json(path, body)
             written.append(path)
@@ -1394,9 +1734,18 @@ def write_jira(issues: list[JiraIssue], rng: random.Random) -> list[Path]:
 # ============================================================================================
 
 SERVICES = {"email": "Email", "vpn": "VPN", "erp": "ERP", "hr-portal": "HR Portal"}
-GROUPS = ["Service Desk", "Network Operations", "Application Support", "Workplace Services", "PMO"]
-SN_GOALS = {"1": 4, "2": 8, "3": 16, "4": 40, "5": 80}  # resolution, business hours
-PRIORITY_MATRIX = {(1, 1): 1, (1, 2): 2, (2, 1): 2, (1, 3): 3, (2, 2): 3, (3, 1): 3, (2, 3): 4, (3, 2): 4, (3, 3): 5}
+SN_GOALS = {"1": 4, "2": 8, "3": 24, "4": 45, "5": 45}  # resolution, business hours (as rules/)
+PRIORITY_MATRIX = {
+    (1, 1): 1,
+    (1, 2): 2,
+    (2, 1): 2,
+    (1, 3): 3,
+    (2, 2): 3,
+    (3, 1): 3,
+    (2, 3): 4,
+    (3, 2): 4,
+    (3, 3): 5,
+}
 
 
 class SysIds:
@@ -1438,7 +1787,14 @@ class SnContext:
 
 
 def sn_common(
-    ctx: SnContext, table: str, number: str, sys_id: str, created: datetime, updated: datetime, mods: int, by: str
+    ctx: SnContext,
+    table: str,
+    number: str,
+    sys_id: str,
+    created: datetime,
+    updated: datetime,
+    mods: int,
+    by: str,
 ) -> dict[str, Any]:
     return {
         "sys_id": sys_id,
@@ -1450,7 +1806,10 @@ def sn_common(
         "sys_updated_by": by,
         "sys_mod_count": str(mods),
         "sys_tags": "",
-        "sys_domain": {"link": f"{SN_INSTANCE}/api/now/table/sys_user_group/global", "value": "global"},
+        "sys_domain": {
+            "link": f"{SN_INSTANCE}/api/now/table/sys_user_group/global",
+            "value": "global",
+        },
         "sys_domain_path": "/",
     }
 
@@ -1460,24 +1819,37 @@ def login(person: Person | None) -> str:
 
 
 INCIDENT_TOPICS = [
-    ("email", "software", "Mailbox over quota, cannot send"), ("email", "software", "Outlook keeps asking for password"),
-    ("email", "network", "Mails to partner domain delayed"), ("vpn", "network", "VPN tunnel drops on hotel Wi-Fi"),
-    ("vpn", "network", "VPN login fails with MFA timeout"), ("vpn", "software", "VPN client crashes on macOS 15"),
-    ("erp", "software", "ERP report ZFI_OPEN_ITEMS runs for hours"), ("erp", "database", "ERP lock table overflow"),
-    ("erp", "software", "Cannot post goods receipt"), ("hr-portal", "software", "Leave request button greyed out"),
-    ("hr-portal", "inquiry", "Where do I find my tax certificate?"), ("hr-portal", "software", "HR portal shows wrong manager"),
-    (None, "hardware", "Laptop fan very loud"), (None, "hardware", "Keyboard missing keys"),
-    (None, "network", "No network on desk 3.14"), (None, "inquiry", "How do I book a meeting room?"),
-]  # fmt: skip
+    ("email", "software", "Mailbox over quota, cannot send"),
+    ("email", "software", "Outlook keeps asking for password"),
+    ("email", "network", "Mails to partner domain delayed"),
+    ("vpn", "network", "VPN tunnel drops on hotel Wi-Fi"),
+    ("vpn", "network", "VPN login fails with MFA timeout"),
+    ("vpn", "software", "VPN client crashes on macOS 15"),
+    ("erp", "software", "ERP report ZFI_OPEN_ITEMS runs for hours"),
+    ("erp", "database", "ERP lock table overflow"),
+    ("erp", "software", "Cannot post goods receipt"),
+    ("hr-portal", "software", "Leave request button greyed out"),
+    ("hr-portal", "inquiry", "Where do I find my tax certificate?"),
+    ("hr-portal", "software", "HR portal shows wrong manager"),
+    (None, "hardware", "Laptop fan very loud"),
+    (None, "hardware", "Keyboard missing keys"),
+    (None, "network", "No network on desk 3.14"),
+    (None, "inquiry", "How do I book a meeting room?"),
+]
 
 
 def sn_incident(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
     rng = ctx.rng
     service, category, summary = rng.choice(INCIDENT_TOPICS)
-    impact, urgency = rng.choices([1, 2, 3], [10, 35, 55])[0], rng.choices([1, 2, 3], [15, 40, 45])[0]
+    impact, urgency = (
+        rng.choices([1, 2, 3], [15, 45, 40])[0],
+        rng.choices([1, 2, 3], [20, 45, 35])[0],
+    )
     priority = str(PRIORITY_MATRIX[(impact, urgency)])
     caller, agent = rng.choice(EMPLOYEES), rng.choice(SN_AGENTS)
-    group = {"vpn": "Network Operations", "erp": "Application Support"}.get(service or "", rng.choice(["Service Desk", "Workplace Services"]))
+    group = {"vpn": "Network Operations", "erp": "Application Support"}.get(
+        service or "", rng.choice(["Service Desk", "Workplace Services"])
+    )
     goal = SN_GOALS[priority] * H
     events: list[tuple[datetime, str]] = [(opened, "1")]
     t_assign = b_add(opened, goal * rng.uniform(0.02, 0.2)) + timedelta(seconds=rng.randrange(600))
@@ -1490,7 +1862,11 @@ def sn_incident(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
     hold_reason = ""
     if rng.random() < 0.3:
         t_hold = b_add(t, work_left / 2)
-        wait = timedelta(hours=rng.uniform(2, 72)) if rng.random() < 0.9 else timedelta(days=rng.uniform(8, 30))
+        wait = (
+            timedelta(hours=rng.uniform(2, 72))
+            if rng.random() < 0.75
+            else timedelta(days=rng.uniform(8, 30))
+        )
         events += [(t_hold, "3"), (t_hold + wait, "2")]
         holds.append((t_hold, t_hold + wait))
         hold_reason = rng.choice(["1", "1", "4"])
@@ -1515,139 +1891,196 @@ def sn_incident(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
     if state in ("6", "7") and rng.random() < 0.6:
         worked = timedelta(minutes=15 * rng.randint(1, 24))
     sys_id = ctx.ids.new()
-    rec = sn_common(ctx, "incident", f"INC{10001 + index:07d}", sys_id, opened + timedelta(seconds=rng.randint(5, 60)), kept[-1][0], len(kept) + rng.randint(1, 6), login(caller))
-    rec.update({
-        "short_description": summary,
-        "description": summary + ".",
-        "state": state,
-        "incident_state": state,
-        "active": "false" if state in ("7", "8") else "true",
-        "hold_reason": hold_reason if state == "3" else "",
-        "impact": str(impact),
-        "urgency": str(urgency),
-        "priority": priority,
-        "severity": "3",
-        "category": category,
-        "subcategory": "",
-        "contact_type": rng.choice(["phone", "email", "self-service", "self-service", "walk-in"]),
-        "caller_id": user_ref(caller),
-        "opened_by": user_ref(caller),
-        "opened_at": sn_dt(opened),
-        "assignment_group": ctx.group(group),
-        "assigned_to": user_ref(agent) if state != "1" else "",
-        "business_service": ctx.service(service),
-        "business_service.name": SERVICES.get(service or "", ""),
-        "resolved_at": sn_dt(resolved),
-        "resolved_by": user_ref(agent) if resolved else "",
-        "closed_at": sn_dt(closed),
-        "closed_by": user_ref(agent) if closed else "",
-        "close_code": ("Solved (Permanently)" if rng.random() < 0.8 else "Solved (Work Around)") if resolved else "",
-        "close_notes": "Fixed and confirmed with the caller." if resolved else "",
-        "calendar_duration": sn_duration(resolved - opened) if resolved else "",
-        "business_duration": sn_duration(b_elapsed(opened, resolved)) if resolved else "",
-        "calendar_stc": str(int((resolved - opened).total_seconds())) if resolved else "",
-        "business_stc": str(int(b_elapsed(opened, resolved).total_seconds())) if resolved else "",
-        "time_worked": sn_duration(worked),
-        "reassignment_count": str(rng.choice([0, 0, 0, 1, 1, 2])),
-        "reopen_count": "0",
-        "made_sla": "true" if made else "false",
-        "sla_due": sn_dt(due),
-        "due_date": "",
-        "escalation": "0",
-        "approval": "not requested",
-        "knowledge": "false",
-        "parent": "",
-        "problem_id": "",
-        "company": "",
-        "location": "",
-        "work_notes": "",
-        "comments": "",
-    })  # fmt: skip
+    rec = sn_common(
+        ctx,
+        "incident",
+        f"INC{10001 + index:07d}",
+        sys_id,
+        opened + timedelta(seconds=rng.randint(5, 60)),
+        kept[-1][0],
+        len(kept) + rng.randint(1, 6),
+        login(caller),
+    )
+    rec.update(
+        {
+            "short_description": summary,
+            "description": summary + ".",
+            "state": state,
+            "incident_state": state,
+            "active": "false" if state in ("7", "8") else "true",
+            "hold_reason": hold_reason if state == "3" else "",
+            "impact": str(impact),
+            "urgency": str(urgency),
+            "priority": priority,
+            "severity": "3",
+            "category": category,
+            "subcategory": "",
+            "contact_type": rng.choice(
+                ["phone", "email", "self-service", "self-service", "walk-in"]
+            ),
+            "caller_id": user_ref(caller),
+            "opened_by": user_ref(caller),
+            "opened_at": sn_dt(opened),
+            "assignment_group": ctx.group(group),
+            "assigned_to": user_ref(agent) if state != "1" else "",
+            "business_service": ctx.service(service),
+            "business_service.name": SERVICES.get(service or "", ""),
+            "resolved_at": sn_dt(resolved),
+            "resolved_by": user_ref(agent) if resolved else "",
+            "closed_at": sn_dt(closed),
+            "closed_by": user_ref(agent) if closed else "",
+            "close_code": ("Solved (Permanently)" if rng.random() < 0.8 else "Solved (Work Around)")
+            if resolved
+            else "",
+            "close_notes": "Fixed and confirmed with the caller." if resolved else "",
+            "calendar_duration": sn_duration(resolved - opened) if resolved else "",
+            "business_duration": sn_duration(b_elapsed(opened, resolved)) if resolved else "",
+            "calendar_stc": str(int((resolved - opened).total_seconds())) if resolved else "",
+            "business_stc": str(int(b_elapsed(opened, resolved).total_seconds()))
+            if resolved
+            else "",
+            "time_worked": sn_duration(worked),
+            "reassignment_count": str(rng.choice([0, 0, 0, 1, 1, 2])),
+            "reopen_count": "0",
+            "made_sla": "true" if made else "false",
+            "sla_due": sn_dt(due),
+            "due_date": "",
+            "escalation": "0",
+            "approval": "not requested",
+            "knowledge": "false",
+            "parent": "",
+            "problem_id": "",
+            "company": "",
+            "location": "",
+            "work_notes": "",
+            "comments": "",
+        }
+    )
     return rec
 
 
 RITM_ITEMS = [
-    ("Standard laptop", None, 5), ("Adobe Acrobat Pro", None, 2), ("VPN access", "vpn", 1),
-    ("ERP user role", "erp", 3), ("New mailbox", "email", 1), ("Shared mailbox access", "email", 1),
-    ("HR portal manager access", "hr-portal", 2), ("Mobile phone", None, 7), ("Monitor 27 inch", None, 4),
-]  # fmt: skip
+    ("Standard laptop", None, 5),
+    ("Adobe Acrobat Pro", None, 2),
+    ("VPN access", "vpn", 1),
+    ("ERP user role", "erp", 3),
+    ("New mailbox", "email", 1),
+    ("Shared mailbox access", "email", 1),
+    ("HR portal manager access", "hr-portal", 2),
+    ("Mobile phone", None, 7),
+    ("Monitor 27 inch", None, 4),
+]
 
 
-def sn_ritm(ctx: SnContext, index: int, opened: datetime, request_ids: list[str]) -> dict[str, Any]:
+def sn_ritm(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
     rng = ctx.rng
     item, service, days = rng.choice(RITM_ITEMS)
     requested_for = rng.choice(EMPLOYEES)
     agent = rng.choice(SN_AGENTS)
-    approved = opened + timedelta(hours=rng.uniform(1, 30))
+    approved = opened + timedelta(hours=rng.uniform(0.5, 8))
     started = b_add(approved, timedelta(hours=rng.uniform(0.5, 8)))
     due = b_add(opened, timedelta(hours=8 * days))
-    done_at = b_add(started, timedelta(hours=8 * days * (rng.uniform(0.2, 0.9) if rng.random() < 0.8 else rng.uniform(1.1, 2.5))))
+    share = rng.uniform(0.1, 0.6) if rng.random() < 0.8 else rng.uniform(1.1, 2.5)
+    done_at = b_add(started, timedelta(hours=8 * days * share))
     outcome = rng.choices(["3", "4", "7"], [85, 10, 5])[0]
     if outcome != "3":
         done_at = started + timedelta(hours=rng.uniform(2, 48))
     if done_at <= EXPORT_AT:
-        state, stage, closed = outcome, "complete" if outcome == "3" else "Request Cancelled", done_at
+        state, stage, closed = (
+            outcome,
+            "complete" if outcome == "3" else "Request Cancelled",
+            done_at,
+        )
     elif started <= EXPORT_AT:
         state, stage, closed = "2", "fulfillment", None
     elif approved <= EXPORT_AT:
         state, stage, closed = "1", "request_approved", None
     else:
         state, stage, closed = "1", "waiting_for_approval", None
-    updated = closed or (started if state == "2" else approved if stage == "request_approved" else opened)
+    updated = closed or (
+        started if state == "2" else approved if stage == "request_approved" else opened
+    )
     request_id = ctx.ids.new()
-    request_ids.append(request_id)
-    rec = sn_common(ctx, "sc_req_item", f"RITM{10001 + index:07d}", ctx.ids.new(), opened, updated, rng.randint(2, 9), login(requested_for))
-    rec.update({
-        "short_description": item,
-        "state": state,
-        "stage": stage,
-        "active": "false" if closed else "true",
-        "approval": "requested" if stage == "waiting_for_approval" else "approved",
-        "priority": "4",
-        "impact": "3",
-        "urgency": "3",
-        "request": ref("sc_request", request_id),
-        "cat_item": ref("sc_cat_item", ctx.ids.of("cat:" + item)),
-        "quantity": "1",
-        "price": "0",
-        "requested_for": user_ref(requested_for),
-        "opened_by": user_ref(requested_for),
-        "opened_at": sn_dt(opened),
-        "assignment_group": ctx.group("Workplace Services" if service is None else "Application Support"),
-        "assigned_to": user_ref(agent) if state != "1" else "",
-        "business_service": ctx.service(service),
-        "business_service.name": SERVICES.get(service or "", ""),
-        "due_date": sn_dt(due),
-        "closed_at": sn_dt(closed),
-        "closed_by": user_ref(agent) if closed else "",
-        "time_worked": sn_duration(timedelta(minutes=15 * rng.randint(1, 12))) if closed and rng.random() < 0.6 else "",
-        "made_sla": "true" if (closed or EXPORT_AT) <= due else "false",
-        "sla_due": sn_dt(due),
-        "calendar_duration": sn_duration(closed - opened) if closed else "",
-        "business_duration": sn_duration(b_elapsed(opened, closed)) if closed else "",
-        "parent": "",
-        "comments": "",
-        "work_notes": "",
-    })  # fmt: skip
+    rec = sn_common(
+        ctx,
+        "sc_req_item",
+        f"RITM{10001 + index:07d}",
+        ctx.ids.new(),
+        opened,
+        updated,
+        rng.randint(2, 9),
+        login(requested_for),
+    )
+    rec.update(
+        {
+            "short_description": item,
+            "state": state,
+            "stage": stage,
+            "active": "false" if closed else "true",
+            "approval": "requested" if stage == "waiting_for_approval" else "approved",
+            "priority": "4",
+            "impact": "3",
+            "urgency": "3",
+            "request": ref("sc_request", request_id),
+            "cat_item": ref("sc_cat_item", ctx.ids.of("cat:" + item)),
+            "quantity": "1",
+            "price": "0",
+            "requested_for": user_ref(requested_for),
+            "opened_by": user_ref(requested_for),
+            "opened_at": sn_dt(opened),
+            "assignment_group": ctx.group(
+                "Workplace Services" if service is None else "Application Support"
+            ),
+            "assigned_to": user_ref(agent) if state != "1" else "",
+            "business_service": ctx.service(service),
+            "business_service.name": SERVICES.get(service or "", ""),
+            "due_date": sn_dt(due),
+            "closed_at": sn_dt(closed),
+            "closed_by": user_ref(agent) if closed else "",
+            "time_worked": sn_duration(timedelta(minutes=15 * rng.randint(1, 12)))
+            if closed and rng.random() < 0.6
+            else "",
+            "made_sla": "true" if (closed or EXPORT_AT) <= due else "false",
+            "sla_due": sn_dt(due),
+            "calendar_duration": sn_duration(closed - opened) if closed else "",
+            "business_duration": sn_duration(b_elapsed(opened, closed)) if closed else "",
+            "parent": "",
+            "comments": "",
+            "work_notes": "",
+        }
+    )
     return rec
 
 
 PROBLEMS = [
-    ("vpn", "VPN gateway drops sessions under load"), ("erp", "ERP lock table overflows at month end"),
-    ("email", "Mail transport queue backs up every Monday"), ("hr-portal", "HR portal SSO token clock skew"),
-    ("vpn", "MFA push timeouts for VPN logins"), ("erp", "Slow open-items report"),
-    ("email", "Quota warnings not sent"), (None, "Desk ports flap on floor 3"),
-    ("hr-portal", "Manager hierarchy sync fails"), ("erp", "Goods receipt posting deadlock"),
-]  # fmt: skip
+    ("vpn", "VPN gateway drops sessions under load"),
+    ("erp", "ERP lock table overflows at month end"),
+    ("email", "Mail transport queue backs up every Monday"),
+    ("hr-portal", "HR portal SSO token clock skew"),
+    ("vpn", "MFA push timeouts for VPN logins"),
+    ("erp", "Slow open-items report"),
+    ("email", "Quota warnings not sent"),
+    (None, "Desk ports flap on floor 3"),
+    ("hr-portal", "Manager hierarchy sync fails"),
+    ("erp", "Goods receipt posting deadlock"),
+]
 
 
-def sn_problem(ctx: SnContext, index: int, opened: datetime, incidents: list[dict[str, Any]]) -> dict[str, Any]:
+def sn_problem(
+    ctx: SnContext, index: int, opened: datetime, incidents: list[dict[str, Any]]
+) -> dict[str, Any]:
     rng = ctx.rng
     service, summary = PROBLEMS[index]
     agent = rng.choice(SN_AGENTS)
     steps = [(opened, "101")]
     t = opened
-    for state, (lo, hi) in (("102", (0.5, 3)), ("103", (5, 40)), ("104", (5, 45)), ("106", (2, 20)), ("107", (5, 10))):
+    for state, (lo, hi) in (
+        ("102", (0.5, 3)),
+        ("103", (5, 40)),
+        ("104", (5, 45)),
+        ("106", (2, 20)),
+        ("107", (5, 10)),
+    ):
         t = next_work_time(rng, t.date() + timedelta(days=int(rng.uniform(lo, hi)) or 1))
         steps.append((t, state))
     kept = [s for s in steps if s[0] <= EXPORT_AT]
@@ -1656,52 +2089,77 @@ def sn_problem(ctx: SnContext, index: int, opened: datetime, incidents: list[dic
     resolved, closed = at_of.get("106"), at_of.get("107")
     impact, urgency = rng.choice([1, 2, 2, 3]), rng.choice([1, 2, 3])
     priority = str(PRIORITY_MATRIX[(impact, urgency)])
-    first = next((i for i in incidents if i["business_service.name"] == SERVICES.get(service or "", "")), None)
-    rec = sn_common(ctx, "problem", f"PRB{40001 + index:07d}", ctx.ids.new(), opened, kept[-1][0], len(kept) * 2 + rng.randint(0, 5), login(agent))
-    rec.update({
-        "short_description": summary,
-        "description": summary + ".",
-        "state": state,
-        "active": "false" if state == "107" else "true",
-        "impact": str(impact),
-        "urgency": str(urgency),
-        "priority": priority,
-        "category": "software" if service else "network",
-        "known_error": "true" if state in ("104", "106", "107") else "false",
-        "first_reported_by_task": ref("task", first["sys_id"]) if first else "",
-        "opened_by": user_ref(agent),
-        "opened_at": sn_dt(opened),
-        "assignment_group": ctx.group("Application Support" if service == "erp" else "Network Operations"),
-        "assigned_to": user_ref(agent),
-        "business_service": ctx.service(service),
-        "business_service.name": SERVICES.get(service or "", ""),
-        "cause_notes": "Root cause identified." if state in ("104", "106", "107") else "",
-        "fix_notes": "Fix deployed." if resolved else "",
-        "resolved_at": sn_dt(resolved),
-        "resolved_by": user_ref(agent) if resolved else "",
-        "closed_at": sn_dt(closed),
-        "closed_by": user_ref(agent) if closed else "",
-        "calendar_duration": sn_duration(closed - opened) if closed else "",
-        "business_duration": sn_duration(b_elapsed(opened, closed)) if closed else "",
-        "time_worked": sn_duration(timedelta(hours=rng.randint(2, 30))) if rng.random() < 0.7 else "",
-        "made_sla": "true",
-        "sla_due": "",
-        "due_date": "",
-        "work_notes": "",
-    })  # fmt: skip
+    first = next(
+        (i for i in incidents if i["business_service.name"] == SERVICES.get(service or "", "")),
+        None,
+    )
+    rec = sn_common(
+        ctx,
+        "problem",
+        f"PRB{40001 + index:07d}",
+        ctx.ids.new(),
+        opened,
+        kept[-1][0],
+        len(kept) * 2 + rng.randint(0, 5),
+        login(agent),
+    )
+    rec.update(
+        {
+            "short_description": summary,
+            "description": summary + ".",
+            "state": state,
+            "active": "false" if state == "107" else "true",
+            "impact": str(impact),
+            "urgency": str(urgency),
+            "priority": priority,
+            "category": "software" if service else "network",
+            "known_error": "true" if state in ("104", "106", "107") else "false",
+            "first_reported_by_task": ref("task", first["sys_id"]) if first else "",
+            "opened_by": user_ref(agent),
+            "opened_at": sn_dt(opened),
+            "assignment_group": ctx.group(
+                "Application Support" if service == "erp" else "Network Operations"
+            ),
+            "assigned_to": user_ref(agent),
+            "business_service": ctx.service(service),
+            "business_service.name": SERVICES.get(service or "", ""),
+            "cause_notes": "Root cause identified." if state in ("104", "106", "107") else "",
+            "fix_notes": "Fix deployed." if resolved else "",
+            "resolved_at": sn_dt(resolved),
+            "resolved_by": user_ref(agent) if resolved else "",
+            "closed_at": sn_dt(closed),
+            "closed_by": user_ref(agent) if closed else "",
+            "calendar_duration": sn_duration(closed - opened) if closed else "",
+            "business_duration": sn_duration(b_elapsed(opened, closed)) if closed else "",
+            "time_worked": sn_duration(timedelta(hours=rng.randint(2, 30)))
+            if rng.random() < 0.7
+            else "",
+            "made_sla": "true",
+            "sla_due": "",
+            "due_date": "",
+            "work_notes": "",
+        }
+    )
     return rec
 
 
 CHANGES = [
-    ("vpn", "Upgrade VPN gateway to 7.4.3"), ("email", "Apply Exchange security update"),
-    ("erp", "ERP support package SP27"), ("hr-portal", "Renew HR portal SAML certificate"),
-    (None, "Replace access switches floor 2"), ("erp", "Add application server to ERP"),
-    ("email", "Enable DMARC reject policy"), ("vpn", "Migrate VPN users to new IdP group"),
-    (None, "Firmware update for printers"), ("hr-portal", "HR portal release 26.2"),
-    ("erp", "Archive FI documents 2019"), (None, "Patch hypervisors (monthly)"),
-    ("email", "Increase mailbox quotas"), ("vpn", "Split tunnelling for Teams"),
+    ("vpn", "Upgrade VPN gateway to 7.4.3"),
+    ("email", "Apply Exchange security update"),
+    ("erp", "ERP support package SP27"),
+    ("hr-portal", "Renew HR portal SAML certificate"),
+    (None, "Replace access switches floor 2"),
+    ("erp", "Add application server to ERP"),
+    ("email", "Enable DMARC reject policy"),
+    ("vpn", "Migrate VPN users to new IdP group"),
+    (None, "Firmware update for printers"),
+    ("hr-portal", "HR portal release 26.2"),
+    ("erp", "Archive FI documents 2019"),
+    (None, "Patch hypervisors (monthly)"),
+    ("email", "Increase mailbox quotas"),
+    ("vpn", "Split tunnelling for Teams"),
     (None, "Datacenter UPS battery replacement"),
-]  # fmt: skip
+]
 
 
 def sn_change(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
@@ -1712,7 +2170,11 @@ def sn_change(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
         ctype = "normal"  # the recent ones still wait for approval or their window
     agent = rng.choice(SN_AGENTS)
     lead_days = {"normal": rng.randint(7, 21), "standard": rng.randint(1, 5), "emergency": 0}[ctype]
-    planned_start = next_work_time(rng, opened.date() + timedelta(days=lead_days), 17, 21) if ctype != "emergency" else opened + timedelta(hours=rng.uniform(1, 4))
+    planned_start = (
+        next_work_time(rng, opened.date() + timedelta(days=lead_days), 17, 21)
+        if ctype != "emergency"
+        else opened + timedelta(hours=rng.uniform(1, 4))
+    )
     planned_start = ms(planned_start).replace(microsecond=0, second=0)
     planned_end = planned_start + timedelta(hours=rng.choice([1, 2, 4, 6]))
     steps = [(opened, "-5")]
@@ -1722,11 +2184,17 @@ def sn_change(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
     steps += [(min(planned_start - H, steps[-1][0] + timedelta(days=rng.uniform(0.5, 2))), "-2")]
     canceled = rng.random() < 0.1
     work_start = planned_start + timedelta(minutes=rng.randint(0, 30))
-    work_end = planned_end + timedelta(minutes=rng.randint(-30, 120) if rng.random() < 0.85 else rng.randint(120, 600))
+    work_end = planned_end + timedelta(
+        minutes=rng.randint(-30, 120) if rng.random() < 0.85 else rng.randint(120, 600)
+    )
     if canceled:
         steps += [(steps[-1][0] + timedelta(hours=rng.uniform(2, 48)), "4")]
     else:
-        steps += [(work_start, "-1"), (work_end, "0"), (work_end + timedelta(days=rng.uniform(0.5, 3)), "3")]
+        steps += [
+            (work_start, "-1"),
+            (work_end, "0"),
+            (work_end + timedelta(days=rng.uniform(0.5, 3)), "3"),
+        ]
     for i in range(1, len(steps)):  # approvals can be quick: keep the steps in order
         if steps[i][0] <= steps[i - 1][0]:
             steps[i] = (steps[i - 1][0] + MIN, steps[i][1])
@@ -1738,42 +2206,57 @@ def sn_change(ctx: SnContext, index: int, opened: datetime) -> dict[str, Any]:
     closed = at_of.get("3") or at_of.get("4")
     started = at_of.get("-1")
     ended = at_of.get("0")
-    rec = sn_common(ctx, "change_request", f"CHG{30001 + index:07d}", ctx.ids.new(), opened, kept[-1][0], len(kept) * 2 + rng.randint(0, 4), login(agent))
-    rec.update({
-        "short_description": summary,
-        "description": summary + ".",
-        "type": ctype,
-        "state": state,
-        "active": "false" if closed else "true",
-        "phase": "requested",
-        "approval": "requested" if state in ("-5", "-4", "-3") else "approved",
-        "risk": rng.choice(["2", "3", "3", "4"]),
-        "impact": rng.choice(["2", "3", "3"]),
-        "urgency": "2" if ctype == "emergency" else "3",
-        "priority": "2" if ctype == "emergency" else rng.choice(["3", "4"]),
-        "category": "Network" if service in ("vpn", None) else "Software",
-        "requested_by": user_ref(agent),
-        "opened_by": user_ref(agent),
-        "opened_at": sn_dt(opened),
-        "assignment_group": ctx.group("Network Operations" if service in ("vpn", None) else "Application Support"),
-        "assigned_to": user_ref(agent),
-        "business_service": ctx.service(service),
-        "business_service.name": SERVICES.get(service or "", ""),
-        "start_date": sn_dt(planned_start),
-        "end_date": sn_dt(planned_end),
-        "work_start": sn_dt(started),
-        "work_end": sn_dt(work_end if ended else None),
-        "close_code": ("successful" if work_end <= planned_end + H else "successful_issues") if state == "3" else "",
-        "close_notes": "Implemented as planned." if state == "3" else "",
-        "closed_at": sn_dt(closed),
-        "closed_by": user_ref(agent) if closed else "",
-        "on_hold": "false",
-        "time_worked": sn_duration(work_end - work_start) if ended else "",
-        "made_sla": "true",
-        "sla_due": "",
-        "due_date": "",
-        "work_notes": "",
-    })  # fmt: skip
+    rec = sn_common(
+        ctx,
+        "change_request",
+        f"CHG{30001 + index:07d}",
+        ctx.ids.new(),
+        opened,
+        kept[-1][0],
+        len(kept) * 2 + rng.randint(0, 4),
+        login(agent),
+    )
+    rec.update(
+        {
+            "short_description": summary,
+            "description": summary + ".",
+            "type": ctype,
+            "state": state,
+            "active": "false" if closed else "true",
+            "phase": "requested",
+            "approval": "requested" if state in ("-5", "-4", "-3") else "approved",
+            "risk": rng.choice(["2", "3", "3", "4"]),
+            "impact": rng.choice(["2", "3", "3"]),
+            "urgency": "2" if ctype == "emergency" else "3",
+            "priority": "2" if ctype == "emergency" else rng.choice(["3", "4"]),
+            "category": "Network" if service in ("vpn", None) else "Software",
+            "requested_by": user_ref(agent),
+            "opened_by": user_ref(agent),
+            "opened_at": sn_dt(opened),
+            "assignment_group": ctx.group(
+                "Network Operations" if service in ("vpn", None) else "Application Support"
+            ),
+            "assigned_to": user_ref(agent),
+            "business_service": ctx.service(service),
+            "business_service.name": SERVICES.get(service or "", ""),
+            "start_date": sn_dt(planned_start),
+            "end_date": sn_dt(planned_end),
+            "work_start": sn_dt(started),
+            "work_end": sn_dt(work_end if ended else None),
+            "close_code": ("successful" if work_end <= planned_end + H else "successful_issues")
+            if state == "3"
+            else "",
+            "close_notes": "Implemented as planned." if state == "3" else "",
+            "closed_at": sn_dt(closed),
+            "closed_by": user_ref(agent) if closed else "",
+            "on_hold": "false",
+            "time_worked": sn_duration(work_end - work_start) if ended else "",
+            "made_sla": "true",
+            "sla_due": "",
+            "due_date": "",
+            "work_notes": "",
+        }
+    )
     return rec
 
 
@@ -1781,26 +2264,111 @@ SN_PROJECTS = [
     # name, planned start, planned end, real finish (maybe after the export), effort overrun,
     # closing state, budget = planned cost x factor (None: no budget entered), tasks; a tuple
     # is a phase with its child tasks.
-    ("CRM consolidation", "2026-01-19", "2026-06-26", "2026-07-10", 1.18, "3", 1.1,
-     ["Requirements", "Data model mapping", "Integration with ERP", "Data migration", "User training",
-      "Decommission old CRM"]),
-    ("Service desk tooling refresh", "2026-02-02", "2026-05-29", "2026-05-22", 0.9, "3", 1.1,
-     ["Tool selection", "Configuration", "Knowledge base migration", "Reporting", "Go-live"]),
-    ("Datacenter exit phase 1", "2026-03-02", "2026-10-30", "2026-12-18", 1.3, "3", 1.05,
-     ["Inventory and wave plan", ("Migration waves", ["Wave 1 migration", "Wave 2 migration", "Wave 3 migration"]),
-      "Contract termination", "Lessons learned"]),
-    ("Endpoint management rollout", "2026-04-13", "2026-12-11", "2026-12-11", 1.0, "3", 1.1,
-     ["Pilot group", "Compliance policies", ("Rollout", ["Rollout Hamburg", "Rollout Munich"]), "Retire old MDM"]),
-    ("HR portal single sign-on", "2026-06-01", "2026-09-25", "2026-10-09", 1.12, "3", 1.1,
-     ["IdP configuration", "Attribute mapping", "User acceptance test", "Cutover"]),
-    ("Network segmentation", "2026-07-06", "2027-02-26", "2027-04-30", 1.25, "3", None,
-     ["Design zones", "Firewall rules", "Migrate office VLANs", "Migrate server VLANs", "Monitoring",
-      "Penetration test"]),
-    ("Email archiving replacement", "2026-11-16", "2027-03-31", "2027-03-31", 1.0, "3", 1.1,
-     ["Vendor evaluation", "Archive import", "Retention policies"]),
-    ("Legacy fax server retirement", "2026-03-16", "2026-05-29", "2026-04-24", 1.0, "4", 1.1,
-     ["Usage analysis", "Move fax numbers to cloud fax", "Shut down server"]),
-]  # fmt: skip
+    (
+        "CRM consolidation",
+        "2026-01-19",
+        "2026-06-26",
+        "2026-07-10",
+        1.18,
+        "3",
+        1.0,
+        [
+            "Requirements",
+            "Data model mapping",
+            "Integration with ERP",
+            "Data migration",
+            "User training",
+            "Decommission old CRM",
+        ],
+    ),
+    (
+        "Service desk tooling refresh",
+        "2026-02-02",
+        "2026-05-29",
+        "2026-05-22",
+        0.9,
+        "3",
+        1.1,
+        ["Tool selection", "Configuration", "Knowledge base migration", "Reporting", "Go-live"],
+    ),
+    (
+        "Datacenter exit phase 1",
+        "2026-03-02",
+        "2026-10-30",
+        "2026-12-18",
+        1.3,
+        "3",
+        1.05,
+        [
+            "Inventory and wave plan",
+            ("Migration waves", ["Wave 1 migration", "Wave 2 migration", "Wave 3 migration"]),
+            "Contract termination",
+            "Lessons learned",
+        ],
+    ),
+    (
+        "Endpoint management rollout",
+        "2026-04-13",
+        "2026-12-11",
+        "2026-12-11",
+        1.0,
+        "3",
+        1.1,
+        [
+            "Pilot group",
+            "Compliance policies",
+            ("Rollout", ["Rollout Hamburg", "Rollout Munich"]),
+            "Retire old MDM",
+        ],
+    ),
+    (
+        "HR portal single sign-on",
+        "2026-06-01",
+        "2026-09-25",
+        "2026-10-09",
+        1.12,
+        "3",
+        1.1,
+        ["IdP configuration", "Attribute mapping", "User acceptance test", "Cutover"],
+    ),
+    (
+        "Network segmentation",
+        "2026-07-06",
+        "2027-02-26",
+        "2027-04-30",
+        1.25,
+        "3",
+        None,
+        [
+            "Design zones",
+            "Firewall rules",
+            "Migrate office VLANs",
+            "Migrate server VLANs",
+            "Monitoring",
+            "Penetration test",
+        ],
+    ),
+    (
+        "Email archiving replacement",
+        "2026-11-16",
+        "2027-03-31",
+        "2027-03-31",
+        1.0,
+        "3",
+        1.1,
+        ["Vendor evaluation", "Archive import", "Retention policies"],
+    ),
+    (
+        "Legacy fax server retirement",
+        "2026-03-16",
+        "2026-05-29",
+        "2026-04-24",
+        1.0,
+        "4",
+        1.1,
+        ["Usage analysis", "Move fax numbers to cloud fax", "Shut down server"],
+    ),
+]
 NO_EFFORT_PROJECT = "Legacy fax server retirement"  # planned effort never entered
 CLOSED = ("3", "4", "7")
 
@@ -1831,18 +2399,34 @@ class PlannedTask:
 
 
 def _leaf(
-    ctx: SnContext, name: str, slot: tuple[date, date], shift: int, overrun: float,
-    cancel_at: date | None, created: datetime, with_effort: bool,
-) -> PlannedTask:  # fmt: skip
+    ctx: SnContext,
+    name: str,
+    slot: tuple[date, date],
+    shift: int,
+    overrun: float,
+    cancel_at: date | None,
+    created: datetime,
+    with_effort: bool,
+) -> PlannedTask:
     rng = ctx.rng
     t_start, t_end = slot
-    plan_start = from_local(datetime.combine(t_start, time(8)))
-    plan_end = from_local(datetime.combine(t_end, time(17)))
-    real_start = from_local(datetime.combine(t_start + timedelta(days=rng.randint(0, 3)), time(9, 30)))
-    real_end = from_local(datetime.combine(t_end + timedelta(days=shift), time(16)))
+    plan_start = from_local(datetime.combine(workday(t_start), time(8)))
+    plan_end = from_local(datetime.combine(workday(t_end, -1), time(17)))
+    started = workday(t_start + timedelta(days=rng.randint(0, 3)))
+    real_start = from_local(datetime.combine(started, time(9, 30)))
+    real_end = from_local(datetime.combine(workday(t_end + timedelta(days=shift)), time(16)))
     effort = timedelta(hours=rng.choice([24, 40, 60, 80, 120, 160, 240]))
     actual = effort * overrun * rng.uniform(0.85, 1.15)
-    task = PlannedTask(name, ctx.ids.new(), plan_start, plan_end, "-5", created, created, rng.choice(SN_AGENTS + SN_PMS))
+    task = PlannedTask(
+        name,
+        ctx.ids.new(),
+        plan_start,
+        plan_end,
+        "-5",
+        created,
+        created,
+        rng.choice(SN_AGENTS + SN_PMS),
+    )
     stop = from_local(datetime.combine(cancel_at, time(16))) if cancel_at else None
     if stop is not None and real_end > stop:  # the project was stopped before this finished
         if real_start < stop:
@@ -1854,7 +2438,11 @@ def _leaf(
         task.state, task.work_start, task.work_end, share = "3", real_start, real_end, 1.0
         task.updated = real_end
     elif real_start <= EXPORT_AT:
-        task.state, task.work_start, share = "2", real_start, (EXPORT_AT - real_start) / (real_end - real_start)
+        task.state, task.work_start, share = (
+            "2",
+            real_start,
+            (EXPORT_AT - real_start) / (real_end - real_start),
+        )
         task.updated = EXPORT_AT - timedelta(hours=rng.uniform(1, 120))
     else:
         share = 0.0
@@ -1879,7 +2467,7 @@ def _sum_td(values: Iterable[timedelta | None]) -> timedelta | None:
     return sum(known, timedelta()) if known else None
 
 
-def _roll(parent: PlannedTask, children: Sequence[PlannedTask]) -> None:
+def _roll(parent: PlannedTask, children: Sequence[PlannedTask], closing: str | None = None) -> None:
     """planned_task rollup: a parent's dates, effort, cost and progress come from its children."""
     parent.start = min(c.start for c in children)
     parent.end = max(c.end for c in children)
@@ -1897,7 +2485,7 @@ def _roll(parent: PlannedTask, children: Sequence[PlannedTask]) -> None:
     weights = [((c.effort or H) / H, c.percent) for c in children]
     parent.percent = round(sum(w * pc for w, pc in weights) / sum(w for w, _ in weights), 1)
     if done:
-        parent.state = "3" if "3" in states else "4" if "4" in states else "7"
+        parent.state = closing or ("3" if "3" in states else "4" if "4" in states else "7")
         parent.percent = 100.0 if parent.state == "3" else parent.percent
     elif parent.work_start:
         parent.state = "2"
@@ -1906,13 +2494,22 @@ def _roll(parent: PlannedTask, children: Sequence[PlannedTask]) -> None:
     parent.updated = max(c.updated for c in children)
 
 
-def _render_planned(ctx: SnContext, task: PlannedTask, table: str, project: PlannedTask) -> dict[str, Any]:
+def _render_planned(
+    ctx: SnContext, task: PlannedTask, table: str, project: PlannedTask
+) -> dict[str, Any]:
     rng = ctx.rng
     closed = task.work_end if task.state in CLOSED else None
     if task.state == "7":
         closed = task.updated
     row = sn_common(
-        ctx, table, task.number, task.sys_id, task.created, task.updated, rng.randint(3, 40), login(task.assignee)
+        ctx,
+        table,
+        task.number,
+        task.sys_id,
+        task.created,
+        task.updated,
+        rng.randint(3, 40),
+        login(task.assignee),
     )
     row.update({"short_description": task.name, "state": task.state})
     row["active"] = "false" if task.state in CLOSED else "true"
@@ -1923,30 +2520,36 @@ def _render_planned(ctx: SnContext, task: PlannedTask, table: str, project: Plan
         row["top_task"] = ref("pm_project", project.sys_id)
         row["top_task.number"] = project.number
         row["parent"] = ref(*task.parent)
-    row.update({
-        "assigned_to": user_ref(task.assignee),
-        "start_date": sn_dt(task.start),
-        "end_date": sn_dt(task.end),
-        "work_start": sn_dt(task.work_start),
-        "work_end": sn_dt(task.work_end),
-        "duration": sn_duration(task.end - task.start),
-        "work_duration": sn_duration(task.work_end - task.work_start) if task.work_start and task.work_end else "",
-        "effort": sn_duration(task.effort),
-        "work_effort": sn_duration(task.work_effort),
-        "remaining_effort": sn_duration(task.remaining),
-        "percent_complete": sn_percent(task.percent),
-        "cost": sn_money(task.cost),
-        "work_cost": sn_money(task.work_cost),
-    })  # fmt: skip
+    row.update(
+        {
+            "assigned_to": user_ref(task.assignee),
+            "start_date": sn_dt(task.start),
+            "end_date": sn_dt(task.end),
+            "work_start": sn_dt(task.work_start),
+            "work_end": sn_dt(task.work_end),
+            "duration": sn_duration(task.end - task.start),
+            "work_duration": sn_duration(task.work_end - task.work_start)
+            if task.work_start and task.work_end
+            else "",
+            "effort": sn_duration(task.effort),
+            "work_effort": sn_duration(task.work_effort),
+            "remaining_effort": sn_duration(task.remaining),
+            "percent_complete": sn_percent(task.percent),
+            "cost": sn_money(task.cost),
+            "work_cost": sn_money(task.work_cost),
+        }
+    )
     if table == "pm_project":
         row["budget_cost"] = ""
-    row.update({
-        "opened_at": sn_dt(task.created),
-        "closed_at": sn_dt(closed),
-        "time_constraint": "start_on",
-        "rollup": "true" if table == "pm_project" else "false",
-        "critical_path": "true" if task.critical else "false",
-    })  # fmt: skip
+    row.update(
+        {
+            "opened_at": sn_dt(task.created),
+            "closed_at": sn_dt(closed),
+            "time_constraint": "start_on",
+            "rollup": "true" if table == "pm_project" else "false",
+            "critical_path": "true" if task.critical else "false",
+        }
+    )
     return row
 
 
@@ -1955,12 +2558,23 @@ def sn_projects(ctx: SnContext) -> tuple[list[dict[str, Any]], list[dict[str, An
     projects: list[dict[str, Any]] = []
     task_rows: list[dict[str, Any]] = []
     task_no = 10001
-    for p_index, (name, start_s, end_s, finish_s, overrun, end_state, budget_factor, spec) in enumerate(SN_PROJECTS):
+    for p_index, (
+        name,
+        start_s,
+        end_s,
+        finish_s,
+        overrun,
+        end_state,
+        budget_factor,
+        spec,
+    ) in enumerate(SN_PROJECTS):
         start, end, finish = d(start_s), d(end_s), d(finish_s)
         pm = SN_PMS[p_index % len(SN_PMS)]
-        p_created = next_work_time(rng, start - timedelta(days=rng.randint(10, 30)))
+        p_created = next_work_time(rng, max(FIRST_DAY, start - timedelta(days=rng.randint(10, 30))))
         p_created = before_export(rng, p_created, datetime.combine(FIRST_DAY, time(8), UTC))
-        project = PlannedTask(name, ctx.ids.new(), p_created, p_created, "1", p_created, p_created, pm)
+        project = PlannedTask(
+            name, ctx.ids.new(), p_created, p_created, "1", p_created, p_created, pm
+        )
         project.number = f"PRJ{1001 + p_index:07d}"
         leaves: list[tuple[str, str | None]] = []
         for item in spec:
@@ -1969,16 +2583,26 @@ def sn_projects(ctx: SnContext) -> tuple[list[dict[str, Any]], list[dict[str, An
             else:
                 leaves.extend((child, item[0]) for child in item[1])
         span, n = (end - start).days, len(leaves)
-        late = (finish - end).days
+        late = 0 if end_state == "4" else (finish - end).days  # stopped, not late
         built: list[tuple[PlannedTask, str | None]] = []
         for i, (leaf_name, phase) in enumerate(leaves):
-            slot = (start + timedelta(days=span * i // n), start + timedelta(days=span * (i + 1) // n - 1))
+            slot = (
+                start + timedelta(days=span * i // n),
+                start + timedelta(days=span * (i + 1) // n - 1),
+            )
             shift = round(late * (i + 1) / n)
-            created = before_export(rng, p_created + timedelta(hours=rng.uniform(1, 200)), p_created)
+            created = next_work_time(rng, (p_created + timedelta(days=rng.randint(0, 8))).date())
+            created = before_export(rng, max(created, p_created + H), p_created)
             task = _leaf(
-                ctx, leaf_name, slot, shift, overrun * rng.uniform(0.9, 1.1),
-                finish if end_state == "4" else None, created, name != NO_EFFORT_PROJECT,
-            )  # fmt: skip
+                ctx,
+                leaf_name,
+                slot,
+                shift,
+                overrun * rng.uniform(0.9, 1.1),
+                finish if end_state == "4" else None,
+                created,
+                name != NO_EFFORT_PROJECT,
+            )
             task.critical = i in (0, n - 1)
             built.append((task, phase))
         top: list[PlannedTask] = []
@@ -1991,7 +2615,16 @@ def sn_projects(ctx: SnContext) -> tuple[list[dict[str, Any]], list[dict[str, An
                 ordered.append(task)
                 continue
             children = [t for t, ph in built if ph == item[0]]
-            phase_task = PlannedTask(item[0], ctx.ids.new(), p_created, p_created, "1", children[0].created, p_created, pm)
+            phase_task = PlannedTask(
+                item[0],
+                ctx.ids.new(),
+                p_created,
+                p_created,
+                "1",
+                children[0].created,
+                p_created,
+                pm,
+            )
             phase_task.parent = ("pm_project", project.sys_id)
             _roll(phase_task, children)
             for child in children:
@@ -2001,9 +2634,7 @@ def sn_projects(ctx: SnContext) -> tuple[list[dict[str, Any]], list[dict[str, An
         for task in ordered:
             task.number = f"PRJTASK{task_no:07d}"
             task_no += 1
-        _roll(project, top)
-        if project.state in CLOSED:
-            project.state = end_state
+        _roll(project, top, end_state)
         if project.state == "1" and start - timedelta(days=14) > LAST_DAY:
             project.state = "-5"
         project.created = p_created
@@ -2013,7 +2644,7 @@ def sn_projects(ctx: SnContext) -> tuple[list[dict[str, Any]], list[dict[str, An
         row = _render_planned(ctx, project, "pm_project", project)
         if budget_factor is not None:
             planned = project.cost if project.cost is not None else 60000.0
-            row["budget_cost"] = sn_money(round_to(planned * budget_factor + 20000, 1000))
+            row["budget_cost"] = sn_money(round_to(planned * budget_factor + 5000, 1000))
         projects.append(row)
         task_rows += [_render_planned(ctx, t, "pm_project_task", project) for t in ordered]
     return projects, task_rows
@@ -2029,27 +2660,42 @@ def _sn_dt(text: str) -> datetime:
 
 def write_servicenow(rng: random.Random) -> list[Path]:
     ctx = SnContext(rng, SysIds(random.Random(SEED + 99)))
-    for person in SN_AGENTS + SN_PMS + EMPLOYEES:
-        ctx.ids.known["user:" + person.name] = person.sys_id
     opened = sorted(
         [random_instant(rng, FIRST_DAY, LAST_DAY, office=0.8) for _ in range(42)]
-        + [random_instant(rng, LAST_DAY - timedelta(days=12), LAST_DAY, office=0.8) for _ in range(18)]
+        + [
+            random_instant(rng, LAST_DAY - timedelta(days=12), LAST_DAY, office=0.8)
+            for _ in range(18)
+        ]
     )
     incidents = [sn_incident(ctx, i, t) for i, t in enumerate(opened)]
-    requests: list[str] = []
     opened = sorted(
         [random_instant(rng, FIRST_DAY, LAST_DAY, office=0.95) for _ in range(17)]
-        + [random_instant(rng, LAST_DAY - timedelta(days=12), LAST_DAY, office=0.95) for _ in range(8)]
+        + [
+            random_instant(rng, LAST_DAY - timedelta(days=12), LAST_DAY, office=0.95)
+            for _ in range(8)
+        ]
     )
-    ritms = [sn_ritm(ctx, i, t, requests) for i, t in enumerate(opened)]
+    ritms = [sn_ritm(ctx, i, t) for i, t in enumerate(opened)]
     opened = sorted(
-        [random_instant(rng, FIRST_DAY, LAST_DAY - timedelta(days=60), office=1.0) for _ in range(7)]
-        + [random_instant(rng, LAST_DAY - timedelta(days=60), LAST_DAY, office=1.0) for _ in range(3)]
+        [
+            random_instant(rng, FIRST_DAY, LAST_DAY - timedelta(days=60), office=1.0)
+            for _ in range(7)
+        ]
+        + [
+            random_instant(rng, LAST_DAY - timedelta(days=60), LAST_DAY, office=1.0)
+            for _ in range(3)
+        ]
     )
     problems = [sn_problem(ctx, i, t, incidents) for i, t in enumerate(opened)]
     opened = sorted(
-        [random_instant(rng, FIRST_DAY, LAST_DAY - timedelta(days=20), office=1.0) for _ in range(11)]
-        + [random_instant(rng, LAST_DAY - timedelta(days=10), LAST_DAY, office=1.0) for _ in range(4)]
+        [
+            random_instant(rng, FIRST_DAY, LAST_DAY - timedelta(days=20), office=1.0)
+            for _ in range(11)
+        ]
+        + [
+            random_instant(rng, LAST_DAY - timedelta(days=10), LAST_DAY, office=1.0)
+            for _ in range(4)
+        ]
     )
     changes = [sn_change(ctx, i, t) for i, t in enumerate(opened)]
     projects, tasks = sn_projects(ctx)
@@ -2086,6 +2732,7 @@ def main() -> None:
     ops = make_ops(random.Random(SEED + 1))
     pmo = make_pmo(random.Random(SEED + 2))
     web = make_web(random.Random(SEED + 3), pmo)
+    touch_worklogs(random.Random(SEED + 6), ops + pmo + web)
     files = write_jira(ops + pmo + web, random.Random(SEED + 4))
     files += write_servicenow(random.Random(SEED + 5))
     for path in files:

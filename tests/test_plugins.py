@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.connectors.base import ConnectorContext
 from bridge.connectors.files import read_export
 from bridge.errors import PluginError, RuleValidationError
 from bridge.plugins import Registry, load_registry, make_plugin_manager
@@ -52,7 +53,9 @@ def test_an_installed_plugin_adds_a_connector_format_and_operator(
     assert "sample-tickets" in registry.formats
     assert "longer_than_words" in registry.operators
 
-    connector = registry.connectors["sample"].factory({"rows": [{"id": "S-1", "kind": "Bug"}]})
+    connector = registry.connectors["sample"].factory(
+        {"rows": [{"id": "S-1", "kind": "Bug"}]}, ConnectorContext()
+    )
     assert [i.key for i in connector.pull()] == ["S-1"]
 
     export = tmp_path / "tickets.json"

@@ -8,6 +8,7 @@ precise message, choose an exit code or HTTP status, and decide whether to retry
 
     BridgeError(Exception)
     ├── ConfigError                  bridge.yaml / environment / credentials missing or malformed
+    │   └── ConfigInvalidError       .diagnostics: every problem in bridge.yaml, located
     ├── InputError                   an export or fixture file that cannot be read (.path)
     ├── RuleError                    rule files that cannot be used
     │   └── RuleValidationError      .diagnostics: every problem found, each with file:line:col
@@ -34,6 +35,7 @@ from typing import ClassVar
 __all__ = [
     "BridgeError",
     "ConfigError",
+    "ConfigInvalidError",
     "ConnectorAuthError",
     "ConnectorError",
     "ConnectorTransportError",
@@ -72,6 +74,14 @@ class BridgeError(Exception):
 
 class ConfigError(BridgeError):
     """The configuration, the environment or a credential is missing or malformed."""
+
+
+class ConfigInvalidError(ConfigError):
+    """bridge.yaml has problems; ``diagnostics`` lists them all with their positions."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
+        self.diagnostics = tuple(sorted(diagnostics))
+        super().__init__("\n".join(str(d) for d in self.diagnostics))
 
 
 class InputError(BridgeError):

@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from bridge import __version__
-from bridge.errors import BridgeError, RuleValidationError
+from bridge.errors import BridgeError, ConfigInvalidError, RuleValidationError
 
 __all__ = ["cli", "fail", "main", "stderr", "stdout"]
 
@@ -54,7 +54,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> Exit:
     return Exit(code)
 
 
-def print_diagnostics(error: RuleValidationError) -> None:
+def print_diagnostics(error: RuleValidationError | ConfigInvalidError) -> None:
     for diagnostic in error.diagnostics:
         stderr.print(str(diagnostic), markup=False)
     count = len(error.diagnostics)
@@ -71,6 +71,9 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except RuleValidationError as exc:
             print_diagnostics(exc)
             raise SystemExit(EXIT_INVALID) from None
+        except ConfigInvalidError as exc:
+            print_diagnostics(exc)
+            raise SystemExit(EXIT_USAGE) from None
         except BridgeError as exc:
             stderr.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             raise SystemExit(EXIT_USAGE) from None

@@ -228,7 +228,7 @@ def _key_figures(kpis: Mapping[str, Any]) -> str:
     for name, value in kpis.items():
         if name.startswith("sla.") and name.endswith(".state") and value:
             style = {"breached": "red", "breaching": "red", "met": "green"}.get(value, "")
-            short = name[4:-6]
+            short = "".join(word[0] for word in name[4:-6].split("-")).upper()
             parts.append(f"{short}: [{style}]{value}[/]" if style else f"{short}: {value}")
     if isinstance(kpis.get("csat.rating"), float):
         parts.append(f"CSAT {kpis['csat.rating']:g}")
@@ -248,6 +248,7 @@ def _print_table(
     )
     for column in ("key", "system", "type", "status", "work type", "phase", "rule"):
         table.add_column(column, overflow="fold")
+    table.add_column("key figures", overflow="fold", ratio=1)
     for row in rows:
         style = _WORK_STYLE[row["work_type"]]
         table.add_row(
@@ -258,6 +259,7 @@ def _print_table(
             f"[{style}]{row['work_type']}[/]",
             row["phase"] or "",
             row["rule"] or "[dim](default)[/]",
+            _key_figures(row["kpis"]),
         )
     counts = Counter(row["work_type"] for row in rows)
     total = len(rows) or 1

@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bridge.model import WorkItem
+from bridge.kpi.result import KpiResult
+from bridge.model import Classification, WorkItem
+from bridge.store.base import Store
+from bridge.writeback.plan import WriteOp
 
-__all__ = ["Connector", "ConnectorSpec", "ExportFormat"]
+__all__ = ["Connector", "ConnectorContext", "ConnectorSpec", "ExportFormat", "LiveConnector"]
 
 
 class Connector(Protocol):
-    """A source of work items (and, for live systems, a target of write-back)."""
+    """A source of work items."""
 
     name: str
 
@@ -26,13 +29,49 @@ class Connector(Protocol):
         ...
 
 
+class LiveConnector(Connector, Protocol):
+    """A ticketing system bridge reads from and writes KPIs back to."""
+
+    def fetch(self, key: str) -> WorkItem:
+        """The item as it is now (webhooks act on fresh data); ItemNotFoundError if gone."""
+        ...
+
+    def plan(
+        self,
+        item: WorkItem,
+        decision: Classification,
+        kpis: KpiResult,
+        *,
+        currency: str | None = None,
+    ) -> list[WriteOp]:
+        """The writes that would make the item show ``decision`` and ``kpis`` — only those
+        that change something. Pure: reads what the item holds, does no I/O."""
+        ...
+
+    def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
+        """Perform planned writes; raises a ConnectorError naming what failed."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorContext:
+    """What bridge hands a connector besides its settings."""
+
+    store: Store | None = None
+    base_dir: str = "."
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorSpec:
-    """A registered connector: its name in ``bridge.yaml`` and how to build one."""
+    """A registered connector: its name in ``bridge.yaml``, how to build one, and the JSON
+    Schema of its ``sources:`` entry (validated with positions like the rules)."""
 
     name: str
-    factory: Callable[[Mapping[str, Any]], Connector]
+    factory: Callable[[Mapping[str, Any], ConnectorContext], Connector]
     description: str = ""
+    settings_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge import hookimpl
-from bridge.connectors.base import ConnectorSpec, ExportFormat
+from bridge.connectors.base import ConnectorContext, ConnectorSpec, ExportFormat
 from bridge.errors import ConfigError, InputError
 from bridge.model import WorkItem
 
@@ -100,12 +100,15 @@ def read_export(path: Path, formats: Sequence[ExportFormat] | None = None) -> It
 class FileConnector:
     """A connector over an export on disk: pulls, never writes."""
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any], context: ConnectorContext | None = None
+    ) -> None:
         path = settings.get("path")
         if not isinstance(path, str) or not path:
             raise ConfigError("the files connector needs `path:` naming an export file or folder")
         self.name = str(settings.get("name", "files"))
-        self.path = Path(path)
+        base = Path(context.base_dir) if context is not None else Path()
+        self.path = base / path
 
     def pull(self, *, since: datetime | None = None) -> Iterator[WorkItem]:
         for item in read_export(self.path):
@@ -115,4 +118,20 @@ class FileConnector:
 
 @hookimpl
 def bridge_register_connectors(register: Any) -> None:
-    register(ConnectorSpec("files", FileConnector, "exports saved as JSON files"))
+    register(
+        ConnectorSpec(
+            "files",
+            FileConnector,
+            "exports saved as JSON files",
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "connector", "path"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "connector": {"const": "files"},
+                    "path": {"type": "string", "minLength": 1},
+                },
+            },
+        )
+    )

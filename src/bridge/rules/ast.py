@@ -55,6 +55,11 @@ class FieldRef:
         if self.type is not None:
             return getattr(item, self.name)
         current: Any = item.raw
+        if len(self.raw_path) > 1 and isinstance(current, Mapping):
+            # ServiceNow returns dot-walked fields under their dotted name ("top_task.number").
+            dotted = current.get(self.name[4:])
+            if dotted is not None:
+                return _unwrap(dotted)
         for segment in self.raw_path:
             if isinstance(current, Mapping):
                 current = current.get(segment)

@@ -16,7 +16,7 @@ from bridge.rules.operators import OperatorSpec
 
 
 class CsvishConnector:
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], context: Any = None) -> None:
         self.name = settings.get("name", "sample")
         self.rows = settings.get("rows", [])
 

@@ -1,0 +1,168 @@
+"""``bridge.yaml``: loading, validation with file:line:col diagnostics, and secrets.
+
+The file names environment variables or files for every secret (``token_env: JIRA_API_TOKEN``,
+``password_file: /run/secrets/sn``) and never holds one: each connector's settings schema
+has no key a secret could be written under, so a pasted token is an "unknown key" error
+rather than a leak into git.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from bridge.errors import ConfigError, ConfigInvalidError, Diagnostic
+from bridge.plugins import Registry, default_registry
+from bridge.rules.compile import did_you_mean
+from bridge.rules.source import SourceDoc, parse_yaml
+from bridge.rules.validate import schema_errors_for
+
+__all__ = ["Config", "ConfigInvalidError", "SourceConfig", "load_config", "secret"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One ``sources:`` entry: its name, connector, and the settings as written."""
+
+    name: str
+    connector: str
+    settings: Mapping[str, Any]
+    base_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    rules: tuple[Path, ...]
+    store: str | None
+    queue: str | None
+    sources: tuple[SourceConfig, ...]
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        names = [s.name for s in self.sources]
+        raise ConfigError(
+            f"no source named {name!r} in {self.path}"
+            f"{did_you_mean(name, names)} (sources: {', '.join(names)})"
+        )
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    text = resources.files("bridge.schemas").joinpath("config.schema.json").read_text("utf-8")
+    return Draft202012Validator(json.loads(text))
+
+
+def _source_problems(
+    doc: SourceDoc, index: int, source: Mapping[str, Any], registry: Registry
+) -> list[Diagnostic]:
+    connector = source.get("connector")
+    if not isinstance(connector, str):
+        return []
+    spec = registry.connectors.get(connector)
+    if spec is None:
+        hint = did_you_mean(connector, list(registry.connectors))
+        return [
+            doc.diag(
+                ("sources", index, "connector"),
+                f"unknown connector {connector!r}"
+                f"{hint} (installed: {', '.join(registry.connectors)})",
+            )
+        ]
+    if spec.settings_schema is None:
+        return []
+    validator = Draft202012Validator(dict(spec.settings_schema))
+    # Validate the source on its own, then shift paths under sources[index].
+    shifted = SourceDoc(
+        doc.path,
+        source,
+        {p[2:]: loc for p, loc in doc.values.items() if p[:2] == ("sources", index)},
+        {p[2:]: loc for p, loc in doc.keys.items() if p[:2] == ("sources", index)},
+    )
+    return schema_errors_for(shifted, validator)
+
+
+def load_config(path: str | Path, registry: Registry | None = None) -> Config:
+    """Read and check bridge.yaml; every problem is reported at once, with its position."""
+    registry = registry or default_registry()
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    doc, problems = parse_yaml(str(file), data)
+    if doc is None:
+        raise ConfigInvalidError(problems)
+    problems.extend(schema_errors_for(doc, _validator()))
+    sources = doc.data.get("sources") if isinstance(doc.data, Mapping) else None
+    seen: dict[str, int] = {}
+    if isinstance(sources, list):
+        for index, source in enumerate(sources):
+            if not isinstance(source, Mapping):
+                continue
+            problems.extend(_source_problems(doc, index, source, registry))
+            name = source.get("name")
+            if isinstance(name, str):
+                if name in seen:
+                    problems.append(
+                        doc.diag(("sources", index, "name"), f"source name {name!r} is used twice")
+                    )
+                seen[name] = index
+    if problems:
+        raise ConfigInvalidError(problems)
+    base = file.parent
+    rules = doc.data.get("rules", "rules")
+    rule_paths = tuple(base / p for p in ([rules] if isinstance(rules, str) else rules))
+    return Config(
+        path=file,
+        rules=rule_paths,
+        store=doc.data.get("store"),
+        queue=doc.data.get("queue"),
+        sources=tuple(SourceConfig(s["name"], s["connector"], s, base) for s in sources or []),
+    )
+
+
+def secret(
+    settings: Mapping[str, Any], key: str, *, source: str, required: bool = True
+) -> str | None:
+    """The secret ``key`` from ``<key>_env`` (an environment variable) or ``<key>_file``.
+
+    :raises ConfigError: it is required and neither is set, or the variable/file is empty.
+    """
+    env_name = settings.get(f"{key}_env")
+    file_name = settings.get(f"{key}_file")
+    if isinstance(env_name, str):
+        value = os.environ.get(env_name, "")
+        if value:
+            return value
+        if not isinstance(file_name, str):
+            raise ConfigError(
+                f"source {source!r}: the environment variable {env_name} "
+                f"({key}_env) is not set or empty; export it before starting"
+            )
+    if isinstance(file_name, str):
+        try:
+            value = Path(file_name).read_text("utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"source {source!r}: cannot read {key}_file {file_name}: {exc.strerror}"
+            ) from None
+        if value:
+            return value
+        raise ConfigError(f"source {source!r}: {key}_file {file_name} is empty")
+    if required:
+        raise ConfigError(
+            f"source {source!r}: give {key}_env (an environment variable) or "
+            f"{key}_file (a file) for the {key.replace('_', ' ')}"
+        )
+    return None
