@@ -90,12 +90,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from bridge.cli import classify_cmd, report_cmd, rules_cmd  # noqa: PLC0415
+    from bridge.cli import classify_cmd, report_cmd, rules_cmd, sync_cmd  # noqa: PLC0415
 
     cli.add_command(rules_cmd.rules)
     cli.add_command(classify_cmd.classify)
     cli.add_command(classify_cmd.explain)
     cli.add_command(report_cmd.report)
+    cli.add_command(sync_cmd.sync)
 
 
 _register()

@@ -13,10 +13,18 @@ from typing import Any, Protocol
 
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
+from bridge.rules.ast import RuleSet
 from bridge.store.base import Store
 from bridge.writeback.plan import WriteOp
 
-__all__ = ["Connector", "ConnectorContext", "ConnectorSpec", "ExportFormat", "LiveConnector"]
+__all__ = [
+    "Connector",
+    "ConnectorContext",
+    "ConnectorSpec",
+    "ExportFormat",
+    "LiveConnector",
+    "WebhookEvent",
+]
 
 
 class Connector(Protocol):
@@ -29,8 +37,29 @@ class Connector(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified, parsed webhook delivery.
+
+    ``keys`` are what ``fetch`` takes (a Jira issue key; ``table:sys_id`` for ServiceNow).
+    ``ignore_reason`` is set when processing it would only echo bridge's own writes (the
+    actor is bridge's account, or only fields bridge writes changed).
+    """
+
+    delivery_id: str | None
+    kind: str
+    keys: tuple[str, ...]
+    deleted: bool = False
+    ignore_reason: str | None = None
+
+
 class LiveConnector(Connector, Protocol):
     """A ticketing system bridge reads from and writes KPIs back to."""
+
+    def prepare(self, rule_set: RuleSet) -> None:
+        """Called before a pull with the rules in force, so the connector can ask the system
+        for exactly the fields the rules and KPIs read (``raw.*`` paths included)."""
+        ...
 
     def fetch(self, key: str) -> WorkItem:
         """The item as it is now (webhooks act on fresh data); ItemNotFoundError if gone."""
@@ -50,6 +79,11 @@ class LiveConnector(Connector, Protocol):
 
     def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
         """Perform planned writes; raises a ConnectorError naming what failed."""
+        ...
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Verify (constant time) and parse one delivery; raises WebhookSignatureError or
+        WebhookPayloadError. Pure: no I/O."""
         ...
 
     def close(self) -> None: ...

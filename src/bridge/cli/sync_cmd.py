@@ -1,0 +1,104 @@
+"""``bridge sync``: pull a live source once, classify, compute KPIs and write them back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from bridge.cli import fail, handle_errors, stdout
+from bridge.cli.classify_cmd import NOW_OPTION, _now
+from bridge.config import load_config
+from bridge.connectors.base import ConnectorContext, LiveConnector
+from bridge.errors import ConfigError
+from bridge.plugins import default_registry
+from bridge.rules.loader import load_rules
+from bridge.store import open_store
+from bridge.sync import SyncReport, sync_source
+
+__all__ = ["sync"]
+
+
+@click.command()
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default="bridge.yaml",
+    show_default=True,
+    help="The bridge.yaml to use.",
+)
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    help="Sync only this source (repeatable; default: all).",
+)
+@click.option("--dry-run", is_flag=True, help="Plan the writes and show them; write nothing.")
+@click.option("--full", is_flag=True, help="Ignore the cursor: pull everything in scope.")
+@NOW_OPTION
+@handle_errors
+def sync(
+    config_path: str, sources: tuple[str, ...], dry_run: bool, full: bool, now_text: str | None
+) -> None:
+    """Sync live sources once: pull what changed, classify, compute KPIs, write back."""
+    if not Path(config_path).exists():
+        raise fail(
+            f"no {config_path}; create it (see the README, 'Configuration') or pass --config"
+        )
+    config = load_config(config_path)
+    rule_set = load_rules(config.rules)
+    now = _now(now_text) if now_text else datetime.now(UTC)
+    registry = default_registry()
+    store = open_store(config.store)
+    selected = [config.source(name) for name in sources] if sources else list(config.sources)
+    failed = False
+    try:
+        for source in selected:
+            spec = registry.connectors[source.connector]
+            connector = spec.factory(
+                source.settings, ConnectorContext(store=store, base_dir=str(source.base_dir))
+            )
+            if not all(hasattr(connector, a) for a in ("fetch", "plan", "apply")):
+                raise ConfigError(
+                    f"source {source.name!r}: the {source.connector} connector "
+                    "only reads; use bridge classify for it"
+                )
+            live: LiveConnector = connector  # type: ignore[assignment]
+            try:
+                report = sync_source(
+                    source.name, live, rule_set, store, now, full=full, dry_run=dry_run
+                )
+            finally:
+                live.close()
+            _print(report)
+            failed = failed or not report.ok
+    finally:
+        store.close()
+    if failed:
+        raise SystemExit(1)
+
+
+def _print(report: SyncReport) -> None:
+    what = "would write" if report.dry_run else "wrote"
+    stdout.print(
+        f"[bold]{report.source}[/]: pulled {report.pulled} (since "
+        f"{report.since.isoformat() if report.since else 'the beginning'}), "
+        f"{report.unchanged} unchanged, {report.duplicates} already handled; {what} "
+        f"{len(report.planned) if report.dry_run else report.items_written} item(s)"
+        + (
+            ""
+            if report.dry_run
+            else f": {report.field_writes} field value(s), {report.comment_writes} summary"
+        ),
+        highlight=False,
+    )
+    for key, ops in report.planned.items():
+        stdout.print(f"  {key}: {ops}", markup=False)
+    for key, reason in report.skipped:
+        stdout.print(f"  [yellow]skipped[/] {key}: {reason}")
+    for key, reason in report.failed:
+        stdout.print(f"  [red]failed[/] {key}: {reason}")

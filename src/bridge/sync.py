@@ -1,0 +1,189 @@
+"""One sync of one source: pull → classify → KPIs → plan → apply, each item on its own.
+
+An item that fails (gone, refused, malformed) is recorded and skipped; the rest of the sync
+goes on. The cursor advances only when the pull itself completed, to the newest ``updated``
+seen (never to the local clock, so clock skew cannot lose changes), and the next incremental
+pull starts ``overlap`` earlier; items already handled in that overlap at the same
+``updated`` are dropped instead of re-evaluated.
+
+Writes run concurrently (bounded) because a live system's latency, not CPU, bounds a sync;
+the connector's rate limiter keeps them under the system's limits. Memory stays flat: items
+stream from the connector and at most ``2 × concurrency`` writes are in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bridge.connectors.base import LiveConnector
+from bridge.errors import BridgeError, ItemNotFoundError
+from bridge.kpi.compute import KpiEngine
+from bridge.kpi.result import iso
+from bridge.model import WorkItem
+from bridge.rules.ast import RuleSet
+from bridge.rules.engine import Engine
+from bridge.store.base import Store
+from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp
+
+__all__ = ["SyncReport", "evaluate_item", "sync_source"]
+
+log = logging.getLogger("bridge.sync")
+
+OVERLAP_MEMO = "sync:overlap"
+
+
+@dataclass
+class SyncReport:
+    """What one sync did, for the CLI, the logs and the audit trail."""
+
+    source: str
+    dry_run: bool
+    since: datetime | None = None
+    cursor: datetime | None = None
+    pulled: int = 0
+    duplicates: int = 0
+    unchanged: int = 0
+    items_written: int = 0
+    field_writes: int = 0
+    comment_writes: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    planned: dict[str, list[WriteOp]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass
+class _Shared:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def evaluate_item(
+    item: WorkItem, engine: Engine, kpis: KpiEngine, connector: LiveConnector, now: datetime
+) -> list[WriteOp]:
+    """The writes one item needs: classify, compute its KPIs, let the connector diff them."""
+    decision = engine.classify(item, now)
+    result = kpis.compute(item, decision, now)
+    return connector.plan(item, decision, result, currency=kpis.config.currency)
+
+
+def _load_overlap(store: Store, source: str) -> dict[str, str]:
+    text = store.get_memo(source, OVERLAP_MEMO)
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def sync_source(
+    source: str,
+    connector: LiveConnector,
+    rule_set: RuleSet,
+    store: Store,
+    now: datetime,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    overlap: timedelta = timedelta(minutes=5),
+    concurrency: int = 8,
+    on_item: Callable[[WorkItem], None] | None = None,
+) -> SyncReport:
+    """Sync one source once. Raises only when the pull itself fails (nothing is lost: the
+    cursor stays where it was); per-item problems are in the report."""
+    engine = Engine(rule_set)
+    kpis = KpiEngine(rule_set)
+    connector.prepare(rule_set)
+    cursor = None if full else store.get_cursor(source)
+    since = cursor - overlap if cursor is not None else None
+    report = SyncReport(source, dry_run, since=since, cursor=cursor)
+    already = {} if full else _load_overlap(store, source)
+    newest = cursor
+    handled: dict[str, str] = {}
+    shared = _Shared()
+    in_flight: list[Future[None]] = []
+    limit = threading.BoundedSemaphore(max(1, concurrency) * 2)
+
+    def record_failure(key: str, exc: BaseException) -> None:
+        skipped = isinstance(exc, ItemNotFoundError)
+        message = (
+            str(exc)
+            if isinstance(exc, BridgeError)
+            else (f"internal error: {type(exc).__name__}: {exc}")
+        )
+        with shared.lock:
+            (report.skipped if skipped else report.failed).append((key, message))
+        store.audit(source, key, "skipped" if skipped else "failed", message, now)
+        if not isinstance(exc, BridgeError):
+            log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
+
+    def write(item: WorkItem, ops: list[WriteOp]) -> None:
+        try:
+            connector.apply(item, ops)
+        except Exception as exc:
+            record_failure(item.key, exc)
+        else:
+            fields = sum(len(op.values) for op in ops if isinstance(op, SetFields))
+            comments = sum(1 for op in ops if isinstance(op, UpsertSummary))
+            with shared.lock:
+                report.items_written += 1
+                report.field_writes += fields
+                report.comment_writes += comments
+            store.audit(source, item.key, "written", f"{fields} field(s), {comments} summary", now)
+        finally:
+            limit.release()
+
+    with ThreadPoolExecutor(
+        max_workers=max(1, concurrency), thread_name_prefix=f"bridge-{source}"
+    ) as pool:
+        for item in connector.pull(since=since):
+            report.pulled += 1
+            stamp = iso(item.updated) or ""
+            if already.get(item.key) == stamp and stamp:
+                report.duplicates += 1
+                continue
+            if item.updated is not None and (newest is None or item.updated > newest):
+                newest = item.updated
+            handled[item.key] = stamp
+            if on_item is not None:
+                on_item(item)
+            try:
+                ops = evaluate_item(item, engine, kpis, connector, now)
+            except Exception as exc:
+                record_failure(item.key, exc)
+                continue
+            if not ops:
+                report.unchanged += 1
+                continue
+            if dry_run:
+                report.planned[item.key] = ops
+                continue
+            limit.acquire()
+            in_flight.append(pool.submit(write, item, ops))
+            if len(in_flight) > 4 * concurrency:
+                in_flight = [f for f in in_flight if not f.done()]
+    for future in in_flight:
+        future.result()
+    if newest is not None and not dry_run:
+        store.set_cursor(source, newest)
+        window = newest - overlap
+        keep = {
+            k: v
+            for k, v in handled.items()
+            if v and datetime.fromisoformat(v.replace("Z", "+00:00")) >= window
+        }
+        store.set_memo(source, OVERLAP_MEMO, json.dumps(keep, sort_keys=True))
+    report.cursor = newest
+    if report.failed:
+        log.warning("%s: %d item(s) failed; see the audit log", source, len(report.failed))
+    return report
