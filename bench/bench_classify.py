@@ -1451,27 +1451,13 @@ def compare(
 def engine_rules_tried(
     engine: Engine, rule_set: RuleSet, items: Sequence[WorkItem], winners: Sequence[int]
 ) -> float | None:
-    """Mean rules an item meets in the engine (its dispatch bucket up to the winner)."""
-    try:
-        from bridge.rules.engine import _required_values  # private: bench insight only
-    except ImportError:
-        return None
-    field = engine.dispatch_field
+    """Mean rules an item meets in the engine (its dispatch candidates up to the winner)."""
     n = len(rule_set.rules)
-    if field is None:
-        return statistics.fmean(w + 1 if w >= 0 else n for w in winners)
-    required = [_required_values(rule.when, field) for rule in rule_set.rules]
-    buckets: dict[Any, list[int]] = {}
     total = 0
     for item, winner in zip(items, winners, strict=True):
-        key = getattr(item, field)
-        bucket = buckets.get(key)
-        if bucket is None:
-            bucket = buckets[key] = [
-                i for i, req in enumerate(required) if req is None or key in req
-            ]
+        bucket = engine.candidates(item)
         total += sum(1 for i in bucket if i <= winner) if winner >= 0 else len(bucket)
-    return total / len(items)
+    return total / len(items) if items else float(n)
 
 
 def show_profile(engine: Engine, items: Sequence[WorkItem], limit: int = 14) -> None:
@@ -1494,13 +1480,13 @@ def show_profile(engine: Engine, items: Sequence[WorkItem], limit: int = 14) -> 
 def source_facts(engine: Engine) -> str:
     source = engine.source
     functions = source.count("\ndef ") + source.startswith("def ")
-    getters = len(re.findall(r"\bK\d+\(item\)", source))
-    calls = len(re.findall(r"\bK\d+\((?:K\d+\(item\)|f_\w+), K\d+, now\)", source))
+    getters = len(re.findall(r"= K\d+\(item\)", source))
+    calls = len(re.findall(r"\bK\d+\(v\d+, K\d+, now\)", source))
     ifs = source.count("    if ")
     return (
         f"{functions} generated functions, {ifs} rule tests, {len(source.splitlines())} lines; "
         f"{calls} leaf tests call an operator function, {getters} of them through a "
-        "per-leaf getter (raw.* or ignore_case)"
+        "per-function read of a raw.* value"
     )
 
 
@@ -1634,7 +1620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print()
         print(
-            f"Rule set: {len(rule_ids)} rules, dispatch on `{engine.dispatch_field}`; "
+            f"Rule set: {len(rule_ids)} rules, dispatch on {', '.join(engine.dispatch_fields)}; "
             f"{source_facts(engine)}"
         )
         jira = sum(1 for item in items if item.system == "jira")

@@ -146,7 +146,7 @@ rules:
      then: {work_type: project}}
 """,
     )
-    assert engine.dispatch_field == "type"
+    assert engine.dispatch_fields == ("type",)
     cases = {
         WorkItem("1", "jira", type="Bug"): "a",
         WorkItem("2", "jira", type="Story", labels=("bau",)): "b",
@@ -220,3 +220,22 @@ rules:
     item = WorkItem("1", "jira", updated=NOW - timedelta(days=15))
     assert engine.classify(item, NOW).rule == "stale"
     assert engine.classify(item, NOW - timedelta(days=2)).rule is None
+
+
+def test_ignore_case_keeps_regex_escapes(tmp_path: Path) -> None:
+    engine = _engine(
+        tmp_path,
+        r"""
+rules:
+  - {id: change-number, when: {field: summary, matches: '^(RFC|CHG)\W?\d+\Z', ignore_case: true},
+     then: {work_type: service}}
+""",
+    )
+    for summary, rule in (
+        ("CHG-47881", "change-number"),
+        ("rfc 1234", "change-number"),
+        ("chg:12", "change-number"),
+        ("chg_12", None),
+        ("CHG-12 x", None),
+    ):
+        assert engine.classify(WorkItem("1", "jira", summary=summary), NOW).rule == rule, summary

@@ -16,7 +16,7 @@ from bridge.kpi.inputs import Inputs, number
 from bridge.kpi.project import ProjectInputs, cost_kpis, effort_kpis, evm_kpis, schedule_kpis
 from bridge.kpi.result import KpiResult
 from bridge.kpi.service import csat_kpis, tco_kpis
-from bridge.kpi.sla import Snapshot, StatusCategories, sla_kpis, timeline
+from bridge.kpi.sla import Clock, Snapshot, StatusCategories, sla_kpis, timeline
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import evaluate_condition
@@ -44,6 +44,7 @@ class KpiEngine:
             self.calendars[self.config.calendar] if self.config.calendar else DEFAULT_KPI_CALENDAR
         )
         self.inputs = Inputs(self.config)
+        self.clocks = {name: Clock.of(sla) for name, sla in rule_set.slas.items()}
         self.categories = categories or StatusCategories(self.config.status_categories)
 
     @classmethod
@@ -110,11 +111,12 @@ class KpiEngine:
                 ]
                 tco_kpis(self.inputs.number(item, "spent_hours"), self.rate(item, now), others, out)
             elif group.startswith("sla."):
-                sla = self.rule_set.slas[group[4:]]
+                clock = self.clocks[group[4:]]
                 if snapshots is None:
                     snapshots = timeline(item, self.categories)
-                calendar = self.calendars[sla.calendar] if sla.calendar else ROUND_THE_CLOCK
-                outcome = sla_kpis(sla, item, snapshots, calendar, now, out)
+                name = clock.sla.calendar
+                calendar = self.calendars[name] if name else ROUND_THE_CLOCK
+                outcome = sla_kpis(clock, item, snapshots, calendar, now, out)
                 if outcome is not None:
                     out.facts.setdefault("sla_completed", []).extend(outcome.completed)
         return out

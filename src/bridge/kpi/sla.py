@@ -19,11 +19,12 @@ from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing, iso
 from bridge.model import NativeSla, WorkItem
 from bridge.rules.ast import Cond, SlaDef
-from bridge.rules.engine import evaluate_condition
+from bridge.rules.engine import Predicate, compile_condition
 from bridge.timefmt import parse_date_or_instant
 
 __all__ = [
     "DEFAULT_STATUS_CATEGORIES",
+    "Clock",
     "Cycle",
     "SlaOutcome",
     "StatusCategories",
@@ -235,11 +236,41 @@ class Cycle:
     last_state: WorkItem | None = None
 
 
-def _holds(cond: Cond | None, state: WorkItem, at: datetime) -> bool:
-    return cond is not None and evaluate_condition(cond, state, at)
+def _compiled(cond: Cond | None) -> Predicate | None:
+    return None if cond is None else compile_condition(cond)
 
 
-def _cycles(sla: SlaDef, snapshots: list[Snapshot], now: datetime) -> list[Cycle]:
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """An SLA definition with its conditions compiled, built once per rule set: the
+    conditions run at every change of every item's history, so they must be cheap."""
+
+    sla: SlaDef
+    start: Predicate | None
+    pause: Predicate | None
+    stop: Predicate | None
+    cancel: Predicate | None
+    goals: tuple[tuple[Predicate | None, float], ...]
+
+    @classmethod
+    def of(cls, sla: SlaDef | Clock) -> Clock:
+        if isinstance(sla, Clock):
+            return sla
+        return cls(
+            sla,
+            _compiled(sla.start),
+            _compiled(sla.pause),
+            _compiled(sla.stop),
+            _compiled(sla.cancel),
+            tuple((_compiled(when), target) for when, target in sla.goals),
+        )
+
+
+def _holds(predicate: Predicate | None, state: WorkItem, at: datetime) -> bool:
+    return predicate is not None and predicate(state, at)
+
+
+def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycle]:
     cycles: list[Cycle] = []
     current: Cycle | None = None
     for index, snap in enumerate(snapshots):
@@ -247,17 +278,17 @@ def _cycles(sla: SlaDef, snapshots: list[Snapshot], now: datetime) -> list[Cycle
         if at > now:
             break
         if current is None:
-            starts = index == 0 if sla.start_on_created else _holds(sla.start, state, at)
+            starts = index == 0 if clock.sla.start_on_created else _holds(clock.start, state, at)
             if not starts:
                 continue
             current = Cycle(start=at)
         current.last_state = state
-        if _holds(sla.cancel, state, at):
+        if _holds(clock.cancel, state, at):
             current.end, current.cancelled = at, True
-        elif _holds(sla.stop, state, at):
+        elif _holds(clock.stop, state, at):
             current.end = at
         else:
-            paused = _holds(sla.pause, state, at)
+            paused = _holds(clock.pause, state, at)
             if paused and current.paused_since is None:
                 current.paused_since = at
             elif not paused and current.paused_since is not None:
@@ -291,9 +322,9 @@ class SlaOutcome:
     completed: tuple[bool, ...]  # per completed cycle: breached?
 
 
-def _goal(sla: SlaDef, state: WorkItem, at: datetime) -> float | None:
-    for when, target in sla.goals:
-        if when is None or evaluate_condition(when, state, at):
+def _goal(clock: Clock, state: WorkItem, at: datetime) -> float | None:
+    for when, target in clock.goals:
+        if when is None or when(state, at):
             return target
     return None
 
@@ -317,10 +348,11 @@ def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> d
 
 
 def compute_sla(
-    sla: SlaDef, snapshots: list[Snapshot], calendar: Calendar, now: datetime
+    sla: SlaDef | Clock, snapshots: list[Snapshot], calendar: Calendar, now: datetime
 ) -> SlaOutcome | Missing:
     """Run the clock over the item's states; the figures describe the last cycle."""
-    cycles = _cycles(sla, snapshots, now)
+    clock = Clock.of(sla)
+    cycles = _cycles(clock, snapshots, now)
     if not cycles:
         return Missing("the SLA never started (its start condition never held)")
     results: list[tuple[Cycle, float | None, float, float, str]] = []
@@ -334,7 +366,7 @@ def compute_sla(
         )
         wall = (end - cycle.start).total_seconds() - sum((b - a).total_seconds() for a, b in pauses)
         state_at_end = cycle.last_state or snapshots[0].state
-        goal = _goal(sla, state_at_end, end)
+        goal = _goal(clock, state_at_end, end)
         if cycle.cancelled:
             status = "cancelled"
         elif cycle.end is not None:
@@ -420,7 +452,7 @@ def find_native(item: WorkItem, sla: SlaDef) -> NativeSla | None:
 
 
 def sla_kpis(
-    sla: SlaDef,
+    sla_or_clock: SlaDef | Clock,
     item: WorkItem,
     snapshots: list[Snapshot] | Missing,
     calendar: Calendar,
@@ -428,6 +460,8 @@ def sla_kpis(
     out: KpiResult,
 ) -> SlaOutcome | None:
     """Write ``sla.<name>.*`` for one SLA; returns the outcome for portfolio figures."""
+    clock = Clock.of(sla_or_clock)
+    sla = clock.sla
     prefix = f"sla.{sla.name}."
     outcome: SlaOutcome | Missing
     native = find_native(item, sla) if sla.source in ("native", "auto") else None
@@ -438,7 +472,7 @@ def sla_kpis(
     elif isinstance(snapshots, Missing):
         outcome = snapshots
     else:
-        outcome = compute_sla(sla, snapshots, calendar, now)
+        outcome = compute_sla(clock, snapshots, calendar, now)
     names = (
         "state",
         "goal_seconds",

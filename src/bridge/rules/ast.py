@@ -32,9 +32,12 @@ __all__ = [
 
 def _unwrap(value: Any) -> Any:
     """A Jira select option or a ServiceNow reference compares by its ``value``."""
-    if isinstance(value, Mapping) and "value" in value:
-        return value["value"]
-    if isinstance(value, list) and value and isinstance(value[0], Mapping):
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is dict or isinstance(value, Mapping):
+        return value.get("value", value)
+    if kind is list and value and isinstance(value[0], Mapping):
         return [v["value"] if isinstance(v, Mapping) and "value" in v else v for v in value]
     return value
 
@@ -55,15 +58,16 @@ class FieldRef:
         if self.type is not None:
             return getattr(item, self.name)
         current: Any = item.raw
-        if len(self.raw_path) > 1 and isinstance(current, Mapping):
+        path = self.raw_path
+        if len(path) > 1 and isinstance(current, Mapping):
             # ServiceNow returns dot-walked fields under their dotted name ("top_task.number").
             dotted = current.get(self.name[4:])
             if dotted is not None:
                 return _unwrap(dotted)
-        for segment in self.raw_path:
-            if isinstance(current, Mapping):
+        for segment in path:
+            if type(current) is dict or isinstance(current, Mapping):
                 current = current.get(segment)
-            elif isinstance(current, list) and segment.isdigit():
+            elif type(current) is list and segment.isdigit():
                 index = int(segment)
                 current = current[index] if index < len(current) else None
             else:

@@ -211,7 +211,11 @@ def _compile_leaf(
                     return None
     if not _value_fits(spec, value):
         return None  # the schema reports it
-    if ignore_case:
+    if ignore_case and op_name == "matches":
+        # Lower-casing a pattern changes it (\W is not \w): compile it case-insensitive.
+        value = f"(?i){value}"
+        ignore_case = False
+    elif ignore_case:
         value = _fold(value)
     try:
         prepared = spec.prepare(value, ref.type)

@@ -21,13 +21,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bridge.model import Classification, FieldType, WorkItem
 from bridge.rules.ast import AllOf, AnyOf, Cond, FieldRef, Leaf, NotOf, Rule, RuleSet
 
-__all__ = ["Engine", "Explanation", "LeafTrace", "RuleTrace", "evaluate_condition"]
+__all__ = [
+    "Engine",
+    "Explanation",
+    "LeafTrace",
+    "Predicate",
+    "RuleTrace",
+    "compile_condition",
+    "evaluate_condition",
+]
 
 Matcher = Callable[[WorkItem, datetime], int]
 
@@ -134,51 +142,158 @@ def _trace(
 # -- code generation ----------------------------------------------------------------------------
 
 
-class _Gen:
-    """Builds the source of one matcher function and the constants it refers to."""
+_SCALARS = frozenset((str, int, float, bool))
 
-    def __init__(self, consts: dict[str, Any]) -> None:
+
+def raw_getter(ref: FieldRef) -> Callable[[WorkItem], Any]:
+    """A getter for a ``raw.*`` path with a fast path for the usual case (plain dicts, a scalar
+    or missing value) and :meth:`FieldRef.get` for everything else, so results are equal."""
+    slow = ref.get
+    path = ref.raw_path
+    if len(path) == 1:
+        (key,) = path
+
+        def get_one(item: WorkItem) -> Any:
+            raw = item.raw
+            if type(raw) is dict:
+                value = raw.get(key)
+                if value is None or type(value) in _SCALARS:
+                    return value
+            return slow(item)
+
+        return get_one
+    if len(path) == 2:
+        outer, inner = path
+        dotted = ref.name[4:]
+
+        def get_two(item: WorkItem) -> Any:
+            raw = item.raw
+            if type(raw) is dict and dotted not in raw:
+                middle = raw.get(outer)
+                if middle is None:
+                    return None
+                if type(middle) is dict:
+                    value = middle.get(inner)
+                    if value is None or type(value) in _SCALARS:
+                        return value
+            return slow(item)
+
+        return get_two
+    return slow
+
+
+# Operators whose outcome depends only on the value (never on ``now``), so a dispatch value
+# known when a matcher is generated decides them there.
+_FOLDABLE = frozenset(("equals", "not_equals", "in", "not_in"))
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Gen:
+    """Builds the source of one generated function and the constants it refers to.
+
+    Every field value a function needs is read once into a local at its top (``raw.*``
+    paths through their getter, ``ignore_case`` fields folded once), so a value tested by
+    several rules costs one read per item, not one per condition.
+    """
+
+    def __init__(self, consts: dict[str, Any], known: Mapping[str, str] | None = None) -> None:
         self.consts = consts
-        self.locals: dict[str, str] = {}
+        self.reads: dict[tuple[str, bool], str] = {}
+        self.lines: list[str] = []
+        # Field values every item reaching this function has (its dispatch key): conditions
+        # on them are decided here, once, instead of for every item.
+        self.known = known or {}
 
     def const(self, value: Any) -> str:
         name = f"K{len(self.consts)}"
         self.consts[name] = value
         return name
 
-    def local(self, ref: FieldRef) -> str:
-        name = self.locals.get(ref.name)
-        if name is None:
-            name = self.locals[ref.name] = f"f_{ref.name}"
+    def local(self, ref: FieldRef, *, folded: bool = False) -> str:
+        """The local holding ``ref``'s value (casefolded when ``folded``), read on first use."""
+        key = (ref.name, folded)
+        name = self.reads.get(key)
+        if name is not None:
+            return name
+        name = f"v{len(self.reads)}"
+        if folded:
+            base = self.local(ref)
+            self.lines.append(
+                f"    {name} = {base}.casefold() if type({base}) is str "
+                f"else {self.const(_fold)}({base})"
+            )
+        elif ref.type is None:
+            self.lines.append(f"    {name} = {self.const(raw_getter(ref))}(item)")
+        else:
+            self.lines.append(f"    {name} = item.{ref.name}")
+        self.reads[key] = name
         return name
 
     def cond(self, cond: Cond) -> str:
-        if isinstance(cond, AllOf):
-            return "(" + " and ".join(self.cond(c) for c in cond.children) + ")"
-        if isinstance(cond, AnyOf):
-            return "(" + " or ".join(self.cond(c) for c in cond.children) + ")"
+        """An expression for ``cond``; ``"True"`` / ``"False"`` when the known values decide."""
+        if isinstance(cond, AllOf | AnyOf):
+            decisive, neutral = ("False", "True") if isinstance(cond, AllOf) else ("True", "False")
+            parts = []
+            for child in cond.children:
+                part = self.cond(child)
+                if part == decisive:
+                    return decisive
+                if part != neutral:
+                    parts.append(part)
+            if not parts:
+                return neutral
+            joiner = " and " if isinstance(cond, AllOf) else " or "
+            return parts[0] if len(parts) == 1 else "(" + joiner.join(parts) + ")"
         if isinstance(cond, NotOf):
-            return f"(not {self.cond(cond.child)})"
+            inner = self.cond(cond.child)
+            return {"True": "False", "False": "True"}.get(inner, f"(not {inner})")
         return self.leaf(cond)
 
-    def leaf(self, leaf: Leaf) -> str:
-        inline = None if leaf.ignore_case or leaf.field.type is None else self._inline(leaf)
-        if inline is not None:
-            return inline
-        test = self.const(leaf.op.test)
-        value = self.const(leaf.prepared)
-        if leaf.ignore_case or leaf.field.type is None:
-            getter = self.const(lambda item, _leaf=leaf: _leaf_actual(_leaf, item))
-            actual = f"{getter}(item)"
-        else:
-            actual = self.local(leaf.field)
-        return f"{test}({actual}, {value}, now)"
+    def _decided(self, leaf: Leaf) -> str | None:
+        value = self.known.get(leaf.field.name)
+        if value is None or leaf.ignore_case or leaf.op.name not in _FOLDABLE:
+            return None
+        return "True" if leaf.op.test(value, leaf.prepared, _NEVER) else "False"
 
-    def _inline(self, leaf: Leaf) -> str | None:
+    def leaf(self, leaf: Leaf) -> str:
+        decided = self._decided(leaf)
+        if decided is not None:
+            return decided
+        v = self.local(leaf.field, folded=leaf.ignore_case)
+        call = f"{self.const(leaf.op.test)}({v}, {self.const(leaf.prepared)}, now)"
+        if not leaf.op.builtin:
+            return call
+        if leaf.field.type is None:
+            return self._inline_raw(leaf, v, call)
+        # Folded text behaves like text (a folded list like a list) for every template.
+        return self._inline(leaf, v) or call
+
+    def _inline_raw(self, leaf: Leaf, v: str, call: str) -> str:
+        """Raw JSON compares loosely; when the value is text and so is the expected value,
+        loose equality is plain equality, so the common case needs no call."""
+        op, value = leaf.op.name, leaf.prepared
+        texts = isinstance(value, str) or (
+            isinstance(value, tuple) and all(isinstance(x, str) for x in value)
+        )
+        if op in ("equals", "not_equals", "in", "not_in", "contains") and texts:
+            if op in ("in", "not_in"):
+                k = self.const(frozenset(value))
+                fast = f"{v} in {k}" if op == "in" else f"{v} not in {k}"
+            elif op == "contains":
+                fast = f"{self.const(value)} in {v}"
+            else:
+                fast = f"{v} {'==' if op == 'equals' else '!='} {self.const(value)}"
+            missing = "True" if op in ("not_equals", "not_in") else "False"
+            return f"(({fast}) if type({v}) is str else ({missing} if {v} is None else {call}))"
+        if op == "exists":
+            present = f"({v} is not None and {v} != '' and {v} != () and {v} != [])"
+            return present if value is True else f"(not {present})"
+        return call
+
+    def _inline(self, leaf: Leaf, v: str) -> str | None:
         """An inline expression equivalent to the operator's test, or None for a call."""
         field_type = leaf.field.type
         op = leaf.op.name
-        v = self.local(leaf.field)
         if op in ("equals", "not_equals", "in", "not_in") and field_type in (
             "string",
             "category",
@@ -215,23 +330,69 @@ class _Gen:
         return None
 
 
-def _build_matcher(rules: list[tuple[int, Rule]], name: str, consts: dict[str, Any]) -> str:
+def _build_matcher(
+    rules: list[tuple[int, Rule]],
+    name: str,
+    consts: dict[str, Any],
+    known: Mapping[str, str] | None = None,
+) -> str:
+    """One function trying ``rules`` in order. A value is read just before the first rule
+    that needs it, so an item decided by an early rule never pays for later rules' reads."""
+    gen = _Gen(consts, known)
+    body = [f"def {name}(item, now):"]
+    for index, rule in rules:
+        mark, seen = len(gen.lines), set(gen.reads)
+        test = gen.cond(rule.when)
+        if test == "False":  # decided by the dispatch values: drop the reads it asked for
+            del gen.lines[mark:]
+            for key in set(gen.reads) - seen:
+                del gen.reads[key]
+            continue
+        body.extend(gen.lines[mark:])
+        if test == "True":
+            body.append(f"    return {index}")
+            break  # nothing after a rule that always matches can win
+        body.append(f"    if {test}:\n        return {index}")
+    else:
+        body.append("    return -1")
+    return "\n".join([*body, ""])
+
+
+Predicate = Callable[[WorkItem, datetime], bool]
+
+
+def compile_condition(cond: Cond) -> Predicate:
+    """One condition as a generated function ``(item, now) -> bool``; same semantics as
+    :func:`evaluate_condition`, several times faster (used for SLA conditions, which run at
+    every change of every item's history)."""
+    consts: dict[str, Any] = {}
     gen = _Gen(consts)
-    body = [f"    if {gen.cond(rule.when)}:\n        return {index}" for index, rule in rules]
-    reads = [f"    {local} = item.{field}" for field, local in gen.locals.items()]
-    return "\n".join([f"def {name}(item, now):", *reads, *body, "    return -1", ""])
+    expression = gen.cond(cond)
+    source = "\n".join(["def predicate(item, now):", *gen.lines, f"    return {expression}", ""])
+    namespace: dict[str, Any] = dict(consts)
+    exec(compile(source, "<condition>", "exec"), namespace)  # noqa: S102 - see module docstring
+    predicate: Predicate = namespace["predicate"]
+    return predicate
 
 
 def _required_values(cond: Cond, field: str) -> frozenset[Any] | None:
-    """Values ``field`` must take for ``cond`` to hold, or None when it is unconstrained."""
+    """Values ``field`` must take for ``cond`` to hold, or None when it is unconstrained.
+
+    Raw fields compare loosely (``"3"`` equals ``3``), so they only constrain through text
+    values, and items whose raw value is not text are never dispatched on it.
+    """
     if isinstance(cond, Leaf):
         if cond.field.name != field or cond.ignore_case:
             return None
         if cond.op.name == "equals":
-            return frozenset((cond.prepared,))
-        if cond.op.name == "in":
-            return frozenset(cond.prepared)
-        return None
+            values = frozenset((cond.prepared,))
+        elif cond.op.name == "in":
+            values = frozenset(cond.prepared)
+        else:
+            return None
+        if cond.field.type is None and not all(isinstance(v, str) for v in values):
+            return None
+        return values
     if isinstance(cond, AllOf):
         found = [r for r in (_required_values(c, field) for c in cond.children) if r is not None]
         if not found:
@@ -248,22 +409,6 @@ def _required_values(cond: Cond, field: str) -> frozenset[Any] | None:
     return None
 
 
-def _choose_dispatch(rules: tuple[Rule, ...]) -> str | None:
-    counts: dict[str, int] = {}
-    fields = {
-        leaf.field.name
-        for rule in rules
-        for leaf in _leaves(rule.when)
-        if leaf.field.type in _DISPATCHABLE
-    }
-    for field in fields:
-        counts[field] = sum(1 for rule in rules if _required_values(rule.when, field) is not None)
-    if not counts:
-        return None
-    best = max(sorted(counts), key=lambda f: counts[f])
-    return best if counts[best] >= 2 else None
-
-
 def _leaves(cond: Cond) -> Iterable[Leaf]:
     if isinstance(cond, Leaf):
         yield cond
@@ -274,58 +419,145 @@ def _leaves(cond: Cond) -> Iterable[Leaf]:
         yield from _leaves(cond.child)
 
 
+# Dispatch key parts for values no rule asks for, and for raw values that are not text
+# (which every rule must still see, because raw values compare loosely).
+OTHER = "\x00other"
+ANY = "\x00any"
+
+
+@dataclass(frozen=True, slots=True)
+class _DispatchField:
+    ref: FieldRef
+    known: frozenset[Any]
+    required: tuple[frozenset[Any] | None, ...]  # per rule
+
+
+def _choose_dispatch(rules: tuple[Rule, ...], limit: int = 3) -> list[_DispatchField]:
+    """Up to ``limit`` fields that constrain the most rules, picked greedily: each next field
+    is the one that most shrinks the candidates the fields chosen so far leave."""
+    refs: dict[str, FieldRef] = {}
+    for rule in rules:
+        for leaf in _leaves(rule.when):
+            if leaf.field.type in _DISPATCHABLE or leaf.field.type is None:
+                refs.setdefault(leaf.field.name, leaf.field)
+    table = {name: tuple(_required_values(rule.when, name) for rule in rules) for name in refs}
+    chosen: list[_DispatchField] = []
+    unconstrained = list(range(len(rules)))
+    for _ in range(limit):
+        best, best_count = None, 1
+        for name in sorted(table):
+            if any(d.ref.name == name for d in chosen):
+                continue
+            count = sum(1 for i in unconstrained if table[name][i] is not None)
+            if count > best_count:
+                best, best_count = name, count
+        if best is None:
+            break
+        required = table[best]
+        known = frozenset(v for r in required if r is not None for v in r)
+        chosen.append(_DispatchField(refs[best], known, required))
+        unconstrained = [i for i in unconstrained if required[i] is None]
+    return chosen
+
+
 class Engine:
-    """A rule set compiled for evaluation. Build once, call :meth:`classify` per item."""
+    """A rule set compiled for evaluation. Build once, call :meth:`classify` per item.
+
+    Matchers are generated per combination of dispatch values the items actually have,
+    on first use, so a large rule set costs nothing for combinations never seen.
+    """
 
     def __init__(self, rule_set: RuleSet) -> None:
         self.rule_set = rule_set
-        rules = rule_set.rules
-        self.dispatch_field = _choose_dispatch(rules)
-        consts: dict[str, Any] = {}
-        sources: list[str] = []
-        indexed = list(enumerate(rules))
-        if self.dispatch_field is None:
-            sources.append(_build_matcher(indexed, "match_all", consts))
-            bucket_names: dict[Any, str] = {}
-            fallback = "match_all"
-        else:
-            required = [_required_values(rule.when, self.dispatch_field) for rule in rules]
-            values = sorted({v for r in required if r is not None for v in r}, key=repr)
-            bucket_names = {}
-            for n, value in enumerate(values):
-                candidates = [
-                    (i, rule)
-                    for (i, rule), req in zip(indexed, required, strict=True)
-                    if req is None or value in req
-                ]
-                name = f"match_{n}"
-                sources.append(_build_matcher(candidates, name, consts))
-                bucket_names[value] = name
-            unconstrained = [(i, rule) for i, rule in indexed if required[i] is None]
-            sources.append(_build_matcher(unconstrained, "match_other", consts))
-            fallback = "match_other"
-        self.source = "\n".join(sources)
-        namespace: dict[str, Any] = dict(consts)
+        self._rules = rule_set.rules
+        self._dispatch = _choose_dispatch(self._rules)
+        self.dispatch_fields = tuple(d.ref.name for d in self._dispatch)
+        self._consts: dict[str, Any] = {}
+        self._key = self._build_key()
+        self._matchers: dict[tuple[Any, ...], Matcher] = {}
+        self._outcomes = [rule.then for rule in self._rules]
+        self._ids = [rule.id for rule in self._rules]
+        self._decisions: dict[tuple[int, str | None, str | None], Classification] = {}
+        self.sources: list[str] = []
+
+    @property
+    def source(self) -> str:
+        """The code generated so far, at least the matcher for values no rule names."""
+        self._matcher(tuple(OTHER for _ in self._dispatch))
+        return "\n".join(self.sources)
+
+    def _build_key(self) -> Callable[[WorkItem], tuple[Any, ...]]:
+        consts: dict[str, Any] = {"OTHER": OTHER, "ANY": ANY}
+        lines = ["def key(item):"]
+        parts = []
+        for n, field in enumerate(self._dispatch):
+            known = f"K{n}"
+            consts[known] = field.known
+            if field.ref.type is None:
+                consts[f"G{n}"] = raw_getter(field.ref)
+                lines.append(f"    a{n} = G{n}(item)")
+                parts.append(
+                    f"((a{n} if a{n} in {known} else OTHER) if type(a{n}) is str else ANY)"
+                )
+            else:
+                lines.append(f"    a{n} = item.{field.ref.name}")
+                parts.append(f"(a{n} if a{n} in {known} else OTHER)")
+        lines.append(f"    return ({', '.join(parts)}{',' if len(parts) == 1 else ''})")
+        exec(compile("\n".join(lines) + "\n", "<dispatch key>", "exec"), consts)  # noqa: S102
+        key: Callable[[WorkItem], tuple[Any, ...]] = consts["key"]
+        return key
+
+    def _admits(self, index: int, key: tuple[Any, ...]) -> bool:
+        """Whether rule ``index`` can match an item whose dispatch values are ``key``."""
+        for field, part in zip(self._dispatch, key, strict=True):
+            required = field.required[index]
+            if part != ANY and required is not None and part not in required:
+                return False
+        return True
+
+    def _matcher(self, key: tuple[Any, ...]) -> Matcher:
+        existing = self._matchers.get(key)
+        if existing is not None:
+            return existing
+        candidates = [(i, rule) for i, rule in enumerate(self._rules) if self._admits(i, key)]
+        name = f"match_{len(self.sources)}"
+        known = {
+            field.ref.name: part
+            for field, part in zip(self._dispatch, key, strict=True)
+            if part not in (OTHER, ANY)
+        }
+        source = _build_matcher(candidates, name, self._consts, known)
+        namespace: dict[str, Any] = dict(self._consts)
         # The source holds only generated identifiers and operators; admin values live in
         # ``namespace`` as constants (see the module docstring).
-        exec(compile(self.source, f"<rules {rule_set.digest}>", "exec"), namespace)  # noqa: S102
-        self._table: dict[Any, Matcher] = {v: namespace[n] for v, n in bucket_names.items()}
-        self._fallback: Matcher = namespace[fallback]
-        self._outcomes = [rule.then for rule in rules]
-        self._ids = [rule.id for rule in rules]
+        exec(compile(source, f"<rules {self.rule_set.digest}>", "exec"), namespace)  # noqa: S102
+        matcher: Matcher = namespace[name]
+        self._matchers[key] = matcher
+        self.sources.append(source)
+        return matcher
+
+    def candidates(self, item: WorkItem) -> tuple[int, ...]:
+        """The indexes of the rules dispatch leaves for this item (the rest cannot match)."""
+        key = self._key(item)
+        return tuple(i for i in range(len(self._rules)) if self._admits(i, key))
 
     def match(self, item: WorkItem, now: datetime) -> int:
         """The index in ``rule_set.rules`` of the first matching rule, or -1."""
-        if self.dispatch_field is None:
-            return self._fallback(item, now)
-        key = getattr(item, self.dispatch_field)
-        return self._table.get(key, self._fallback)(item, now)
+        key = self._key(item)
+        matcher = self._matchers.get(key) or self._matcher(key)
+        return matcher(item, now)
 
     def classify(self, item: WorkItem, now: datetime) -> Classification:
         index = self.match(item, now)
         if index < 0:
             return self.rule_set.default.classify(item, None)
-        return self._outcomes[index].classify(item, self._ids[index])
+        cache_key = (index, item.status, item.status_category)
+        decision = self._decisions.get(cache_key)
+        if decision is None:
+            decision = self._outcomes[index].classify(item, self._ids[index])
+            if len(self._decisions) < 100_000:
+                self._decisions[cache_key] = decision
+        return decision
 
     def explain(self, item: WorkItem, now: datetime) -> Explanation:
         traces: list[RuleTrace] = []
