@@ -98,3 +98,24 @@ def test_alias_bomb_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuleValidationError) as caught:
         load_rules([path])
     assert "aliases" in caught.value.diagnostics[0].message
+
+
+def _parseable() -> list[Path]:
+    from bridge.rules.source import parse_yaml
+
+    return [p for p in sorted(INVALID.glob("*.yaml")) if parse_yaml(str(p), p.read_bytes())[0]]
+
+
+@pytest.mark.parametrize("path", _parseable(), ids=lambda p: p.stem)
+def test_fast_and_full_schema_checks_agree_on_the_corpus(path: Path) -> None:
+    """The Rust fast path may only ever say 'valid' when the Python validator agrees."""
+    from bridge.plugins import default_registry
+    from bridge.rules.source import parse_yaml
+    from bridge.rules.validate import _fast_validator, _validator
+
+    doc, _ = parse_yaml(str(path), path.read_bytes())
+    assert doc is not None
+    specs = list(default_registry().operators.values())
+    fast = _fast_validator(specs)
+    assert fast is not None
+    assert fast.is_valid(doc.data) == _validator(specs).is_valid(doc.data)
