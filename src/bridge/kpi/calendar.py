@@ -112,6 +112,7 @@ class Calendar:
     _working_weekdays: tuple[bool, ...] = field(init=False, repr=False, compare=False)
     _chunks: dict[int, _Chunk] = field(init=False, repr=False, compare=False)
     _holiday_years: dict[int, frozenset[date]] = field(init=False, repr=False, compare=False)
+    _midnights: dict[date, datetime] = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -144,6 +145,7 @@ class Calendar:
         setattr_(self, "_working_weekdays", tuple(bool(day) for day in week))
         setattr_(self, "_chunks", {})
         setattr_(self, "_holiday_years", {})
+        setattr_(self, "_midnights", {})
         setattr_(self, "_lock", threading.Lock())
 
     def __reduce__(self) -> tuple[type[Calendar], tuple[Any, ...]]:
@@ -279,7 +281,13 @@ class Calendar:
 
     def local_midnight(self, d: date) -> datetime:
         """The UTC instant at which local date ``d`` starts (date-only fields mean this)."""
-        return _from_us(self._wall_to_us(d, 0))
+        cached = self._midnights.get(d)
+        if cached is None:
+            cached = _from_us(self._wall_to_us(d, 0))
+            if len(self._midnights) >= 100_000:  # date-only fields repeat; keep memory bounded
+                self._midnights.clear()
+            self._midnights[d] = cached
+        return cached
 
     # -- cache ---------------------------------------------------------------------------------
 

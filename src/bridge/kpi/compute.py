@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from bridge.kpi.calendar import Calendar, calendar_from_spec
 from bridge.kpi.inputs import Inputs, number
 from bridge.kpi.project import ProjectInputs, cost_kpis, effort_kpis, evm_kpis, schedule_kpis
-from bridge.kpi.result import KpiResult
+from bridge.kpi.result import KpiResult, Missing
 from bridge.kpi.service import csat_kpis, tco_kpis
 from bridge.kpi.sla import Clock, Snapshot, StatusCategories, sla_kpis, timeline
 from bridge.model import Classification, WorkItem
@@ -29,6 +28,7 @@ DEFAULT_KPI_CALENDAR = Calendar(
     timezone="UTC", week=(((0, 86400),),) * 5 + ((), ()), name="weekdays"
 )
 ROUND_THE_CLOCK = Calendar(timezone="UTC", name="24x7")
+_PROJECT_GROUPS = frozenset(("evm", "effort", "schedule", "cost"))
 
 
 class KpiEngine:
@@ -45,6 +45,7 @@ class KpiEngine:
         )
         self.inputs = Inputs(self.config)
         self.clocks = {name: Clock.of(sla) for name, sla in rule_set.slas.items()}
+        self._plans: dict[tuple[str, ...], tuple[bool, tuple[str | Clock, ...]]] = {}
         self.categories = categories or StatusCategories(self.config.status_categories)
 
     @classmethod
@@ -77,48 +78,54 @@ class KpiEngine:
             rate=self.rate(item, now),
         )
 
+    def _plan(self, groups: tuple[str, ...]) -> tuple[bool, tuple[str | Clock, ...]]:
+        """What a KPI list asks for, resolved once per distinct list (rules share a few)."""
+        plan = self._plans.get(groups)
+        if plan is None:
+            needs_project = bool(_PROJECT_GROUPS & set(groups))
+            steps = tuple(self.clocks[g[4:]] if g.startswith("sla.") else g for g in groups)
+            plan = self._plans[groups] = (needs_project, steps)
+        return plan
+
     def compute(self, item: WorkItem, decision: Classification, now: datetime) -> KpiResult:
         """The KPIs ``decision.kpis`` names, for one item at ``now``."""
         out = KpiResult()
-        groups = decision.kpis
-        if not groups:
+        if not decision.kpis:
             return out
-        project: ProjectInputs | None = None
-        if {"evm", "effort", "schedule", "cost"} & set(groups):
-            project = self.project_inputs(item, now)
-        snapshots: list[Snapshot] | Any = None
-        for group in groups:
-            if group == "evm" and project is not None:
+        needs_project, steps = self._plan(decision.kpis)
+        project = self.project_inputs(item, now) if needs_project else None
+        snapshots: list[Snapshot] | Missing | None = None
+        for step in steps:
+            if isinstance(step, Clock):
+                if snapshots is None:
+                    snapshots = timeline(item, self.categories)
+                name = step.sla.calendar
+                calendar = self.calendars[name] if name else ROUND_THE_CLOCK
+                outcome = sla_kpis(step, item, snapshots, calendar, now, out)
+                if outcome is not None and outcome.completed:
+                    out.facts.setdefault("sla_completed", []).extend(outcome.completed)
+            elif project is not None and step == "evm":
                 evm_kpis(project, self.calendar, now, out)
-            elif group == "effort" and project is not None:
+            elif project is not None and step == "effort":
                 effort_kpis(project, out)
-            elif group == "schedule" and project is not None:
+            elif project is not None and step == "schedule":
                 schedule_kpis(project, self.calendar, now, out)
-            elif group == "cost" and project is not None:
+            elif project is not None and step == "cost":
                 if "evm.ev" in out.values:
                     cost_kpis(out)
                 else:
                     scratch = KpiResult()
                     evm_kpis(project, self.calendar, now, scratch)
                     _cost_from(scratch, out)
-            elif group == "csat":
+            elif step == "csat":
                 csat_kpis(self.inputs.number(item, "satisfaction"), out)
-            elif group == "tco":
+            elif step == "tco":
                 others = [
                     value
                     for ref in self.config.cost_fields
                     if (value := number(ref.get(item))) is not None
                 ]
                 tco_kpis(self.inputs.number(item, "spent_hours"), self.rate(item, now), others, out)
-            elif group.startswith("sla."):
-                clock = self.clocks[group[4:]]
-                if snapshots is None:
-                    snapshots = timeline(item, self.categories)
-                name = clock.sla.calendar
-                calendar = self.calendars[name] if name else ROUND_THE_CLOCK
-                outcome = sla_kpis(clock, item, snapshots, calendar, now, out)
-                if outcome is not None:
-                    out.facts.setdefault("sla_completed", []).extend(outcome.completed)
         return out
 
 

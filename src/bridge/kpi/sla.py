@@ -136,9 +136,17 @@ class _State:
     )
 
     def __init__(self, base: WorkItem, values: Mapping[str, Any]) -> None:
+        # Every replayed field is set (a missing slot would take the slow __getattr__ path).
+        get = values.get
         self._base = base
-        for name, value in values.items():
-            setattr(self, name, value)
+        self.status = get("status", base.status)
+        self.status_category = get("status_category", base.status_category)
+        self.priority = get("priority", base.priority)
+        self.assignee = get("assignee", base.assignee)
+        self.labels = get("labels", base.labels)
+        self.type = get("type", base.type)
+        self.components = get("components", base.components)
+        self.due = get("due", base.due)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._base, name)
@@ -158,10 +166,8 @@ def _history_value(name: str, text: str | None) -> Any:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    at: datetime
-    state: WorkItem
+# The item's state from an instant on: (at, the item as it was then).
+Snapshot = tuple[datetime, WorkItem]
 
 
 def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | Missing:
@@ -183,26 +189,36 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
         initial.setdefault(change.field, _history_value(change.field, change.from_value))
     if "status" in initial:
         initial["status_category"] = categories.category(initial["status"])
-    snapshots = [Snapshot(created, cast(WorkItem, _State(item, initial)))]
+    snapshots: list[Snapshot] = [(created, cast(WorkItem, _State(item, initial)))]
     values = dict(initial)
+    own_status, own_category = item.status, item.status_category
+    count = len(changes)
     index = 0
-    while index < len(changes):
-        at = max(changes[index].at, created)
-        while index < len(changes) and max(changes[index].at, created) == at:
+    while index < count:
+        at = changes[index].at
+        at = max(at, created)
+        while index < count:
             change = changes[index]
-            values[change.field] = _history_value(change.field, change.to_value)
-            if change.field == "status":
+            change_at = change.at if change.at > created else created
+            if change_at != at:
+                break
+            name = change.field
+            if name == "status":
+                status = change.to_value
+                values["status"] = status
                 values["status_category"] = (
-                    item.status_category
-                    if change.to_value == item.status and item.status_category is not None
-                    else categories.category(change.to_value)
+                    own_category
+                    if status == own_status and own_category is not None
+                    else categories.category(status)
                 )
+            else:
+                values[name] = _history_value(name, change.to_value)
             index += 1
         state = cast(WorkItem, _State(item, values))
-        if snapshots[-1].at == at:
-            snapshots[-1] = Snapshot(at, state)
+        if snapshots[-1][0] == at:
+            snapshots[-1] = (at, state)
         else:
-            snapshots.append(Snapshot(at, state))
+            snapshots.append((at, state))
     return snapshots
 
 
@@ -219,12 +235,12 @@ def _synthesized(item: WorkItem, created: datetime) -> list[Snapshot]:
     else:
         began = item.updated
     if began is None or began <= created:
-        return [Snapshot(created, item)]
+        return [(created, item)]
     initial = cast(WorkItem, _State(item, {"status": None, "status_category": "todo"}))
-    return [Snapshot(created, initial), Snapshot(began, item)]
+    return [(created, initial), (began, item)]
 
 
-@dataclass
+@dataclass(slots=True)
 class Cycle:
     """One run of an SLA clock from start to stop (or cancel, or still going at ``now``)."""
 
@@ -234,6 +250,20 @@ class Cycle:
     pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
     paused_since: datetime | None = None
     last_state: WorkItem | None = None
+
+
+_NAMES = (
+    "state",
+    "goal_seconds",
+    "elapsed_seconds",
+    "elapsed_wall_seconds",
+    "remaining_seconds",
+    "breach_time",
+    "breached",
+    "ever_breached",
+    "source",
+)
+_NO_GOAL = "no goal of this SLA matches the item"
 
 
 def _compiled(cond: Cond | None) -> Predicate | None:
@@ -251,6 +281,7 @@ class Clock:
     stop: Predicate | None
     cancel: Predicate | None
     goals: tuple[tuple[Predicate | None, float], ...]
+    keys: tuple[str, ...]  # the KPI names, "sla.<name>.state" ..., in _NAMES order
 
     @classmethod
     def of(cls, sla: SlaDef | Clock) -> Clock:
@@ -263,32 +294,34 @@ class Clock:
             _compiled(sla.stop),
             _compiled(sla.cancel),
             tuple((_compiled(when), target) for when, target in sla.goals),
+            tuple(f"sla.{sla.name}.{name}" for name in _NAMES),
         )
-
-
-def _holds(predicate: Predicate | None, state: WorkItem, at: datetime) -> bool:
-    return predicate is not None and predicate(state, at)
 
 
 def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycle]:
     cycles: list[Cycle] = []
     current: Cycle | None = None
-    for index, snap in enumerate(snapshots):
-        at, state = snap.at, snap.state
+    on_created = clock.sla.start_on_created
+    start, cancel, stop, pause = clock.start, clock.cancel, clock.stop, clock.pause
+    first = True
+    for at, state in snapshots:
         if at > now:
             break
         if current is None:
-            starts = index == 0 if clock.sla.start_on_created else _holds(clock.start, state, at)
+            if on_created:
+                starts, first = first, False
+            else:
+                starts = start is not None and start(state, at)
             if not starts:
                 continue
             current = Cycle(start=at)
         current.last_state = state
-        if _holds(clock.cancel, state, at):
+        if cancel is not None and cancel(state, at):
             current.end, current.cancelled = at, True
-        elif _holds(clock.stop, state, at):
+        elif stop is not None and stop(state, at):
             current.end = at
         else:
-            paused = _holds(clock.pause, state, at)
+            paused = pause is not None and pause(state, at)
             if paused and current.paused_since is None:
                 current.paused_since = at
             elif not paused and current.paused_since is not None:
@@ -347,6 +380,34 @@ def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> d
     return end
 
 
+def _cycle_figures(
+    clock: Clock, cycle: Cycle, calendar: Calendar, now: datetime, first_state: WorkItem
+) -> tuple[float | None, float, float, str]:
+    """(goal, business elapsed, wall elapsed, state) of one cycle."""
+    end = cycle.end or now
+    start = cycle.start
+    elapsed = calendar.elapsed(start, end)
+    wall = (end - start).total_seconds()
+    for a, b in cycle.pauses:
+        elapsed -= calendar.elapsed(a, b)
+        wall -= (b - a).total_seconds()
+    running = cycle.end is None
+    if running and cycle.paused_since is not None:
+        elapsed -= calendar.elapsed(cycle.paused_since, now)
+        wall -= (now - cycle.paused_since).total_seconds()
+    goal = _goal(clock, cycle.last_state or first_state, end)
+    late = goal is not None and elapsed > goal
+    if cycle.cancelled:
+        state = "cancelled"
+    elif not running:
+        state = "breached" if late else "met"
+    elif cycle.paused_since is not None:
+        state = "paused"
+    else:
+        state = "breaching" if late else "running"
+    return goal, max(elapsed, 0.0), max(wall, 0.0), state
+
+
 def compute_sla(
     sla: SlaDef | Clock, snapshots: list[Snapshot], calendar: Calendar, now: datetime
 ) -> SlaOutcome | Missing:
@@ -355,53 +416,38 @@ def compute_sla(
     cycles = _cycles(clock, snapshots, now)
     if not cycles:
         return Missing("the SLA never started (its start condition never held)")
-    results: list[tuple[Cycle, float | None, float, float, str]] = []
-    for cycle in cycles:
-        end = cycle.end or now
-        pauses = list(cycle.pauses)
-        if cycle.end is None and cycle.paused_since is not None:
-            pauses.append((cycle.paused_since, now))
-        elapsed = calendar.elapsed(cycle.start, end) - sum(
-            calendar.elapsed(a, b) for a, b in pauses
-        )
-        wall = (end - cycle.start).total_seconds() - sum((b - a).total_seconds() for a, b in pauses)
-        state_at_end = cycle.last_state or snapshots[0].state
-        goal = _goal(clock, state_at_end, end)
-        if cycle.cancelled:
-            status = "cancelled"
-        elif cycle.end is not None:
-            status = "breached" if goal is not None and elapsed > goal else "met"
-        elif cycle.paused_since is not None:
-            status = "paused"
-        elif goal is not None and elapsed > goal:
-            status = "breaching"
-        else:
-            status = "running"
-        results.append((cycle, goal, max(elapsed, 0.0), max(wall, 0.0), status))
-    cycle, goal, elapsed, wall, status = results[-1]
+    first_state = snapshots[0][1]
+    ever_breached = False
+    completed: list[bool] = []
+    for cycle in cycles[:-1]:  # earlier cycles only matter for ever_breached / attainment
+        goal, elapsed, _, state = _cycle_figures(clock, cycle, calendar, now, first_state)
+        late = goal is not None and elapsed > goal
+        ever_breached = ever_breached or late
+        if state in ("met", "breached"):
+            completed.append(late)
+    cycle = cycles[-1]
+    goal, elapsed, wall, state = _cycle_figures(clock, cycle, calendar, now, first_state)
+    breached = None if goal is None else elapsed > goal
+    if state in ("met", "breached"):
+        completed.append(bool(breached))
     remaining = None if goal is None else goal - elapsed
     breach_time = None
-    if status == "running" and remaining is not None:
+    if state == "running" and remaining is not None:
         breach_time = calendar.add(now, remaining)
-    elif status == "breaching" and goal is not None:
+    elif state == "breaching" and goal is not None:
         breach_time = _crossing(calendar, cycle, now, goal)
-    breached_flags = [g is not None and e > g for _, g, e, _, _ in results]
     return SlaOutcome(
-        state=status,
+        state=state,
         goal_seconds=goal,
         elapsed_seconds=elapsed,
         elapsed_wall_seconds=wall,
         remaining_seconds=remaining,
         breach_time=breach_time,
-        breached=None if goal is None else elapsed > goal,
-        ever_breached=any(breached_flags),
+        breached=breached,
+        ever_breached=ever_breached or bool(breached),
         source="computed",
-        cycles=len(results),
-        completed=tuple(
-            flag
-            for (_, _, _, _, s), flag in zip(results, breached_flags, strict=True)
-            if s in ("met", "breached")
-        ),
+        cycles=len(cycles),
+        completed=tuple(completed),
     )
 
 
@@ -462,7 +508,6 @@ def sla_kpis(
     """Write ``sla.<name>.*`` for one SLA; returns the outcome for portfolio figures."""
     clock = Clock.of(sla_or_clock)
     sla = clock.sla
-    prefix = f"sla.{sla.name}."
     outcome: SlaOutcome | Missing
     native = find_native(item, sla) if sla.source in ("native", "auto") else None
     if native is not None:
@@ -473,45 +518,41 @@ def sla_kpis(
         outcome = snapshots
     else:
         outcome = compute_sla(clock, snapshots, calendar, now)
-    names = (
-        "state",
-        "goal_seconds",
-        "elapsed_seconds",
-        "elapsed_wall_seconds",
-        "remaining_seconds",
-        "breach_time",
-        "breached",
-        "ever_breached",
-        "source",
-    )
+    values = out.values
+    keys = clock.keys
     if isinstance(outcome, Missing):
-        for name in names:
-            out.put(prefix + name, outcome)
+        for key in keys:
+            values[key] = None
+            out.missing.append({"kpi": key, "reason": outcome.reason})
         return None
-    out.put(prefix + "state", outcome.state)
-    no_goal = Missing("no goal of this SLA matches the item")
-    out.put(
-        prefix + "goal_seconds",
-        outcome.goal_seconds if outcome.goal_seconds is not None else no_goal,
-    )
-    out.put(
-        prefix + "elapsed_seconds",
-        outcome.elapsed_seconds
-        if outcome.elapsed_seconds is not None
-        else Missing("not in the system's SLA data"),
-    )
-    out.put(
-        prefix + "elapsed_wall_seconds",
-        outcome.elapsed_wall_seconds
-        if outcome.elapsed_wall_seconds is not None
-        else Missing("the system's SLA data has no wall-clock time"),
-    )
-    out.put(
-        prefix + "remaining_seconds",
-        outcome.remaining_seconds if outcome.remaining_seconds is not None else no_goal,
-    )
-    out.put(prefix + "breach_time", iso(outcome.breach_time))
-    out.put(prefix + "breached", outcome.breached if outcome.breached is not None else no_goal)
-    out.put(prefix + "ever_breached", outcome.ever_breached)
-    out.put(prefix + "source", outcome.source)
+    (
+        k_state,
+        k_goal,
+        k_elapsed,
+        k_wall,
+        k_remaining,
+        k_breach_time,
+        k_breached,
+        k_ever,
+        k_source,
+    ) = keys
+    values[k_state] = outcome.state
+    values[k_goal] = outcome.goal_seconds
+    values[k_elapsed] = outcome.elapsed_seconds
+    values[k_wall] = outcome.elapsed_wall_seconds
+    values[k_remaining] = outcome.remaining_seconds
+    values[k_breach_time] = iso(outcome.breach_time)
+    values[k_breached] = outcome.breached
+    values[k_ever] = outcome.ever_breached
+    values[k_source] = outcome.source
+    if outcome.goal_seconds is None:
+        out.missing.extend(
+            {"kpi": k, "reason": _NO_GOAL} for k in (k_goal, k_remaining, k_breached)
+        )
+    if outcome.elapsed_seconds is None:
+        out.missing.append({"kpi": k_elapsed, "reason": "not in the system's SLA data"})
+    if outcome.elapsed_wall_seconds is None:
+        out.missing.append(
+            {"kpi": k_wall, "reason": "the system's SLA data has no wall-clock time"}
+        )
     return outcome
