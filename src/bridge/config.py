@@ -76,7 +76,7 @@ def _source_problems(
             doc.diag(
                 ("sources", index, "connector"),
                 f"unknown connector {connector!r}"
-                f"{hint} (installed: {', '.join(registry.connectors)})",
+                f"{hint} (installed: {', '.join(sorted(registry.connectors))})",
             )
         ]
     if spec.settings_schema is None:
@@ -119,7 +119,7 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
                     )
                 seen[name] = index
     if problems:
-        raise ConfigInvalidError(problems)
+        raise ConfigInvalidError(sorted(set(problems)))  # both schemas may see one problem
     base = file.parent
     rules = doc.data.get("rules", "rules")
     rule_paths = tuple(base / p for p in ([rules] if isinstance(rules, str) else rules))
