@@ -35,7 +35,7 @@ def test_every_problem_is_located() -> None:
 
 def test_unknown_source_name() -> None:
     config = load_config(DATA / "valid.yaml")
-    with pytest.raises(ConfigError, match="no source named 'exprot'.*did you mean 'export'"):
+    with pytest.raises(ConfigError, match=r"no source named 'exprot'.*did you mean 'export'"):
         config.source("exprot")
 
 
@@ -59,9 +59,9 @@ def test_secret_from_environment_or_file(tmp_path: Path, monkeypatch) -> None:
 
 def test_missing_secrets_name_what_to_set(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("NOPE_TOKEN", raising=False)
-    with pytest.raises(ConfigError, match="NOPE_TOKEN .token_env. is not set or empty"):
+    with pytest.raises(ConfigError, match=r"NOPE_TOKEN .token_env. is not set or empty"):
         secret({"token_env": "NOPE_TOKEN"}, "token", source="jira")
-    with pytest.raises(ConfigError, match="give token_env .* or token_file"):
+    with pytest.raises(ConfigError, match=r"give token_env .* or token_file"):
         secret({}, "token", source="jira")
     empty = tmp_path / "empty"
     empty.write_text("")
