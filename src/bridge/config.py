@@ -25,7 +25,7 @@ from bridge.rules.compile import did_you_mean
 from bridge.rules.source import SourceDoc, parse_yaml
 from bridge.rules.validate import schema_errors_for
 
-__all__ = ["Config", "ConfigInvalidError", "SourceConfig", "load_config", "secret"]
+__all__ = ["Config", "ConfigInvalidError", "Schedule", "SourceConfig", "load_config", "secret"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +39,22 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Schedule:
+    """A scheduled sync of one source (cron in UTC); ``full`` ignores the cursor."""
+
+    source: str
+    cron: str
+    full: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     rules: tuple[Path, ...]
     store: str | None
     queue: str | None
     sources: tuple[SourceConfig, ...]
+    schedules: tuple[Schedule, ...] = ()
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -118,6 +128,16 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
                         doc.diag(("sources", index, "name"), f"source name {name!r} is used twice")
                     )
                 seen[name] = index
+    schedules = doc.data.get("schedules") if isinstance(doc.data, Mapping) else None
+    for index, entry in enumerate(schedules if isinstance(schedules, list) else []):
+        name = entry.get("source") if isinstance(entry, Mapping) else None
+        if isinstance(name, str) and name not in seen:
+            problems.append(
+                doc.diag(
+                    ("schedules", index, "source"),
+                    f"no source named {name!r}{did_you_mean(name, list(seen))}",
+                )
+            )
     if problems:
         raise ConfigInvalidError(sorted(set(problems)))  # both schemas may see one problem
     base = file.parent
@@ -129,6 +149,9 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
         store=doc.data.get("store"),
         queue=doc.data.get("queue"),
         sources=tuple(SourceConfig(s["name"], s["connector"], s, base) for s in sources or []),
+        schedules=tuple(
+            Schedule(e["source"], e["cron"], bool(e.get("full", False))) for e in schedules or []
+        ),
     )
 
 

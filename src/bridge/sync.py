@@ -31,7 +31,7 @@ from bridge.rules.engine import Engine
 from bridge.store.base import Store
 from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp
 
-__all__ = ["SyncReport", "evaluate_item", "sync_source"]
+__all__ = ["ItemOutcome", "SyncReport", "evaluate_item", "process_item", "sync_source"]
 
 log = logging.getLogger("bridge.sync")
 
@@ -187,3 +187,42 @@ def sync_source(
     if report.failed:
         log.warning("%s: %d item(s) failed; see the audit log", source, len(report.failed))
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """What processing one item (a webhook's item) did."""
+
+    key: str
+    action: str  # "written", "unchanged", "skipped"
+    detail: str = ""
+
+
+def process_item(
+    source: str,
+    connector: LiveConnector,
+    engine: Engine,
+    kpis: KpiEngine,
+    store: Store,
+    key: str,
+    now: datetime,
+) -> ItemOutcome:
+    """Fetch one item fresh, evaluate it and write what changed (the webhook path).
+
+    A vanished item is recorded and skipped; other connector errors propagate so the job
+    runner can retry the task.
+    """
+    try:
+        item = connector.fetch(key)
+    except ItemNotFoundError as exc:
+        store.audit(source, key, "skipped", str(exc), now)
+        return ItemOutcome(key, "skipped", str(exc))
+    ops = evaluate_item(item, engine, kpis, connector, now)
+    if not ops:
+        return ItemOutcome(item.key, "unchanged")
+    connector.apply(item, ops)
+    fields = sum(len(op.values) for op in ops if isinstance(op, SetFields))
+    comments = sum(1 for op in ops if isinstance(op, UpsertSummary))
+    detail = f"{fields} field(s), {comments} summary"
+    store.audit(source, item.key, "written", detail, now)
+    return ItemOutcome(item.key, "written", detail)

@@ -90,13 +90,21 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from bridge.cli import classify_cmd, report_cmd, rules_cmd, sync_cmd  # noqa: PLC0415
+    from bridge.cli import (  # noqa: PLC0415
+        classify_cmd,
+        report_cmd,
+        rules_cmd,
+        service_cmd,
+        sync_cmd,
+    )
 
     cli.add_command(rules_cmd.rules)
     cli.add_command(classify_cmd.classify)
     cli.add_command(classify_cmd.explain)
     cli.add_command(report_cmd.report)
     cli.add_command(sync_cmd.sync)
+    cli.add_command(service_cmd.serve)
+    cli.add_command(service_cmd.worker)
 
 
 _register()

@@ -1,0 +1,94 @@
+"""``bridge serve`` (the webhook receiver under gunicorn) and ``bridge worker`` (the jobs)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bridge.cli import fail, handle_errors, stdout
+from bridge.config import load_config
+
+__all__ = ["serve", "worker"]
+
+
+def _config(path: str) -> Any:
+    if not Path(path).exists():
+        raise fail(f"no {path}; create it (see the README, 'Configuration') or pass --config")
+    return load_config(path)
+
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default="bridge.yaml",
+    show_default=True,
+)
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option(
+    "--bind",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="Address to listen on (host:port); put TLS in front (a proxy).",
+)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@handle_errors
+def serve(config_path: str, bind: str, workers: int) -> None:
+    """Receive webhooks: verify, deduplicate, queue (POST /webhooks/<source>).
+
+    Also serves /healthz, /status (which rule set is in force) and /metrics (Prometheus).
+    """
+    config = _config(config_path)
+    from gunicorn.app.base import BaseApplication  # noqa: PLC0415 - only the server needs it
+
+    from bridge.service.app import create_app  # noqa: PLC0415
+    from bridge.service.runtime import Runtime  # noqa: PLC0415
+    from bridge.service.tasks import Jobs, make_huey  # noqa: PLC0415
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            runtime = Runtime(config)
+            jobs = Jobs(runtime, make_huey(config))
+            return create_app(runtime, jobs.enqueue)
+
+    stdout.print(
+        f"bridge receiving webhooks on http://{bind}/webhooks/<source> "
+        f"({', '.join(s.name for s in config.sources)})"
+    )
+    Server().run()
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Jobs run at once (threads).",
+)
+@handle_errors
+def worker(config_path: str, workers: int) -> None:
+    """Run queued jobs: items from webhooks, and the scheduled syncs of bridge.yaml."""
+    config = _config(config_path)
+    from bridge.service.runtime import Runtime  # noqa: PLC0415
+    from bridge.service.tasks import Jobs, make_huey  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    jobs = Jobs(Runtime(config), make_huey(config))
+    stdout.print(f"bridge worker: {workers} thread(s), {len(jobs.syncs)} schedule(s)")
+    jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()

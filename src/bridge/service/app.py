@@ -1,0 +1,135 @@
+"""The webhook receiver: verify, deduplicate, queue — and answer fast.
+
+Jira retries deliveries that are slow or fail (and may send one twice, up to ~30 minutes
+late), so the receiver does no ticket work itself: it checks the signature in constant time
+on the raw body, drops deliveries it has seen (by the system's delivery id, kept in the
+store so every node agrees), drops echoes of bridge's own writes, and queues the item for a
+worker, which fetches it fresh. Errors map to statuses a sender understands: 401 for a bad
+signature, 400 for a body it cannot read, 404 for an unknown source, 413 for an oversized
+body; a queue that is down gives 503 so the system retries later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from requests.structures import CaseInsensitiveDict
+
+from bridge import __version__
+from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, WebhookSignatureError
+from bridge.service.runtime import Runtime
+
+__all__ = ["MAX_BODY_BYTES", "Enqueue", "create_app"]
+
+log = logging.getLogger("bridge.service")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+# (source, item key, deleted) → queue the work; raises when the queue is unavailable.
+Enqueue = Callable[[str, str, bool], None]
+
+
+def _json(code: int, **body: Any) -> Response:
+    return Response(json.dumps(body), status=code, mimetype="application/json")
+
+
+def create_app(
+    runtime: Runtime, enqueue: Enqueue, *, metrics: CollectorRegistry | None = None
+) -> Flask:
+    """The WSGI app of one bridge node."""
+    app = Flask("bridge")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    registry = metrics or CollectorRegistry()
+    deliveries = Counter(
+        "bridge_webhook_deliveries",
+        "Webhook deliveries by outcome",
+        ["source", "outcome"],
+        registry=registry,
+    )
+    queued = Counter(
+        "bridge_items_queued", "Items queued for processing", ["source"], registry=registry
+    )
+
+    @app.post("/webhooks/<source>")
+    def receive(source: str) -> Response:
+        names = [s.name for s in runtime.config.sources]
+        if source not in names:
+            deliveries.labels(source="unknown", outcome="unknown_source").inc()
+            return _json(404, error=f"no source named {source!r}; configured: {', '.join(names)}")
+        body = request.get_data(cache=False)
+        headers = CaseInsensitiveDict(request.headers.items())
+        try:
+            connector = runtime.connector(source)
+            event = connector.parse_webhook(headers, body)
+        except WebhookSignatureError as exc:
+            deliveries.labels(source=source, outcome="bad_signature").inc()
+            log.warning("%s: rejected a delivery: %s", source, exc)
+            return _json(401, error=str(exc))
+        except WebhookPayloadError as exc:
+            deliveries.labels(source=source, outcome="bad_payload").inc()
+            return _json(400, error=str(exc))
+        except ConfigError as exc:
+            deliveries.labels(source=source, outcome="misconfigured").inc()
+            log.error("%s: %s", source, exc)
+            return _json(500, error="bridge is misconfigured for this source; see its log")
+        except BridgeError as exc:
+            deliveries.labels(source=source, outcome="error").inc()
+            log.error("%s: %s", source, exc)
+            return _json(503, error="bridge cannot handle deliveries right now; retry later")
+        now = datetime.now(UTC)
+        if event.delivery_id and not runtime.store.first_delivery(source, event.delivery_id, now):
+            deliveries.labels(source=source, outcome="duplicate").inc()
+            return _json(200, status="duplicate", delivery=event.delivery_id)
+        if event.ignore_reason:
+            deliveries.labels(source=source, outcome="ignored").inc()
+            return _json(200, status="ignored", reason=event.ignore_reason)
+        try:
+            for key in event.keys:
+                enqueue(source, key, event.deleted)
+                queued.labels(source=source).inc()
+        except Exception as exc:
+            log.error("%s: cannot queue %s: %s", source, event.keys, exc)
+            deliveries.labels(source=source, outcome="queue_down").inc()
+            return _json(503, error="the job queue is unavailable; retry later")
+        deliveries.labels(source=source, outcome="queued").inc()
+        return _json(202, status="queued", keys=list(event.keys))
+
+    @app.get("/healthz")
+    def health() -> Response:
+        return _json(200, status="ok")
+
+    @app.get("/status")
+    def status() -> Response:
+        rules = runtime.refresh_rules()
+        return _json(
+            200 if rules.healthy else 503,
+            version=__version__,
+            rules={
+                "digest": rules.digest,
+                "loaded_at": rules.loaded_at.isoformat() if rules.loaded_at else None,
+                "last_attempt_at": (
+                    rules.last_attempt_at.isoformat() if rules.last_attempt_at else None
+                ),
+                "error": rules.last_error,
+                "in_force": "last good"
+                if rules.digest and rules.last_error
+                else ("current" if rules.digest else "none"),
+            },
+            sources=[s.name for s in runtime.config.sources],
+        )
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(413)
+    def too_large(_: Exception) -> Response:
+        return _json(413, error=f"the body is over {MAX_BODY_BYTES // 1024} KB")
+
+    return app

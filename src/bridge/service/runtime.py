@@ -1,0 +1,112 @@
+"""Everything a receiver or worker process holds: config, store, rules, connectors.
+
+Rules are reloaded when their files change and a broken edit keeps the last good rule set
+in force (:class:`~bridge.rules.loader.LastGoodRules`); ``/status`` says which is running.
+Connectors are built once per source and reused (their HTTP sessions and discovery too).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+
+from bridge.config import Config, load_config
+from bridge.connectors.base import ConnectorContext, LiveConnector
+from bridge.errors import ConfigError
+from bridge.kpi.compute import KpiEngine
+from bridge.plugins import Registry, default_registry
+from bridge.rules.engine import Engine
+from bridge.rules.loader import LastGoodRules, RulesStatus, rule_files
+from bridge.store import open_store
+from bridge.store.base import Store
+
+__all__ = ["Evaluators", "Runtime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluators:
+    """The compiled rule engine and KPI engine of one rule set."""
+
+    digest: str
+    engine: Engine
+    kpis: KpiEngine
+
+
+class Runtime:
+    """Process-wide state of the service, built from bridge.yaml."""
+
+    def __init__(
+        self, config: Config, *, store: Store | None = None, registry: Registry | None = None
+    ) -> None:
+        self.config = config
+        self.registry = registry or default_registry()
+        self.store = store or open_store(config.store)
+        self.rules = LastGoodRules(list(config.rules))
+        self._lock = threading.Lock()
+        self._connectors: dict[str, LiveConnector] = {}
+        self._evaluators: Evaluators | None = None
+        self._stamp: tuple[tuple[str, float, int], ...] = ()
+        self.refresh_rules()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Runtime:
+        return cls(load_config(path))
+
+    def _files_stamp(self) -> tuple[tuple[str, float, int], ...]:
+        files, _ = rule_files(self.config.rules)
+        stamp = []
+        for file in files:
+            try:
+                info = file.stat()
+            except OSError:
+                continue
+            stamp.append((str(file), info.st_mtime, info.st_size))
+        return tuple(stamp)
+
+    def refresh_rules(self) -> RulesStatus:
+        """Reload the rules if their files changed since the last look."""
+        stamp = self._files_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.rules.reload(datetime.now(UTC))
+        return self.rules.status()
+
+    def evaluators(self) -> Evaluators:
+        """Engines for the rule set in force (rebuilt only when it changes)."""
+        self.refresh_rules()
+        rule_set = self.rules.current
+        with self._lock:
+            if self._evaluators is None or self._evaluators.digest != rule_set.digest:
+                self._evaluators = Evaluators(
+                    rule_set.digest, Engine(rule_set), KpiEngine(rule_set)
+                )
+            return self._evaluators
+
+    def connector(self, source: str) -> LiveConnector:
+        with self._lock:
+            connector = self._connectors.get(source)
+            if connector is None:
+                settings = self.config.source(source)
+                spec = self.registry.connectors[settings.connector]
+                built = spec.factory(
+                    settings.settings,
+                    ConnectorContext(store=self.store, base_dir=str(settings.base_dir)),
+                )
+                if not all(hasattr(built, a) for a in ("fetch", "plan", "apply", "parse_webhook")):
+                    raise ConfigError(
+                        f"source {source!r}: the {settings.connector} connector "
+                        "cannot receive webhooks"
+                    )
+                connector = cast(LiveConnector, built)
+                self._connectors[source] = connector
+            return connector
+
+    def close(self) -> None:
+        with self._lock:
+            for connector in self._connectors.values():
+                connector.close()
+            self._connectors.clear()
+        self.store.close()

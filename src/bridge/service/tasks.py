@@ -1,0 +1,130 @@
+"""Jobs: processing webhook items and scheduled syncs, on huey.
+
+One machine: a SQLite queue file beside the store. Several: Redis (``BRIDGE_REDIS_URL`` or
+``queue:`` in bridge.yaml), with any number of ``bridge worker`` processes. A task that fails
+with a retryable connector error is retried with a delay; a sync never runs twice at once
+for the same source (a huey lock), so two workers cannot race on one cursor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.exceptions import TaskLockedException
+
+from bridge.config import Config
+from bridge.errors import ConfigError, ConnectorError
+from bridge.service.runtime import Runtime
+from bridge.sync import ItemOutcome, SyncReport, process_item, sync_source
+
+__all__ = ["Jobs", "make_huey", "parse_cron"]
+
+log = logging.getLogger("bridge.jobs")
+
+
+def make_huey(config: Config, *, immediate: bool = False) -> Huey:
+    """The queue bridge.yaml (or the environment) names."""
+    if immediate:
+        return MemoryHuey("bridge", immediate=True)
+    url = os.environ.get("BRIDGE_REDIS_URL") or config.queue
+    if url and url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("bridge", url=url)
+    if url and url.startswith("sqlite://"):
+        path = Path(url[len("sqlite://") :])
+    elif url:
+        raise ConfigError(
+            f"unknown queue URL {url.split(':', 1)[0]!r}: use redis://host:6379/0 "
+            "or sqlite:///path/to/queue.db"
+        )
+    else:
+        path = config.path.parent / "bridge-queue.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("bridge", filename=str(path))
+
+
+def parse_cron(expression: str) -> Any:
+    """``*/10 * * * *`` (minute hour day month weekday) as a huey crontab (UTC)."""
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ConfigError(f"cron {expression!r} needs 5 fields: minute hour day month weekday")
+    minute, hour, day, month, weekday = parts
+    try:
+        return crontab(
+            minute=minute, hour=hour, day=day, month=month, day_of_week=weekday, strict=True
+        )
+    except ValueError as exc:
+        raise ConfigError(f"cron {expression!r}: {exc}") from None
+
+
+class Jobs:
+    """The tasks of one bridge deployment, registered on a huey instance."""
+
+    def __init__(self, runtime: Runtime, huey: Huey) -> None:
+        self.runtime = runtime
+        self.huey = huey
+
+        def process(source: str, key: str) -> dict[str, str]:
+            outcome = self._process(source, key)
+            return {"key": outcome.key, "action": outcome.action, "detail": outcome.detail}
+
+        # huey is untyped: its task wrapper enqueues when called.
+        self.process: Any = huey.task(retries=5, retry_delay=30, name="bridge.process_item")(
+            process
+        )
+        self.syncs: dict[str, Any] = {}
+        for entry in runtime.config.schedules:
+            source, full = entry.source, entry.full
+
+            def run(source: str = source, full: bool = full) -> None:
+                self.sync(source, full=full)
+
+            self.syncs[f"{source}:{entry.cron}"] = huey.periodic_task(
+                parse_cron(entry.cron), name=f"bridge.sync.{source}.{len(self.syncs)}"
+            )(run)
+
+    def enqueue(self, source: str, key: str, deleted: bool) -> None:
+        """What the receiver calls for each item of a verified, new delivery."""
+        if deleted:
+            self.runtime.store.audit(
+                source, key, "deleted", "deleted in the source system", datetime.now(UTC)
+            )
+            return
+        self.process(source, key)
+
+    def _process(self, source: str, key: str) -> ItemOutcome:
+        evaluators = self.runtime.evaluators()
+        connector = self.runtime.connector(source)
+        now = datetime.now(UTC)
+        try:
+            return process_item(
+                source, connector, evaluators.engine, evaluators.kpis, self.runtime.store, key, now
+            )
+        except ConnectorError as exc:
+            self.runtime.store.audit(source, key, "failed", str(exc), now)
+            if exc.retryable:
+                raise  # huey retries the task later
+            return ItemOutcome(key, "failed", str(exc))
+
+    def sync(self, source: str, *, full: bool = False) -> SyncReport | None:
+        """One sync of one source, unless another worker is already syncing it."""
+        try:
+            with self.huey.lock_task(f"sync:{source}"):
+                self.runtime.refresh_rules()
+                connector = self.runtime.connector(source)
+                return sync_source(
+                    source,
+                    connector,
+                    self.runtime.rules.current,
+                    self.runtime.store,
+                    datetime.now(UTC),
+                    full=full,
+                    concurrency=getattr(connector, "concurrency", 8),
+                )
+        except TaskLockedException:
+            log.info("%s: a sync is already running; skipped this one", source)
+            return None

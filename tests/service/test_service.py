@@ -1,0 +1,177 @@
+"""The webhook receiver over a real WSGI server, and the jobs behind it."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from bridge.config import load_config
+from bridge.errors import ConfigError, ConnectorTransportError
+from bridge.model import WorkItem
+from bridge.plugins import load_registry, make_plugin_manager
+from bridge.service.app import create_app
+from bridge.service.runtime import Runtime
+from bridge.service.tasks import Jobs, make_huey, parse_cron
+from bridge.store import open_store
+from tests.service.fake import BOT, FakeConnector, Plugin, sign, transient
+
+RULES = """bridge: 1
+rules:
+  - {id: incidents, when: {field: type, equals: Incident}, then: {work_type: service}}
+default: {work_type: unclassified}
+"""
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(RULES)
+    (tmp_path / "bridge.yaml").write_text(
+        "rules: rules\nsources:\n  - {name: desk, connector: fake}\n"
+        "schedules:\n  - {source: desk, cron: '*/10 * * * *'}\n"
+    )
+    registry = load_registry(make_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()]))
+    config = load_config(tmp_path / "bridge.yaml", registry)
+    FakeConnector.items = {"D-1": WorkItem("D-1", "fake", type="Incident")}
+    FakeConnector.written = {}
+    FakeConnector.fail_next = []
+    made = Runtime(config, store=open_store(f"sqlite://{tmp_path / 'state.db'}"), registry=registry)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def server(runtime: Runtime) -> Iterator[tuple[str, list[tuple[str, str, bool]]]]:
+    queued: list[tuple[str, str, bool]] = []
+    app = create_app(runtime, lambda source, key, deleted: queued.append((source, key, deleted)))
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}", queued
+    http.shutdown()
+    thread.join()
+
+
+def post(
+    base: str,
+    body: dict[str, object],
+    *,
+    delivery: str = "d-1",
+    signature: str | None = None,
+    source: str = "desk",
+) -> requests.Response:
+    raw = json.dumps(body).encode()
+    headers = {
+        "X-Fake-Signature": signature if signature is not None else sign(raw),
+        "X-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
+    return requests.post(f"{base}/webhooks/{source}", data=raw, headers=headers, timeout=5)
+
+
+def test_a_signed_delivery_is_queued_once(server) -> None:
+    base, queued = server
+    first = post(base, {"key": "D-1"})
+    assert (first.status_code, first.json()) == (202, {"status": "queued", "keys": ["D-1"]})
+    again = post(base, {"key": "D-1"})  # Jira retries with the same identifier
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    assert queued == [("desk", "D-1", False)]
+
+
+def test_bad_signatures_and_bodies_are_refused(server) -> None:
+    base, queued = server
+    assert post(base, {"key": "D-1"}, signature="sha256=00").status_code == 401
+    assert post(base, {"key": "D-1"}, signature="").status_code == 401
+    raw = b"not json"
+    bad = requests.post(
+        f"{base}/webhooks/desk",
+        data=raw,
+        timeout=5,
+        headers={"X-Fake-Signature": sign(raw), "X-Delivery": "d-9"},
+    )
+    assert bad.status_code == 400
+    assert "expected" in bad.json()["error"]
+    assert queued == []
+
+
+def test_own_writes_unknown_sources_and_oversized_bodies(server) -> None:
+    base, queued = server
+    echo = post(base, {"key": "D-1", "user": BOT}, delivery="d-2")
+    assert (echo.status_code, echo.json()["status"]) == (200, "ignored")
+    assert post(base, {"key": "D-1"}, source="nope").status_code == 404
+    big = requests.post(f"{base}/webhooks/desk", data=b"x" * (2 * 1024 * 1024), timeout=5)
+    assert big.status_code == 413
+    assert queued == []
+
+
+def test_a_queue_that_is_down_asks_the_sender_to_retry(runtime: Runtime) -> None:
+    def broken(source: str, key: str, deleted: bool) -> None:
+        raise ConnectionError("redis is down")
+
+    client = create_app(runtime, broken).test_client()
+    raw = json.dumps({"key": "D-1"}).encode()
+    response = client.post(
+        "/webhooks/desk", data=raw, headers={"X-Fake-Signature": sign(raw), "X-Delivery": "d-3"}
+    )
+    assert response.status_code == 503
+
+
+def test_status_says_which_rules_are_in_force(server, runtime: Runtime) -> None:
+    base, _ = server
+    good = requests.get(f"{base}/status", timeout=5).json()
+    assert good["rules"]["in_force"] == "current"
+    digest = good["rules"]["digest"]
+    rules_file = runtime.config.rules[0] / "r.yaml"
+    rules_file.write_text(RULES.replace("equals", "equal") + "# broken\n")
+    broken = requests.get(f"{base}/status", timeout=5)
+    assert broken.status_code == 503
+    body = broken.json()
+    assert body["rules"]["digest"] == digest
+    assert body["rules"]["in_force"] == "last good"
+    assert "unknown operator 'equal'" in body["rules"]["error"]
+    assert requests.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}
+
+
+def test_metrics_count_deliveries(server) -> None:
+    base, _ = server
+    post(base, {"key": "D-1"}, delivery="m-1")
+    post(base, {"key": "D-1"}, delivery="m-1")
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    assert 'bridge_webhook_deliveries_total{outcome="queued",source="desk"} 1.0' in text
+    assert 'bridge_webhook_deliveries_total{outcome="duplicate",source="desk"} 1.0' in text
+
+
+def test_jobs_process_items_and_retry_transient_failures(runtime: Runtime) -> None:
+    jobs = Jobs(runtime, make_huey(runtime.config, immediate=True))
+    jobs.enqueue("desk", "D-1", False)
+    assert FakeConnector.written == {"D-1": {"work_type": "service"}}
+    jobs.enqueue("desk", "D-1", False)  # nothing changed: no second write
+    assert [a for _, _, item, a, _ in runtime.store.audit_log("desk")] == ["written"]
+    FakeConnector.fail_next.append(transient())
+    with pytest.raises(ConnectorTransportError):
+        jobs._process("desk", "D-1")
+    assert jobs._process("desk", "GONE").action == "skipped"
+    jobs.enqueue("desk", "D-2", True)
+    assert runtime.store.audit_log("desk", 1)[0][3] == "deleted"
+
+
+def test_scheduled_sync_runs_and_never_twice_at_once(runtime: Runtime) -> None:
+    jobs = Jobs(runtime, make_huey(runtime.config, immediate=True))
+    assert len(jobs.syncs) == 1
+    report = jobs.sync("desk")
+    assert report is not None
+    assert report.items_written == 1
+    with jobs.huey.lock_task("sync:desk"):
+        assert jobs.sync("desk") is None
+
+
+def test_cron_expressions() -> None:
+    assert parse_cron("*/10 * * * *") is not None
+    with pytest.raises(ConfigError, match="needs 5 fields"):
+        parse_cron("*/10 * * *")
