@@ -156,9 +156,16 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
 
 
 def secret(
-    settings: Mapping[str, Any], key: str, *, source: str, required: bool = True
+    settings: Mapping[str, Any],
+    key: str,
+    *,
+    source: str,
+    required: bool = True,
+    base_dir: str | Path | None = None,
 ) -> str | None:
     """The secret ``key`` from ``<key>_env`` (an environment variable) or ``<key>_file``.
+
+    A relative ``<key>_file`` is read relative to ``base_dir`` (the folder of bridge.yaml).
 
     :raises ConfigError: it is required and neither is set, or the variable/file is empty.
     """
@@ -174,8 +181,11 @@ def secret(
                 f"({key}_env) is not set or empty; export it before starting"
             )
     if isinstance(file_name, str):
+        path = Path(file_name)
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
         try:
-            value = Path(file_name).read_text("utf-8").strip()
+            value = path.read_text("utf-8").strip()
         except OSError as exc:
             raise ConfigError(
                 f"source {source!r}: cannot read {key}_file {file_name}: {exc.strerror}"

@@ -110,6 +110,10 @@ def sync_source(
     already = {} if full else _load_overlap(store, source)
     newest = cursor
     handled: dict[str, str] = {}
+    updated_at: dict[str, datetime] = {}
+    # A connector may name a finer version than ``updated`` (ServiceNow's timestamps have
+    # one-second resolution; sys_mod_count tells two edits within a second apart).
+    version: Callable[[WorkItem], str] | None = getattr(connector, "version_of", None)
     shared = _Shared()
     in_flight: list[Future[None]] = []
     limit = threading.BoundedSemaphore(max(1, concurrency) * 2)
@@ -148,13 +152,15 @@ def sync_source(
     ) as pool:
         for item in connector.pull(since=since):
             report.pulled += 1
-            stamp = iso(item.updated) or ""
+            stamp = (version(item) if version is not None else iso(item.updated)) or ""
             if already.get(item.key) == stamp and stamp:
                 report.duplicates += 1
                 continue
             if item.updated is not None and (newest is None or item.updated > newest):
                 newest = item.updated
             handled[item.key] = stamp
+            if item.updated is not None:
+                updated_at[item.key] = item.updated
             if on_item is not None:
                 on_item(item)
             try:
@@ -177,11 +183,7 @@ def sync_source(
     if newest is not None and not dry_run:
         store.set_cursor(source, newest)
         window = newest - overlap
-        keep = {
-            k: v
-            for k, v in handled.items()
-            if v and datetime.fromisoformat(v.replace("Z", "+00:00")) >= window
-        }
+        keep = {k: v for k, v in handled.items() if v and updated_at.get(k, newest) >= window}
         store.set_memo(source, OVERLAP_MEMO, json.dumps(keep, sort_keys=True))
     report.cursor = newest
     if report.failed:

@@ -70,7 +70,14 @@ def sync(
             live: LiveConnector = connector  # type: ignore[assignment]
             try:
                 report = sync_source(
-                    source.name, live, rule_set, store, now, full=full, dry_run=dry_run
+                    source.name,
+                    live,
+                    rule_set,
+                    store,
+                    now,
+                    full=full,
+                    dry_run=dry_run,
+                    concurrency=getattr(live, "concurrency", 8),
                 )
             finally:
                 live.close()

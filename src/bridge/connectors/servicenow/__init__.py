@@ -6,12 +6,25 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bridge import hookimpl
-from bridge.connectors.base import ExportFormat
+from bridge.connectors.base import ConnectorSpec, ExportFormat
+from bridge.connectors.servicenow.connector import (
+    SETTINGS_SCHEMA,
+    ServiceNowConnector,
+    create_connector,
+)
 from bridge.connectors.servicenow.mapping import item_from_record, table_from_file_name
 from bridge.errors import InputError
 from bridge.model import WorkItem
 
-__all__ = ["TABLE_EXPORT", "read_table_export", "sniff_table_export"]
+__all__ = [
+    "CONNECTOR",
+    "TABLE_EXPORT",
+    "ServiceNowConnector",
+    "bridge_register_connectors",
+    "bridge_register_formats",
+    "read_table_export",
+    "sniff_table_export",
+]
 
 
 def sniff_table_export(doc: Any) -> bool:
@@ -66,3 +79,19 @@ TABLE_EXPORT = ExportFormat(
 @hookimpl
 def bridge_register_formats(register: Callable[[ExportFormat], None]) -> None:
     register(TABLE_EXPORT)
+
+
+CONNECTOR = ConnectorSpec(
+    name="servicenow",
+    factory=create_connector,
+    description=(
+        "ServiceNow Table API: pulls changed records (and their task_sla rows), writes KPIs "
+        "to u_ fields and a work note; webhooks from a Business Rule"
+    ),
+    settings_schema=SETTINGS_SCHEMA,
+)
+
+
+@hookimpl
+def bridge_register_connectors(register: Callable[[ConnectorSpec], None]) -> None:
+    register(CONNECTOR)

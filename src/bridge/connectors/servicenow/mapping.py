@@ -185,13 +185,15 @@ def item_from_record(
             fields.instant("closed_at") if category == "done" else None
         )
     # A task names its project by sys_id unless the export dot-walks ``top_task.number``
-    # (the connector asks for it), which makes tasks group under the project's own number.
+    # (the connector asks for it, and ``parent.number``), which makes tasks group under the
+    # project's own number.
     if table_name == "pm_project":
         project: str | None = key
     elif table_name == "pm_project_task":
         project = (
             fields.value("top_task.number")
             or fields.display("top_task")
+            or fields.value("parent.number")
             or fields.display("parent")
         )
     else:
@@ -219,8 +221,8 @@ def item_from_record(
         project=project,
         service=service,
         labels=_labels(fields.display("sys_tags")),
-        assignee=fields.display("assigned_to"),
-        reporter=next(filter(None, map(fields.display, _REPORTER_FIELDS)), None),
+        assignee=fields.person("assigned_to"),
+        reporter=next(filter(None, map(fields.person, _REPORTER_FIELDS)), None),
         created=fields.instant("opened_at") or fields.instant("sys_created_on"),
         updated=fields.instant("sys_updated_on"),
         resolved=resolved,
@@ -233,7 +235,7 @@ def item_from_record(
         budget=fields.amount("budget_cost"),
         actual_cost=fields.amount("work_cost"),
         percent_complete=percent / 100 if percent is not None else None,
-        parent=fields.display("parent"),
+        parent=fields.value("parent.number") or fields.display("parent"),
         raw=raw,
     )
 
@@ -362,6 +364,11 @@ class _Fields:
 
     def display(self, field: str) -> str | None:
         return self._text(field, _display(self.record.get(field)))
+
+    def person(self, field: str) -> str | None:
+        """A user's name: the dot-walk ``<field>.name`` when the record has it (the live
+        connector asks for it, as display values are off), else the display value."""
+        return self.value(f"{field}.name") or self.display(field)
 
     def instant(self, field: str) -> datetime | None:
         text = self.value(field)

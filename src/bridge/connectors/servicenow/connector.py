@@ -1,0 +1,815 @@
+"""The live ServiceNow connector: settings, pull, fetch, plan, apply and webhooks.
+
+The pieces it wires together are elsewhere: HTTP in ``client``, record → item in ``mapping``,
+task_sla → native SLAs in ``sla``, what to write in ``writes``, deliveries in ``webhooks``.
+
+What the pull does per table, per page of changed records (one ``GET`` each):
+
+1. drops records already seen in this pull with the same ``sys_mod_count``;
+2. reads the task_sla rows of the page's tasks in a few batched ``GET``s (only when a rule
+   set SLA may use native data), and turns them into ``WorkItem.native_slas``;
+3. reads each record's memo from the store (the digest of the last journal entry bridge
+   added, and what rounded writes came back as) and puts it on the item under
+   ``raw["bridge:memo"]``.
+
+The memo travels *on the item* (not in a dict held by the connector) because ``plan`` must
+be pure and may run later or elsewhere — a webhook worker plans what ``fetch`` returned —
+and because a dict keyed by item would grow with every item of a long sync, while the
+item's copy is freed with the item. A colon never occurs in a ServiceNow column name, so
+the key cannot hide a field, and rules cannot name it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import requests
+from jsonschema import Draft202012Validator
+
+from bridge.config import secret
+from bridge.connectors.base import ConnectorContext, WebhookEvent
+from bridge.connectors.http import RateLimiter, RetryPolicy
+from bridge.connectors.servicenow.client import OAuthGrant, ServiceNowClient
+from bridge.connectors.servicenow.mapping import item_from_record
+from bridge.connectors.servicenow.sla import TASK_SLA_FIELDS, native_slas, slas_by_task
+from bridge.connectors.servicenow.webhooks import WebhookConfig, parse_delivery
+from bridge.connectors.servicenow.writes import (
+    MEMO_RAW_KEY,
+    RecordMemo,
+    memo_after_patch,
+    memo_key,
+    patch_body,
+    plan_writes,
+    record_ref,
+    summary_marker,
+)
+from bridge.errors import (
+    ConfigError,
+    ConnectorError,
+    ConnectorTransportError,
+    InputError,
+    ItemNotFoundError,
+    WritebackError,
+)
+from bridge.kpi.result import KpiResult
+from bridge.model import Classification, WorkItem
+from bridge.rules.ast import AllOf, AnyOf, Cond, FieldRef, Leaf, NotOf, RuleSet
+from bridge.store.base import Store
+from bridge.writeback.plan import UpsertSummary, WriteOp
+
+__all__ = [
+    "BASE_FIELDS",
+    "DEFAULT_TABLES",
+    "SETTINGS_SCHEMA",
+    "ServiceNowConnector",
+    "ServiceNowSettings",
+    "create_connector",
+    "fields_for_rules",
+    "parse_settings",
+]
+
+log = logging.getLogger("bridge.servicenow")
+
+DEFAULT_TABLES: Mapping[str, str] = MappingProxyType(
+    dict.fromkeys(
+        (
+            "incident",
+            "sc_req_item",
+            "problem",
+            "change_request",
+            "pm_project",
+            "pm_project_task",
+        ),
+        "",
+    )
+)
+
+# What mapping.item_from_record reads, with the dot-walks that make items readable without
+# display values: people by name, tasks grouped under their project's number.
+BASE_FIELDS: tuple[str, ...] = (
+    "sys_id",
+    "number",
+    "sys_class_name",
+    "sys_created_on",
+    "sys_updated_on",
+    "sys_mod_count",
+    "state",
+    "short_description",
+    "priority",
+    "assigned_to",
+    "assigned_to.name",
+    "caller_id",
+    "caller_id.name",
+    "requested_for",
+    "requested_for.name",
+    "requested_by",
+    "requested_by.name",
+    "opened_by",
+    "opened_by.name",
+    "sys_tags",
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+    "due_date",
+    "start_date",
+    "end_date",
+    "work_end",
+    "effort",
+    "work_effort",
+    "remaining_effort",
+    "time_worked",
+    "budget_cost",
+    "work_cost",
+    "percent_complete",
+    "parent",
+    "parent.number",
+    "top_task",
+    "top_task.number",
+    "business_service",
+    "business_service.name",
+)
+
+# Number prefixes of the base system (a number alone is enough for fetch()).
+_NUMBER_TABLES: tuple[tuple[str, str], ...] = (
+    ("PRJTASK", "pm_project_task"),
+    ("SCTASK", "sc_task"),
+    ("PTASK", "problem_task"),
+    ("CTASK", "change_task"),
+    ("RITM", "sc_req_item"),
+    ("TASK", "task"),
+    ("INC", "incident"),
+    ("REQ", "sc_request"),
+    ("PRB", "problem"),
+    ("CHG", "change_request"),
+    ("PRJ", "pm_project"),
+)
+
+_TABLE = re.compile(r"[a-z][a-z0-9_]*")
+_SYS_ID = re.compile(r"[0-9a-f]{32}")
+_FIELD_PATH = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
+_REF_PARTS = ("value", "display_value", "link")
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+_TEXT: dict[str, Any] = {"type": "string", "minLength": 1}
+_ENV: dict[str, Any] = {
+    "type": "string",
+    "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+    "description": "name of an environment variable",
+}
+_CREDENTIALS: dict[str, Any] = {
+    "user": {**_TEXT, "description": "the integration user's name (not a secret)"},
+    "user_env": _ENV,
+    "password_env": _ENV,
+    "password_file": {**_TEXT, "description": "a file holding the password"},
+}
+
+SETTINGS_SCHEMA: Mapping[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "ServiceNow source",
+    "description": (
+        "A ServiceNow instance read through the Table API. Secrets are never written here: "
+        "name the environment variable (…_env) or file (…_file) that holds each one."
+    ),
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "connector", "url", "auth"],
+    "properties": {
+        "name": {"type": "string"},
+        "connector": {"const": "servicenow"},
+        "url": {
+            "type": "string",
+            "pattern": r"^https?://[^/?#\s]+/?$",
+            "description": "https://<instance>.service-now.com",
+        },
+        "auth": {
+            "description": (
+                "Basic: user or user_env, plus password_env or password_file. OAuth: "
+                "{oauth: {grant, client_id(_env), client_secret_env|_file, ...}}."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                **_CREDENTIALS,
+                "oauth": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["grant"],
+                    "properties": {
+                        "grant": {"enum": ["password", "client_credentials"]},
+                        "client_id": _TEXT,
+                        "client_id_env": _ENV,
+                        "client_secret_env": _ENV,
+                        "client_secret_file": _TEXT,
+                        **_CREDENTIALS,
+                    },
+                },
+            },
+        },
+        "scope": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "tables": {
+                    "description": "table → encoded-query filter ('' for every record)",
+                    "type": "object",
+                    "minProperties": 1,
+                    "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+                    "additionalProperties": {"type": "string"},
+                }
+            },
+        },
+        "writeback": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "fields": {
+                    "description": "work_type | phase | rule | a KPI name → a u_ (or x_) column",
+                    "type": "object",
+                    "propertyNames": {
+                        "pattern": r"^(work_type|phase|rule|[a-z]+\.[A-Za-z0-9_.-]+)$"
+                    },
+                    "additionalProperties": {
+                        "type": "string",
+                        "pattern": "^(u|x)_[a-z0-9_]+$",
+                    },
+                },
+                "journal": {"enum": ["work_notes", "comments", "none"]},
+            },
+        },
+        "sla": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "read_task_sla": {"type": "boolean"},
+                "batch_size": {"type": "integer", "minimum": 1, "maximum": 1000},
+            },
+        },
+        "webhook_secret_env": _ENV,
+        "webhook_secret_file": _TEXT,
+        "webhook_token_env": _ENV,
+        "webhook_token_file": _TEXT,
+        "integration_user": {
+            **_TEXT,
+            "description": "bridge's ServiceNow user, when auth does not name it",
+        },
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reads_per_second": {"type": "number", "exclusiveMinimum": 0},
+                "writes_per_second": {"type": "number", "exclusiveMinimum": 0},
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 64},
+            },
+        },
+        "page_size": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+        "ca_bundle": _TEXT,
+    },
+}
+
+_SETTINGS_VALIDATOR = Draft202012Validator(dict(SETTINGS_SCHEMA))
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceNowSettings:
+    """A ``sources:`` entry, checked, with defaults applied (secrets not yet read)."""
+
+    name: str
+    url: str
+    auth: Mapping[str, Any]
+    tables: Mapping[str, str]
+    writeback_fields: Mapping[str, str]
+    journal: Literal["work_notes", "comments"] | None
+    read_task_sla: bool
+    sla_batch_size: int
+    page_size: int
+    timeout: float
+    ca_bundle: str | None
+    reads_per_second: float | None
+    writes_per_second: float | None
+    concurrency: int
+    integration_user: str | None
+    raw: Mapping[str, Any]
+
+
+def _one_of(section: Mapping[str, Any], keys: Sequence[str], where: str, source: str) -> None:
+    given = [k for k in keys if k in section]
+    if len(given) != 1:
+        raise ConfigError(
+            f"source {source!r}: {where} needs exactly one of {', '.join(keys)}"
+            + (f" (found {', '.join(given)})" if given else "")
+        )
+
+
+def parse_settings(settings: Mapping[str, Any]) -> ServiceNowSettings:
+    """Check a ``sources:`` entry (the schema, then what a schema says badly) and apply the
+    defaults. Reads no secret.
+
+    :raises ConfigError: every schema problem at once, or the first combination problem.
+    """
+    errors = sorted(_SETTINGS_VALIDATOR.iter_errors(dict(settings)), key=lambda e: e.path)
+    name = str(settings.get("name", "servicenow"))
+    if errors:
+        lines = [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in errors]
+        raise ConfigError(f"source {name!r}: invalid settings:\n  " + "\n  ".join(lines))
+    auth = settings["auth"]
+    if "oauth" in auth:
+        if set(auth) != {"oauth"}:
+            raise ConfigError(
+                f"source {name!r}: auth has oauth and basic credentials; put the password "
+                "grant's user and password inside oauth"
+            )
+        oauth = auth["oauth"]
+        _one_of(oauth, ("client_id", "client_id_env"), "auth.oauth", name)
+        _one_of(oauth, ("client_secret_env", "client_secret_file"), "auth.oauth", name)
+        if oauth["grant"] == "password":
+            _one_of(oauth, ("user", "user_env"), "auth.oauth (password grant)", name)
+            _one_of(oauth, ("password_env", "password_file"), "auth.oauth (password grant)", name)
+    else:
+        _one_of(auth, ("user", "user_env"), "auth", name)
+        _one_of(auth, ("password_env", "password_file"), "auth", name)
+    webhook = settings
+    for kind in ("webhook_secret", "webhook_token"):
+        if f"{kind}_env" in webhook and f"{kind}_file" in webhook:
+            raise ConfigError(f"source {name!r}: give {kind}_env or {kind}_file, not both")
+    writeback = settings.get("writeback", {})
+    fields: Mapping[str, str] = writeback.get("fields", {})
+    targets = list(fields.values())
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise ConfigError(
+            f"source {name!r}: writeback.fields writes {', '.join(twice)} from two keys"
+        )
+    journal = writeback.get("journal", "work_notes")
+    scope = settings.get("scope", {})
+    limits = settings.get("limits", {})
+    sla = settings.get("sla", {})
+    timeout = float(settings.get("timeout", 60.0))
+    return ServiceNowSettings(
+        name=name,
+        url=str(settings["url"]).rstrip("/"),
+        auth=auth,
+        tables=MappingProxyType(dict(scope.get("tables", DEFAULT_TABLES))),
+        writeback_fields=MappingProxyType(dict(fields)),
+        journal=None if journal == "none" else journal,
+        read_task_sla=bool(sla.get("read_task_sla", True)),
+        sla_batch_size=int(sla.get("batch_size", 150)),
+        page_size=int(settings.get("page_size", 1000)),
+        timeout=timeout,
+        ca_bundle=settings.get("ca_bundle"),
+        reads_per_second=limits.get("reads_per_second"),
+        writes_per_second=limits.get("writes_per_second"),
+        concurrency=int(limits.get("concurrency", 4)),
+        integration_user=settings.get("integration_user"),
+        raw=settings,
+    )
+
+
+def _user(section: Mapping[str, Any], source: str) -> str:
+    if "user" in section:
+        return str(section["user"])
+    env = str(section["user_env"])
+    value = os.environ.get(env, "").strip()
+    if not value:
+        raise ConfigError(f"source {source!r}: the environment variable {env} (user_env) is empty")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Fields the rules need
+# --------------------------------------------------------------------------------------------
+
+
+def _refs(cond: Cond | None) -> Iterator[FieldRef]:
+    if cond is None:
+        return
+    if isinstance(cond, Leaf):
+        yield cond.field
+    elif isinstance(cond, AllOf | AnyOf):
+        for child in cond.children:
+            yield from _refs(child)
+    elif isinstance(cond, NotOf):
+        yield from _refs(cond.child)
+
+
+def _rule_set_refs(rule_set: RuleSet) -> Iterator[FieldRef]:
+    for rule in rule_set.rules:
+        yield from _refs(rule.when)
+    for sla in rule_set.slas.values():
+        for cond in (sla.start, sla.pause, sla.stop, sla.cancel):
+            yield from _refs(cond)
+        for when, _ in sla.goals:
+            yield from _refs(when)
+    kpi = rule_set.kpi
+    for refs in kpi.inputs.values():
+        yield from refs
+    yield from kpi.cost_fields
+    for when, _ in kpi.rates:
+        yield from _refs(when)
+
+
+def fields_for_rules(rule_set: RuleSet | None, writeback: Iterable[str] = ()) -> tuple[str, ...]:
+    """``sysparm_fields``: what the mapping reads, every ``raw.*`` path the rules, SLAs and
+    KPI inputs read (``raw.caller_id.location.name`` dot-walks ``caller_id.location.name``;
+    a trailing ``.value`` / ``.display_value`` / ``.link`` names the field itself), and the
+    columns bridge writes (to compare before writing)."""
+    names = dict.fromkeys(BASE_FIELDS)
+    if rule_set is not None:
+        for ref in _rule_set_refs(rule_set):
+            if not ref.is_raw or not ref.raw_path:
+                continue
+            path = list(ref.raw_path)
+            if len(path) > 1 and path[-1] in _REF_PARTS:
+                path.pop()
+            dotted = ".".join(path)
+            if _FIELD_PATH.fullmatch(dotted):
+                names.setdefault(dotted)
+    for field in writeback:
+        names.setdefault(field)
+    return tuple(names)
+
+
+# --------------------------------------------------------------------------------------------
+# The connector
+# --------------------------------------------------------------------------------------------
+
+
+class _MemoryMemos:
+    """Memos for a connector built without a store (tests, one-off runs): lost at exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, str], str] = {}
+
+    def get_memo(self, source: str, key: str) -> str | None:
+        with self._lock:
+            return self._values.get((source, key))
+
+    def set_memo(self, source: str, key: str, value: str) -> None:
+        with self._lock:
+            self._values[(source, key)] = value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    return value.strip() if isinstance(value, str) else ""
+
+
+class ServiceNowConnector:
+    """A ServiceNow instance as a :class:`~bridge.connectors.base.LiveConnector`.
+
+    :param sleep: how retries wait (tests pass a fake).
+    :param retry: the retry policy (attempts, backoff, total budget).
+    :param clock: monotonic clock for OAuth token expiry.
+    :param wall_clock: the UTC "now" that bounds each sweep (records changed after it are
+        left to the next sync, so a sweep always ends).
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        context: ConnectorContext | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = parse_settings(settings)
+        s = self.settings
+        self.name = s.name
+        self.concurrency = s.concurrency
+        base = Path(context.base_dir) if context is not None else Path()
+        self.base_dir = base
+        self._memos: Store | _MemoryMemos = (
+            context.store if context is not None and context.store is not None else _MemoryMemos()
+        )
+        self._wall_clock = wall_clock
+        auth, oauth, user = self._credentials()
+        verify: bool | str = True
+        if s.ca_bundle:
+            bundle = Path(s.ca_bundle)
+            verify = str(bundle if bundle.is_absolute() else base / bundle)
+        self.client = ServiceNowClient(
+            s.url,
+            auth=auth,
+            oauth=oauth,
+            who=f"user {user}" if user else "the integration user",
+            name=s.name,
+            read_limiter=RateLimiter(s.reads_per_second, sleep=sleep)
+            if s.reads_per_second
+            else None,
+            write_limiter=RateLimiter(s.writes_per_second, sleep=sleep)
+            if s.writes_per_second
+            else None,
+            retry=retry,
+            timeout=(min(10.0, s.timeout), s.timeout),
+            verify=verify,
+            sleep=sleep,
+            clock=clock,
+            pool_size=max(4, s.concurrency * 2),
+        )
+        raw = s.raw
+        web_secret = secret(
+            raw, "webhook_secret", source=s.name, required=False, base_dir=self.base_dir
+        )
+        web_token = secret(
+            raw, "webhook_token", source=s.name, required=False, base_dir=self.base_dir
+        )
+        self.integration_user = s.integration_user or user
+        bridge_fields = set(s.writeback_fields.values())
+        if s.journal:
+            bridge_fields.add(s.journal)
+        self.webhook_config = WebhookConfig(
+            secret=web_secret.encode("utf-8") if web_secret else None,
+            token=web_token.encode("utf-8") if web_token else None,
+            tables=frozenset(s.tables),
+            integration_user=self.integration_user,
+            bridge_fields=frozenset(bridge_fields),
+        )
+        self.fields = fields_for_rules(None, s.writeback_fields.values())
+        self.read_task_sla = s.read_task_sla
+        self._seen: set[tuple[str, str]] = set()
+        self._seen_lock = threading.Lock()
+        # Counters for the report and the benchmark.
+        self.sla_requests = 0
+        self.duplicates = 0
+        self.skipped_records: list[tuple[str, str]] = []
+
+    def _credentials(
+        self,
+    ) -> tuple[requests.auth.AuthBase | None, OAuthGrant | None, str | None]:
+        s = self.settings
+        auth = s.auth
+        if "oauth" in auth:
+            oauth = auth["oauth"]
+            client_id = (
+                str(oauth["client_id"])
+                if "client_id" in oauth
+                else secret(oauth, "client_id", source=s.name, base_dir=self.base_dir)
+            )
+            user = password = None
+            if oauth["grant"] == "password":
+                user = _user(oauth, s.name)
+                password = secret(oauth, "password", source=s.name, base_dir=self.base_dir)
+            grant = OAuthGrant(
+                grant=oauth["grant"],
+                client_id=str(client_id),
+                client_secret=str(
+                    secret(oauth, "client_secret", source=s.name, base_dir=self.base_dir)
+                ),
+                user=user,
+                password=password,
+            )
+            return None, grant, user
+        user = _user(auth, s.name)
+        password = secret(auth, "password", source=s.name, base_dir=self.base_dir)
+        return requests.auth.HTTPBasicAuth(user, str(password)), None, user
+
+    # ---- LiveConnector -------------------------------------------------------------------
+
+    def prepare(self, rule_set: RuleSet) -> None:
+        """Ask for what these rules read; read task_sla only if an SLA may use native data."""
+        self.fields = fields_for_rules(rule_set, self.settings.writeback_fields.values())
+        native = any(sla.source in ("native", "auto") for sla in rule_set.slas.values())
+        self.read_task_sla = self.settings.read_task_sla and native
+
+    def pull(self, *, since: datetime | None = None) -> Iterator[WorkItem]:
+        """Records of every table in scope changed at or after ``since`` (all when None),
+        oldest first per table; a record that cannot be mapped is logged and skipped."""
+        s = self.settings
+        until = self._wall_clock().astimezone(UTC).replace(microsecond=0)
+        with self._seen_lock:
+            self._seen = set()
+        self.skipped_records = []
+        for table, filter_text in s.tables.items():
+            read = 0
+            for page in self.client.changed_records(
+                table,
+                filter_text=filter_text,
+                since=since,
+                until=until,
+                fields=self.fields,
+                page_size=s.page_size,
+            ):
+                if read == 0:
+                    log.info(
+                        "%s: %s: %s record(s) changed since %s",
+                        s.name,
+                        table,
+                        page.total if page.total is not None else "an unknown number of",
+                        since.isoformat() if since else "the beginning",
+                    )
+                read += len(page.records)
+                fresh = self._fresh(page.records)
+                log.debug("%s: %s: read %d, %s left", s.name, table, read, page.total or 0)
+                yield from self._items(table, fresh, strict=False)
+
+    def version_of(self, item: WorkItem) -> str:
+        """``updated`` plus ``sys_mod_count``: two edits within one second differ."""
+        count = item.raw.get("sys_mod_count") if isinstance(item.raw, Mapping) else None
+        stamp = item.updated.isoformat() if item.updated is not None else ""
+        return f"{stamp}#{count if isinstance(count, str) else ''}"
+
+    def fetch(self, key: str) -> WorkItem:
+        """The record as it is now: ``table:sys_id`` (from a webhook) or a number."""
+        table, _, sys_id = key.partition(":")
+        if sys_id:
+            sys_id = sys_id.lower()
+            if not (_TABLE.fullmatch(table) and _SYS_ID.fullmatch(sys_id)):
+                raise ItemNotFoundError(
+                    f"{key!r} is not a ServiceNow record key (table:<32-character sys_id>)",
+                    connector=self.name,
+                    item_key=key,
+                )
+            record = self.client.get_record(table, sys_id, fields=self.fields)
+        else:
+            found = self._find_number(key.strip())
+            if found is None:
+                raise ItemNotFoundError(
+                    f"ServiceNow has no record numbered {key} in "
+                    f"{', '.join(self._number_tables(key.strip()))} (or an ACL hides it)",
+                    connector=self.name,
+                    item_key=key,
+                )
+            table, record = found
+        return next(self._items(table, [record], strict=True))
+
+    def plan(
+        self,
+        item: WorkItem,
+        decision: Classification,
+        kpis: KpiResult,
+        *,
+        currency: str | None = None,
+    ) -> list[WriteOp]:
+        return plan_writes(
+            item,
+            decision,
+            kpis.values,
+            kpis.missing,
+            fields=self.settings.writeback_fields,
+            journal_field=self.settings.journal,
+            currency=currency,
+        )
+
+    def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
+        """One PATCH with every planned field and the journal entry; then the memo.
+
+        After a timeout or a 5xx on a PATCH that adds a journal entry, the journal is checked
+        for the entry (its ``[bridge summary <digest>]`` line) before the error is reported,
+        so an entry that did land is remembered and not added again.
+        """
+        journal = self.settings.journal
+        body = patch_body(ops, journal)
+        if not body:
+            return
+        table, sys_id = record_ref(item)
+        digest = next((op.digest for op in ops if isinstance(op, UpsertSummary)), None)
+        fields = [name for name in body if name != journal]
+        memo = item.raw.get(MEMO_RAW_KEY)
+        memo = memo if isinstance(memo, RecordMemo) else RecordMemo()
+        try:
+            stored: Mapping[str, Any] | None = self.client.patch_record(
+                table,
+                sys_id,
+                body,
+                fields=[*fields, "sys_id", "sys_mod_count"],
+                adds_journal=digest is not None,
+            )
+        except ConnectorError as exc:
+            uncertain = isinstance(exc, ConnectorTransportError) or (exc.status or 0) >= 500
+            if not (digest is not None and journal and uncertain):
+                raise
+            landed = self.client.journal_has(table, sys_id, journal, summary_marker(digest))
+            if not landed:
+                raise
+            log.warning(
+                "%s: %s: the PATCH failed (%s) but its journal entry is there",
+                self.name,
+                item.key,
+                exc,
+            )
+            stored = None
+        if stored:
+            mod = _text(stored.get("sys_mod_count"))
+            if mod:  # our own write moves the record to the end of this pull's sweep
+                with self._seen_lock:
+                    self._seen.add((sys_id, mod))
+        self._memos.set_memo(
+            self.name,
+            memo_key(table, sys_id),
+            memo_after_patch(memo, body, stored, journal_field=journal, digest=digest).to_text(),
+        )
+        ignored = [f for f in fields if stored and f not in stored]
+        if ignored:
+            raise WritebackError(
+                f"{item.key}: ServiceNow ignored {', '.join(f'{table}.{f}' for f in ignored)}: "
+                f"{table} has no such column, or the integration user cannot read it — check "
+                "writeback.fields and the field's read ACL",
+                item_key=item.key,
+            )
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        return parse_delivery(headers, body, self.webhook_config)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        return self.client.calls
+
+    def _fresh(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Records not seen yet in this pull with this ``sys_mod_count``."""
+        fresh = []
+        with self._seen_lock:
+            for record in records:
+                key = (_text(record.get("sys_id")), _text(record.get("sys_mod_count")))
+                if key in self._seen:
+                    self.duplicates += 1
+                    continue
+                self._seen.add(key)
+                fresh.append(record)
+        return fresh
+
+    def _number_tables(self, number: str) -> list[str]:
+        for prefix, table in _NUMBER_TABLES:
+            if number.upper().startswith(prefix) and number[len(prefix) :].isdigit():
+                return [table]
+        return list(self.settings.tables)
+
+    def _find_number(self, number: str) -> tuple[str, dict[str, Any]] | None:
+        if not number or "^" in number or "," in number:
+            return None
+        for table in self._number_tables(number):
+            record = self.client.find_one(table, f"number={number}", fields=self.fields)
+            if record is not None:
+                return table, record
+        return None
+
+    def _task_slas(self, sys_ids: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
+        """task_sla rows of these tasks, in batches of ``sla.batch_size`` per request (a few
+        thousand characters of URL each: longer URLs are refused by the platform)."""
+        rows: dict[str, list[Mapping[str, Any]]] = {}
+        size = self.settings.sla_batch_size
+        for start in range(0, len(sys_ids), size):
+            batch = sys_ids[start : start + size]
+            for page in self.client.list_pages(
+                "task_sla",
+                query=f"taskIN{','.join(batch)}^ORDERBYsys_id",
+                fields=TASK_SLA_FIELDS,
+                page_size=max(self.settings.page_size, 1000),  # rows are small
+            ):
+                self.sla_requests += 1
+                for task, task_rows in slas_by_task(page.records).items():
+                    rows.setdefault(task, []).extend(task_rows)
+        return rows
+
+    def _items(
+        self, table: str, records: Sequence[dict[str, Any]], *, strict: bool
+    ) -> Iterator[WorkItem]:
+        if not records:
+            return
+        ids = [i for r in records if _SYS_ID.fullmatch(i := _text(r.get("sys_id")))]
+        slas = self._task_slas(ids) if self.read_task_sla and ids else {}
+        for record in records:
+            sys_id = _text(record.get("sys_id"))
+            real = _text(record.get("sys_class_name")) or table
+            try:
+                memo = RecordMemo.from_text(self._memos.get_memo(self.name, memo_key(real, sys_id)))
+                item = item_from_record(
+                    {**record, MEMO_RAW_KEY: memo}, table=table, instance_url=self.settings.url
+                )
+                if sys_id in slas:
+                    item = replace(item, native_slas=native_slas(slas[sys_id]))
+            except InputError as exc:
+                if strict:
+                    raise
+                where = f"{table}:{sys_id}" if sys_id else table
+                log.error("%s: %s: skipped, cannot be read: %s", self.name, where, exc)
+                self.skipped_records.append((where, str(exc)))
+                continue
+            yield item
+
+
+def create_connector(settings: Mapping[str, Any], context: ConnectorContext) -> ServiceNowConnector:
+    """The ConnectorSpec factory."""
+    return ServiceNowConnector(settings, context)

@@ -1,0 +1,275 @@
+"""Deliveries from the ServiceNow Business Rule bridge documents (docs/servicenow-webhooks.md).
+
+ServiceNow signs nothing it sends, so the Business Rule does: ``X-Bridge-Signature:
+sha256=<HMAC-SHA256 of the raw body>`` with a secret shared with bridge. The MAC may be hex
+(what most tools print) or Base64 (what ``GlideCertificateEncryption.generateMac`` returns),
+so the script can send it unconverted. Instances where a script cannot hold a key can send
+the secret itself in ``X-Bridge-Token`` instead (weaker: anyone who sees one request can
+replay and forge). Both are compared in constant time, before the body is parsed.
+
+The body names a record, nothing more; bridge re-reads it through the Table API, so a
+delivery that is late, repeated or out of order still acts on the record as it is now::
+
+    {"table": "incident", "sys_id": "<32 hex>", "sys_updated_on": "2026-07-01 09:30:00",
+     "sys_mod_count": "7", "operation": "update",
+     "sys_updated_by": "jane.doe",                  # optional: echo detection
+     "changed_fields": ["state", "work_notes"]}     # optional: echo detection
+
+Pure: no I/O; the secrets are read once when the connector is built.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bridge.connectors.base import WebhookEvent
+from bridge.errors import WebhookPayloadError, WebhookSignatureError
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "SIGNATURE_HEADER",
+    "TOKEN_HEADER",
+    "WebhookConfig",
+    "parse_delivery",
+    "sign",
+    "verify_delivery",
+]
+
+SIGNATURE_HEADER = "X-Bridge-Signature"
+TOKEN_HEADER = "X-Bridge-Token"  # noqa: S105 - a header name, not a secret
+MAX_BODY_BYTES = 64 * 1024  # the payload is a few hundred bytes; anything big is not ours
+
+_OPERATIONS = frozenset(("insert", "update", "delete"))
+_TABLE = re.compile(r"[a-z][a-z0-9_]{0,79}")
+_SYS_ID = re.compile(r"[0-9a-fA-F]{32}")
+_FIELD = re.compile(r"[a-z][a-z0-9_]*")
+_HEX_MAC = re.compile(r"[0-9a-fA-F]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """What a source knows for judging deliveries.
+
+    :param secret: the HMAC key (``webhook_secret_env`` / ``_file``), as bytes.
+    :param token: the shared-secret header value (``webhook_token_env`` / ``_file``).
+    :param tables: the tables in scope; a delivery for another table is ignored.
+    :param integration_user: bridge's own ServiceNow user; its updates are echoes.
+    :param bridge_fields: the columns bridge writes (``u_`` fields and the journal field).
+    """
+
+    secret: bytes | None = None
+    token: bytes | None = None
+    tables: frozenset[str] | None = None
+    integration_user: str | None = None
+    bridge_fields: frozenset[str] = frozenset()
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """The ``X-Bridge-Signature`` value for a body (what the Business Rule computes)."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _mac_bytes(text: str) -> bytes:
+    """The 32 MAC bytes of ``<hex>`` or ``<base64>``; raises WebhookSignatureError."""
+    text = text.strip()
+    if _HEX_MAC.fullmatch(text):
+        return bytes.fromhex(text)
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise WebhookSignatureError(
+            f"{SIGNATURE_HEADER} is malformed: expected sha256=<64 hex digits or 44 Base64 "
+            "characters of the HMAC-SHA256 of the body>"
+        )
+    return raw
+
+
+def verify_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfig) -> None:
+    """Check the signature (or the shared-secret token) of one delivery, in constant time.
+
+    :raises WebhookSignatureError: nothing is configured to check against, the header is
+        missing or malformed, it uses another algorithm, or it does not match.
+    """
+    signature = _header(headers, SIGNATURE_HEADER)
+    token = _header(headers, TOKEN_HEADER)
+    if config.secret is None and config.token is None:
+        raise WebhookSignatureError(
+            "this source has no webhook secret: set webhook_secret_env or webhook_secret_file "
+            "(HMAC signature) or webhook_token_env or webhook_token_file (shared-secret header)"
+        )
+    if config.secret is not None and signature is not None:
+        algorithm, sep, mac = signature.strip().partition("=")
+        if not sep:
+            raise WebhookSignatureError(
+                f"{SIGNATURE_HEADER} is malformed: expected sha256=<HMAC-SHA256 of the body>"
+            )
+        if algorithm.strip().lower() != "sha256":
+            raise WebhookSignatureError(
+                f"{SIGNATURE_HEADER} uses {algorithm.strip()!r}; bridge accepts only "
+                "sha256=<HMAC-SHA256 of the body> (HmacSHA256 in generateMac)"
+            )
+        expected = hmac.new(config.secret, body, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _mac_bytes(mac)):
+            raise WebhookSignatureError(
+                f"{SIGNATURE_HEADER} does not match the body: the Business Rule signs with "
+                "another secret, or the body was changed on the way"
+            )
+        return
+    if config.token is not None and token is not None:
+        if not hmac.compare_digest(token.strip().encode("utf-8"), config.token):
+            raise WebhookSignatureError(f"{TOKEN_HEADER} does not match this source's token")
+        return
+    wanted = [
+        f"{SIGNATURE_HEADER} (sha256=<HMAC-SHA256 of the body>)" if config.secret else "",
+        f"{TOKEN_HEADER} (the shared secret)" if config.token else "",
+    ]
+    raise WebhookSignatureError(
+        f"the delivery is not authenticated: no {' or '.join(w for w in wanted if w)} header"
+    )
+
+
+def _payload(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_BODY_BYTES:
+        raise WebhookPayloadError(
+            f"the body is {len(body)} bytes; a ServiceNow delivery is a few hundred "
+            f"(limit {MAX_BODY_BYTES})"
+        )
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WebhookPayloadError("the body is not UTF-8 text") from None
+    except ValueError as exc:
+        raise WebhookPayloadError(f"the body is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise WebhookPayloadError(
+            'the body must be a JSON object {"table", "sys_id", "sys_updated_on", '
+            '"sys_mod_count", "operation"}'
+        )
+    return doc
+
+
+def _required(doc: Mapping[str, Any], name: str, pattern: re.Pattern[str], hint: str) -> str:
+    value = doc.get(name)
+    if value is None or value == "":
+        raise WebhookPayloadError(f"the payload has no {name!r} ({hint})")
+    if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
+        raise WebhookPayloadError(f"{name} {value!r} is not {hint}")
+    return value.strip()
+
+
+def _mod_count(doc: Mapping[str, Any]) -> str | None:
+    value = doc.get("sys_mod_count")
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise WebhookPayloadError(f"sys_mod_count {value!r} is not a whole number")
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit():
+        raise WebhookPayloadError(f"sys_mod_count {value!r} is not a whole number")
+    return str(int(text))
+
+
+def _changed_fields(doc: Mapping[str, Any]) -> frozenset[str] | None:
+    value = doc.get("changed_fields")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise WebhookPayloadError(
+            "changed_fields must be a list of field names (or one comma-separated string)"
+        )
+    names = frozenset(v.strip() for v in value)
+    bad = sorted(n for n in names if not _FIELD.fullmatch(n))
+    if bad:
+        raise WebhookPayloadError(f"changed_fields holds names that are not fields: {bad}")
+    return names
+
+
+def parse_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfig) -> WebhookEvent:
+    """Verify, then parse one delivery into the record key to re-read.
+
+    ``delivery_id`` is ``<sys_id>:<sys_mod_count>`` (``:delete`` added for a deletion, which
+    carries the last update's count), so a retried or duplicated delivery is recognised.
+
+    :raises WebhookSignatureError: see :func:`verify_delivery` (checked before parsing).
+    :raises WebhookPayloadError: the body is not the documented payload.
+    """
+    verify_delivery(headers, body, config)
+    doc = _payload(body)
+    table = _required(doc, "table", _TABLE, "a table name like incident")
+    sys_id = _required(doc, "sys_id", _SYS_ID, "a 32-character sys_id").lower()
+    operation = doc.get("operation")
+    if not isinstance(operation, str) or operation.strip().lower() not in _OPERATIONS:
+        raise WebhookPayloadError(
+            f"operation {operation!r} is not one of insert, update, delete "
+            "(current.operation() in the Business Rule)"
+        )
+    operation = operation.strip().lower()
+    updated_on = doc.get("sys_updated_on")
+    if updated_on not in (None, ""):
+        try:
+            datetime.strptime(str(updated_on), "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            raise WebhookPayloadError(
+                f"sys_updated_on {updated_on!r} is not a ServiceNow date-time like "
+                "2026-07-01 09:30:00 (send current.sys_updated_on.getValue(), which is UTC)"
+            ) from None
+    mod_count = _mod_count(doc)
+    updated_by = doc.get("sys_updated_by")
+    if updated_by is not None and not isinstance(updated_by, str):
+        raise WebhookPayloadError(f"sys_updated_by {updated_by!r} is not a user name")
+    changed = _changed_fields(doc)
+
+    deleted = operation == "delete"
+    delivery_id = None
+    if mod_count is not None:
+        delivery_id = f"{sys_id}:{mod_count}" + (":delete" if deleted else "")
+    return WebhookEvent(
+        delivery_id=delivery_id,
+        kind=f"{table}.{operation}",
+        keys=(f"{table}:{sys_id}",),
+        deleted=deleted,
+        ignore_reason=_ignore_reason(config, table, deleted, updated_by, changed),
+    )
+
+
+def _ignore_reason(
+    config: WebhookConfig,
+    table: str,
+    deleted: bool,
+    updated_by: str | None,
+    changed: frozenset[str] | None,
+) -> str | None:
+    if config.tables is not None and table not in config.tables:
+        return f"table {table} is not in this source's scope ({', '.join(sorted(config.tables))})"
+    if deleted:
+        return None
+    if config.integration_user and updated_by and updated_by.strip() == config.integration_user:
+        return f"updated by bridge's own user {config.integration_user} (an echo of its write)"
+    if changed is not None:
+        relevant = {name for name in changed if not name.startswith("sys_")}
+        if not relevant:
+            return "only system fields changed"
+        if relevant <= config.bridge_fields:
+            return f"only fields bridge writes changed ({', '.join(sorted(relevant))})"
+    return None

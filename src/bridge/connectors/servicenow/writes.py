@@ -1,0 +1,282 @@
+"""What bridge writes onto a ServiceNow record, and how it knows a write would change nothing.
+
+Pure: the connector reads the record (with the values of the ``u_`` fields bridge writes) and
+the store's memo for it during the pull, puts the memo on the item, and these functions decide
+from the item alone.
+
+Two things make a re-sync of unchanged records write nothing:
+
+- **Fields** are compared as ServiceNow holds them: text. A value is encoded the way it will be
+  sent (numbers without float noise, instants as UTC ``YYYY-MM-DD HH:MM:SS``, None as ``""``)
+  and compared with the record's current text; numerically equal decimals (``1.50`` / ``1.5``)
+  are the same. A field can store something other than what was sent (a decimal column
+  rounds ``0.8765`` to ``0.88``, an integer column ``3.7`` to ``4``): after each PATCH the
+  value ServiceNow answered with is remembered next to the value sent (the *echo*), so the
+  next sync recognises its own rounded write instead of sending it again forever.
+- **Journal entries** (work notes, comments) cannot be edited or deleted, so one is added only
+  when the summary's digest differs from the digest of the last entry bridge added, which the
+  memo remembers. The summary holds only material facts (no running clocks), so the digest
+  moves only when a reader would care.
+
+Both go in one PATCH when both changed (one ``sys_mod_count`` bump, one audit entry).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+from bridge.errors import WritebackError
+from bridge.model import Classification, WorkItem
+from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp, desired_values, diff_fields
+from bridge.writeback.render import build_summary, to_text
+
+__all__ = [
+    "MEMO_RAW_KEY",
+    "RecordMemo",
+    "encode_value",
+    "memo_after_patch",
+    "memo_key",
+    "patch_body",
+    "plan_writes",
+    "record_ref",
+    "same_value",
+    "summary_marker",
+]
+
+# Where the connector puts the record's memo in ``WorkItem.raw``. A colon cannot occur in a
+# ServiceNow column name, so this never hides a field, and no ``raw.`` rule path can name it.
+MEMO_RAW_KEY = "bridge:memo"
+
+_ISO_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]00:00)")
+_TABLE = re.compile(r"[a-z][a-z0-9_]*")
+_SYS_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def memo_key(table: str, sys_id: str) -> str:
+    """The store memo key of one record (per source): ``journal:<table>:<sys_id>``."""
+    return f"journal:{table}:{sys_id}"
+
+
+def summary_marker(digest: str) -> str:
+    """The last line of every journal entry bridge adds (see ``render.to_text``)."""
+    return f"[bridge summary {digest}]"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMemo:
+    """What bridge remembers about one record between syncs.
+
+    ``journal``: digest of the last journal entry bridge added. ``echo``: field → (text sent,
+    text ServiceNow stored) for fields whose column changed the value on the way in.
+    """
+
+    journal: str | None = None
+    echo: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+
+    def to_text(self) -> str:
+        doc: dict[str, Any] = {"journal": self.journal}
+        if self.echo:
+            doc["echo"] = {k: list(v) for k, v in sorted(self.echo.items())}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_text(cls, text: str | None) -> RecordMemo:
+        """Tolerant: an unreadable memo is an empty one (the worst case is one more write)."""
+        if not text:
+            return cls()
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return cls(journal=text.strip() or None)  # a bare digest
+        if not isinstance(doc, dict):
+            return cls()
+        journal = doc.get("journal")
+        echo: dict[str, tuple[str, str]] = {}
+        raw_echo = doc.get("echo")
+        if isinstance(raw_echo, dict):
+            for name, pair in raw_echo.items():
+                if (
+                    isinstance(pair, list)
+                    and len(pair) == 2
+                    and all(isinstance(p, str) for p in pair)
+                ):
+                    echo[str(name)] = (pair[0], pair[1])
+        return cls(
+            journal=journal if isinstance(journal, str) else None,
+            echo=MappingProxyType(echo),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+
+def encode_value(value: Any) -> str:
+    """A value as the Table API takes it (display values off: dates are read as UTC).
+
+    None → ``""`` (clears the field); booleans → ``true``/``false``; floats with at most four
+    decimals and no trailing zeros (``0.1 + 0.2`` → ``0.3``, ``2.0`` → ``2``); instants, and
+    ISO 8601 UTC strings such as a KPI's ``breach_time``, → ``YYYY-MM-DD HH:MM:SS``.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        text = f"{value:.4f}".rstrip("0").rstrip(".")
+        return "0" if text in ("-0", "") else text
+    if isinstance(value, datetime):
+        instant = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        if _ISO_INSTANT.fullmatch(value):
+            return encode_value(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return value
+    return str(value)
+
+
+def _current_text(value: Any) -> str:
+    """A record's field as text: ``{"value": ...}`` unwrapped, missing or null as ``""``."""
+    if isinstance(value, Mapping):
+        value = value.get("value", value.get("display_value"))
+    if value is None:
+        return ""
+    if isinstance(value, bool | int | float):
+        return encode_value(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def _decimal(text: str) -> Decimal | None:
+    try:
+        number = Decimal(text.replace(",", "").strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def same_value(current: Any, desired: Any, echo: tuple[str, str] | None = None) -> bool:
+    """Whether writing ``desired`` over the field's ``current`` value would change nothing."""
+    want = encode_value(desired)
+    have = _current_text(current)
+    if have == want or (echo is not None and echo == (want, have)):
+        return True
+    if not want or not have:
+        return False
+    a, b = _decimal(have), _decimal(want)
+    return a is not None and b is not None and a == b
+
+
+# --------------------------------------------------------------------------------------------
+# Planning and encoding
+# --------------------------------------------------------------------------------------------
+
+
+def memo_of(item: WorkItem) -> RecordMemo:
+    memo = item.raw.get(MEMO_RAW_KEY) if isinstance(item.raw, Mapping) else None
+    return memo if isinstance(memo, RecordMemo) else RecordMemo()
+
+
+def plan_writes(
+    item: WorkItem,
+    decision: Classification,
+    kpis: Mapping[str, Any],
+    missing: Sequence[Mapping[str, str]] = (),
+    *,
+    fields: Mapping[str, str],
+    journal_field: str | None,
+    currency: str | None = None,
+) -> list[WriteOp]:
+    """The writes that would make the record show ``decision`` and ``kpis``; [] if none.
+
+    :param fields: ``writeback.fields``: ``work_type`` / ``phase`` / ``rule`` / a KPI name →
+        the record's ``u_`` column.
+    :param journal_field: ``work_notes``, ``comments``, or None for no journal entry.
+    """
+    memo = memo_of(item)
+    desired = desired_values(decision, kpis, fields)
+    changed = diff_fields(
+        desired,
+        item.raw,
+        lambda target, current, value: same_value(current, value, memo.echo.get(target)),
+    )
+    ops: list[WriteOp] = []
+    if changed:
+        ops.append(SetFields(changed))
+    if journal_field is not None:
+        summary = build_summary(item.key, decision, kpis, missing, currency=currency)
+        if summary.digest != memo.journal:
+            ops.append(UpsertSummary(text=to_text(summary), digest=summary.digest))
+    return ops
+
+
+def patch_body(ops: Sequence[WriteOp], journal_field: str | None) -> dict[str, str]:
+    """One PATCH body for all planned writes: encoded fields plus the journal entry."""
+    body: dict[str, str] = {}
+    for op in ops:
+        if isinstance(op, SetFields):
+            body.update({name: encode_value(value) for name, value in op.values.items()})
+        elif isinstance(op, UpsertSummary):
+            if journal_field is None:
+                raise WritebackError("a summary was planned but writeback.journal is none")
+            body[journal_field] = str(op.text)
+    return body
+
+
+def memo_after_patch(
+    memo: RecordMemo,
+    body: Mapping[str, str],
+    stored: Mapping[str, Any] | None,
+    *,
+    journal_field: str | None,
+    digest: str | None,
+) -> RecordMemo:
+    """The memo after a successful PATCH: the new journal digest, and the fields whose stored
+    text differs from what was sent (``stored`` is the record ServiceNow answered with)."""
+    echo = dict(memo.echo)
+    for name, sent in body.items():
+        if name == journal_field:
+            continue
+        if stored is None or name not in stored:
+            echo.pop(name, None)
+            continue
+        got = _current_text(stored[name])
+        if got == sent:
+            echo.pop(name, None)
+        else:
+            echo[name] = (sent, got)
+    return RecordMemo(
+        journal=digest if digest is not None else memo.journal, echo=MappingProxyType(echo)
+    )
+
+
+def record_ref(item: WorkItem) -> tuple[str, str]:
+    """(table, sys_id) of the record an item was read from; its own class, not the scope's
+    parent table, so fields defined on the child table are written.
+
+    :raises WritebackError: the item did not come from the ServiceNow Table API.
+    """
+    raw = item.raw if isinstance(item.raw, Mapping) else {}
+    table = _current_text(raw.get("sys_class_name"))
+    sys_id = _current_text(raw.get("sys_id"))
+    if not (_TABLE.fullmatch(table) and _SYS_ID.fullmatch(sys_id)):
+        raise WritebackError(
+            f"{item.key}: not a ServiceNow record bridge can write to (needs sys_class_name "
+            f"and a 32-character sys_id, found {table!r} and {sys_id!r})",
+            item_key=item.key,
+        )
+    return table, sys_id
