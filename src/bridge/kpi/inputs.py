@@ -80,7 +80,11 @@ class Inputs:
         return None
 
     def number(self, item: WorkItem, name: str) -> float | None:
-        for ref in self.refs[name]:
+        refs = self.refs[name]
+        if len(refs) == 1 and refs[0].type is not None:  # the default: one normalized field
+            value = getattr(item, refs[0].name)
+            return value if value is None or type(value) is float else number(value)
+        for ref in refs:
             value = number(ref.get(item))
             if value is not None:
                 if name == "percent_complete" and ref.is_raw and value > 1:
@@ -90,7 +94,12 @@ class Inputs:
 
     def moment(self, item: WorkItem, name: str) -> date | datetime | None:
         """A date stays a date (its meaning needs the calendar's zone); else a UTC instant."""
-        for ref in self.refs[name]:
+        refs = self.refs[name]
+        if len(refs) == 1 and refs[0].type is not None:  # normalized fields are UTC already
+            value = getattr(item, refs[0].name)
+            if value is None or isinstance(value, date):
+                return value
+        for ref in refs:
             value = ref.get(item)
             if isinstance(value, datetime):
                 return value.astimezone(UTC)

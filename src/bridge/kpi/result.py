@@ -6,7 +6,7 @@ reader can tell "on budget" from "we don't know". Dependent KPIs inherit the rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,14 +27,16 @@ class Missing:
     reason: str
 
 
-@dataclass
 class KpiResult:
     """KPI values by name (``evm.spi``...) and ``missing``: ``[{kpi, reason}]``."""
 
-    values: dict[str, Any] = field(default_factory=dict)
-    missing: list[dict[str, str]] = field(default_factory=list)
-    # Figures the portfolio report aggregates but which are not KPIs of their own.
-    facts: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("facts", "missing", "values")
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self.values: dict[str, Any] = {} if values is None else values
+        self.missing: list[dict[str, str]] = []
+        # Figures the portfolio report aggregates but which are not KPIs of their own.
+        self.facts: dict[str, Any] = {}
 
     def put(self, name: str, value: Any) -> Any:
         """Record a value, or a :class:`Missing` (recorded as None plus its reason)."""
