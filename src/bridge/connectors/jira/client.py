@@ -1,0 +1,643 @@
+"""The Jira REST client: authentication, the requests bridge sends, and Jira's errors turned
+into bridge's error tree. HTTP only: what to ask for and what it means is the connector's.
+
+Cloud speaks REST v3 (``/rest/api/3``; search through ``/search/jql`` with ``nextPageToken``,
+rich text as ADF); Data Center speaks v2 (``/rest/api/2``; ``/search`` with ``startAt``,
+paged by the ``maxResults`` the server echoes because it may cap what was asked). Rate
+limits, retries and ``Retry-After`` are :class:`~bridge.connectors.http.HttpClient`'s.
+
+Credentials never appear in a message, a log line or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit
+
+import requests
+
+from bridge.connectors.http import HttpClient, RateLimiter, RetryPolicy
+from bridge.errors import (
+    ConnectorAuthError,
+    ConnectorError,
+    ConnectorTransportError,
+    ItemNotFoundError,
+    RateLimitedError,
+    RemoteValidationError,
+    WriteConflictError,
+)
+
+__all__ = [
+    "BasicAuth",
+    "BearerAuth",
+    "Deployment",
+    "JiraClient",
+    "error_from_response",
+    "permission_for",
+]
+
+log = logging.getLogger("bridge.jira")
+
+Deployment = Literal["cloud", "datacenter"]
+
+# Data Center (OpenSearch/Lucene) refuses startAt + maxResults beyond this window.
+DC_RESULT_WINDOW = 10_000
+CHANGELOG_PAGE = 100
+
+
+class BasicAuth(requests.auth.HTTPBasicAuth):
+    """Cloud ``email:api_token``; its ``repr`` never shows the token."""
+
+    def __repr__(self) -> str:
+        return f"BasicAuth({self.username!r}, '***')"
+
+
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer`` for a Data Center PAT or an OAuth 2.0 (3LO) access token.
+
+    ``token`` is a callable so a token file rotated by another process (an OAuth refresher)
+    can be read again after a 401 (see :meth:`JiraClient.request`).
+    """
+
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._source = token
+        self._token = token()
+
+    def refresh(self) -> bool:
+        """Read the token again; True when it changed."""
+        fresh = self._source()
+        changed = fresh != self._token
+        self._token = fresh
+        return changed
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._token}"
+        return r
+
+    def __repr__(self) -> str:
+        return "BearerAuth('***')"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+_ISSUE_PATH = re.compile(r"/rest/api/(?:2|3|latest)/issue/(?P<key>[^/]+)(?P<rest>/.*)?$")
+_NOT_ON_SCREEN = re.compile(r"not on the appropriate screen|cannot be set", re.IGNORECASE)
+
+_PERMISSIONS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("GET", re.compile(r"/search(/jql)?$"), "Browse projects"),
+    ("POST", re.compile(r"/search(/jql)?$"), "Browse projects"),
+    ("PUT", re.compile(r"/issue/[^/]+/comment/[^/]+$"), "Edit own comments (or Edit all comments)"),
+    ("POST", re.compile(r"/issue/[^/]+/comment$"), "Add comments"),
+    ("GET", re.compile(r"/issue/[^/]+/comment"), "Browse projects"),
+    ("PUT", re.compile(r"/issue/[^/]+/properties/"), "Edit issues"),
+    ("DELETE", re.compile(r"/issue/[^/]+/properties/"), "Edit issues"),
+    ("PUT", re.compile(r"/issue/[^/]+$"), "Edit issues"),
+    ("GET", re.compile(r"/issue/"), "Browse projects"),
+)
+
+
+def permission_for(method: str, path: str) -> str:
+    """The Jira project permission an endpoint needs, for a 403's message."""
+    for verb, pattern, permission in _PERMISSIONS:
+        if verb == method.upper() and pattern.search(path):
+            return permission
+    return "Browse projects"
+
+
+def _body_of(response: requests.Response) -> tuple[list[str], dict[str, str]]:
+    """``errorMessages`` and ``errors`` of a Jira ``ErrorCollection`` (empty if not one)."""
+    try:
+        doc = response.json()
+    except ValueError:
+        return [], {}
+    if not isinstance(doc, Mapping):
+        return [], {}
+    messages = doc.get("errorMessages")
+    errors = doc.get("errors")
+    return (
+        [str(m) for m in messages if m] if isinstance(messages, list) else [],
+        {str(k): str(v) for k, v in errors.items()} if isinstance(errors, Mapping) else {},
+    )
+
+
+def _field_message(field_id: str, message: str, names: Mapping[str, str]) -> str:
+    name = names.get(field_id)
+    label = f"field {name!r} ({field_id})" if name and name != field_id else f"field {field_id!r}"
+    if _NOT_ON_SCREEN.search(message):
+        return (
+            f"{label} cannot be set: it is not on the edit screen — add it to the screen or "
+            "remove it from writeback.fields"
+        )
+    return f"{label}: {message}"
+
+
+def error_from_response(
+    response: requests.Response,
+    *,
+    field_names: Mapping[str, str] | None = None,
+    connector: str = "jira",
+) -> ConnectorError:
+    """The bridge error for a failed Jira response; the message names the cause and a fix.
+
+    :param field_names: field id → display name, so a 400 names fields as people see them.
+    """
+    names = field_names or {}
+    status = response.status_code
+    method = (response.request.method or "GET") if response.request is not None else "GET"
+    url = (response.request.url or "") if response.request is not None else response.url
+    path = urlsplit(url).path
+    messages, errors = _body_of(response)
+    detail = "; ".join(messages + [f"{k}: {v}" for k, v in errors.items()])
+    said = f" (Jira said: {detail})" if detail else ""
+    where = f"{connector}: {method} {path}"
+    match = _ISSUE_PATH.search(path)
+    issue_key = unquote(match.group("key")) if match else None
+    context: dict[str, Any] = {
+        "connector": connector,
+        "status": status,
+        "method": method,
+        "url": path,
+    }
+
+    if status == 401:
+        return ConnectorAuthError(
+            f"{where}: HTTP 401 — Jira did not accept the credentials; check the email and API "
+            "token (Cloud) / PAT (Data Center), or that the OAuth access token has not "
+            f"expired{said}",
+            **context,
+        )
+    if status == 403:
+        permission = permission_for(method, path)
+        hint = ""
+        if "notif" in detail.lower():
+            hint = (
+                "; turning notifications off needs Administer Jira or Administer projects: "
+                "set writeback.notify_users: true or give bridge's account that permission"
+            )
+        return ConnectorAuthError(
+            f"{where}: HTTP 403 — bridge's Jira account lacks the {permission!r} permission "
+            f"this needs{hint}{said}",
+            item_key=issue_key,
+            **context,
+        )
+    if status == 404:
+        rest = match.group("rest") if match else None
+        if match and rest and rest.startswith("/comment/"):
+            what = f"comment {rest.split('/')[2]} on issue {issue_key}"
+        elif match:
+            what = f"issue {issue_key}"
+        else:
+            what = "the resource"
+        return ItemNotFoundError(
+            f"{where}: HTTP 404 — {what} does not exist or bridge's account cannot see it "
+            f"(Browse projects){said}",
+            item_key=issue_key,
+            **context,
+        )
+    if status == 409:
+        return WriteConflictError(
+            f"{where}: HTTP 409 — a conflicting update to {issue_key or 'the issue'} won; "
+            f"bridge will read it again and re-plan{said}",
+            item_key=issue_key,
+            **context,
+        )
+    if status == 410:
+        return ConnectorError(
+            f"{where}: HTTP 410 — Atlassian has removed this endpoint (CHANGE-2046: Jira Cloud "
+            "search moved to /rest/api/3/search/jql); bridge uses the new endpoint when the "
+            f"source says deployment: cloud — check the deployment setting{said}",
+            **context,
+        )
+    if status == 413:
+        return ConnectorError(
+            f"{where}: HTTP 413 — {issue_key or 'the issue'} has reached Jira's limit of "
+            f"comments or attachments per issue{said}",
+            item_key=issue_key,
+            **context,
+        )
+    if status == 429:
+        reason = response.headers.get("RateLimit-Reason")
+        log.warning(
+            "%s: rate limited (%s), Retry-After %s",
+            where,
+            reason or "no RateLimit-Reason",
+            response.headers.get("Retry-After", "not given"),
+        )
+        return RateLimitedError(
+            f"{where}: HTTP 429 — Jira's rate limit ({reason or 'no reason given'}){said}",
+            reason=reason,
+            item_key=issue_key,
+            **context,
+        )
+    if status >= 500:
+        return ConnectorTransportError(
+            f"{where}: HTTP {status} — Jira failed to answer; this is usually temporary{said}",
+            **context,
+        )
+    if status in (400, 422):
+        if errors:
+            parts = [_field_message(fid, msg, names) for fid, msg in errors.items()]
+            parts.extend(messages)
+            return RemoteValidationError(
+                f"{where}: HTTP {status} — " + "; ".join(parts),
+                field_errors=errors,
+                item_key=issue_key,
+                **context,
+            )
+        hint = ""
+        if "/search" in path:
+            hint = " — check scope.jql in this source's settings"
+        return RemoteValidationError(
+            f"{where}: HTTP {status} — Jira refused the request{hint}{said}",
+            item_key=issue_key,
+            **context,
+        )
+    return ConnectorError(f"{where}: HTTP {status}{said}", item_key=issue_key, **context)
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+
+
+_ISSUE_SEGMENT = re.compile(r"/issue/[^/]+")
+_COMMENT_SEGMENT = re.compile(r"/comment/[^/]+")
+
+
+def _endpoint(path: str) -> str:
+    """``/rest/api/3/issue/OPS-1/comment/7`` → ``/rest/api/3/issue/{key}/comment/{id}``."""
+    return _COMMENT_SEGMENT.sub("/comment/{id}", _ISSUE_SEGMENT.sub("/issue/{key}", path))
+
+
+def _csv(values: Sequence[str]) -> str:
+    return ",".join(values)
+
+
+class JiraClient:
+    """Jira's REST API as bridge uses it: discovery, search, one issue, and the writes.
+
+    Thread-safe: the sync's writer threads share one instance (one ``requests`` session,
+    one rate limiter per direction). ``calls`` counts logical requests by kind (``search``,
+    ``read``, ``write``), not retries.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        deployment: Deployment = "cloud",
+        auth: requests.auth.AuthBase | None,
+        reads_per_second: float = 100.0,
+        writes_per_second: float = 50.0,
+        concurrency: int = 8,
+        timeout: float = 30.0,
+        verify: bool | str = True,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        result_window: int = DC_RESULT_WINDOW,
+    ) -> None:
+        self.deployment: Deployment = deployment
+        self.api = "/rest/api/3" if deployment == "cloud" else "/rest/api/2"
+        self.field_names: dict[str, str] = {}
+        self.result_window = result_window
+        self._auth = auth
+        self.http = HttpClient(
+            connector="jira",
+            base_url=base_url,
+            auth=auth,
+            error_from_response=self._error,
+            read_limiter=RateLimiter(reads_per_second, clock=clock, sleep=sleep),
+            write_limiter=None,  # per endpoint, in request()
+            retry=retry,
+            timeout=(min(10.0, timeout), timeout),
+            verify=verify,
+            sleep=sleep,
+            pool_size=max(4, concurrency + 2),
+        )
+        self.calls: Counter[str] = Counter()
+        self._count_lock = threading.Lock()
+        # Jira's burst limits are per endpoint and method, so each write endpoint (edit issue,
+        # add comment, edit comment, set property) gets its own bucket of writes_per_second.
+        self._write_rate = writes_per_second
+        self._write_limiters: dict[str, RateLimiter] = {}
+        self._clock = clock
+        self._sleep = sleep
+
+    def _error(self, response: requests.Response) -> ConnectorError:
+        return error_from_response(response, field_names=self.field_names)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+    ) -> requests.Response:
+        """One logical request; a 401 with a bearer token read from a file that has since
+        changed (an OAuth refresher rotated it) is tried once more with the new token."""
+        with self._count_lock:
+            self.calls[kind] += 1
+            limiter = None
+            if method.upper() not in ("GET", "HEAD"):
+                endpoint = f"{method.upper()} {_endpoint(path)}"
+                limiter = self._write_limiters.get(endpoint)
+                if limiter is None:
+                    limiter = self._write_limiters[endpoint] = RateLimiter(
+                        self._write_rate, clock=self._clock, sleep=self._sleep
+                    )
+        if limiter is not None:
+            limiter.acquire()
+        try:
+            return self.http.request(method, path, params=params, json=json, ok=ok)
+        except ConnectorAuthError as exc:
+            if exc.status == 401 and isinstance(self._auth, BearerAuth) and self._auth.refresh():
+                log.info("jira: the access token changed on disk; retrying once with it")
+                return self.http.request(method, path, params=params, json=json, ok=ok)
+            raise
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ConnectorTransportError(
+                f"jira: {what}: the answer is not JSON (HTTP {response.status_code}, "
+                f"{response.headers.get('Content-Type', 'no content type')}); is url the "
+                "site's base URL?",
+                connector="jira",
+                status=response.status_code,
+            ) from None
+
+    def _issue_path(self, key: str, rest: str = "") -> str:
+        return f"{self.api}/issue/{quote(key, safe='')}{rest}"
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def myself(self) -> dict[str, Any]:
+        """``GET /myself``: bridge's own account (id for loop prevention, time zone for JQL)."""
+        doc = self._json(self.request("GET", f"{self.api}/myself", kind="read"), "GET /myself")
+        if not isinstance(doc, dict):
+            raise ConnectorError("jira: GET /myself: expected a user object", connector="jira")
+        return doc
+
+    def fields(self) -> list[dict[str, Any]]:
+        """``GET /field``: every field bridge's account can see (ids, names, schemas)."""
+        doc = self._json(self.request("GET", f"{self.api}/field", kind="read"), "GET /field")
+        if not isinstance(doc, list):
+            raise ConnectorError("jira: GET /field: expected a list of fields", connector="jira")
+        entries = [f for f in doc if isinstance(f, dict) and isinstance(f.get("id"), str)]
+        self.field_names = {f["id"]: str(f.get("name") or f["id"]) for f in entries}
+        return entries
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def search(
+        self,
+        jql: str,
+        *,
+        fields: Sequence[str],
+        expand: Sequence[str] = (),
+        properties: Sequence[str] = (),
+        page_size: int = 100,
+    ) -> Generator[dict[str, Any], None, bool]:
+        """Every issue ``jql`` selects, page by page (memory holds one page).
+
+        Returns (as the generator's value) True when a Data Center search stopped at the
+        result window (``startAt + maxResults`` > 10,000) and must be continued with a
+        narrower query; the caller does that (:meth:`JiraConnector.pull`).
+        """
+        if self.deployment == "cloud":
+            yield from self._search_cloud(jql, fields, expand, properties, page_size)
+            return False
+        return (yield from self._search_dc(jql, fields, expand, properties, page_size))
+
+    def _search_cloud(
+        self,
+        jql: str,
+        fields: Sequence[str],
+        expand: Sequence[str],
+        properties: Sequence[str],
+        page_size: int,
+    ) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"jql": jql, "maxResults": page_size, "fields": _csv(fields)}
+        if expand:
+            params["expand"] = _csv(expand)
+        if properties:
+            params["properties"] = _csv(properties)
+        seen_tokens: set[str] = set()
+        while True:
+            doc = self._json(
+                self.request("GET", f"{self.api}/search/jql", kind="search", params=params),
+                "GET /search/jql",
+            )
+            issues = doc.get("issues") if isinstance(doc, Mapping) else None
+            if not isinstance(issues, list):
+                raise ConnectorError(
+                    'jira: GET /search/jql: expected {"issues": [...]}', connector="jira"
+                )
+            yield from (i for i in issues if isinstance(i, dict))
+            token = doc.get("nextPageToken")
+            if not isinstance(token, str) or not token or doc.get("isLast") is True:
+                return
+            if token in seen_tokens:
+                raise ConnectorError(
+                    "jira: GET /search/jql returned a page token it had already given; "
+                    "stopping rather than looping",
+                    connector="jira",
+                )
+            seen_tokens.add(token)
+            params["nextPageToken"] = token
+
+    def _search_dc(
+        self,
+        jql: str,
+        fields: Sequence[str],
+        expand: Sequence[str],
+        properties: Sequence[str],
+        page_size: int,
+    ) -> Generator[dict[str, Any], None, bool]:
+        params: dict[str, Any] = {
+            "jql": jql,
+            "startAt": 0,
+            "maxResults": page_size,
+            "fields": _csv(fields),
+        }
+        if expand:
+            params["expand"] = _csv(expand)
+        if properties:
+            params["properties"] = _csv(properties)
+        start = 0
+        while True:
+            params["startAt"] = start
+            doc = self._json(
+                self.request("GET", f"{self.api}/search", kind="search", params=params),
+                "GET /search",
+            )
+            issues = doc.get("issues") if isinstance(doc, Mapping) else None
+            if not isinstance(issues, list):
+                raise ConnectorError(
+                    'jira: GET /search: expected {"issues": [...]}', connector="jira"
+                )
+            yield from (i for i in issues if isinstance(i, dict))
+            if not issues:
+                return False
+            echoed = doc.get("maxResults")
+            step = echoed if isinstance(echoed, int) and echoed > 0 else len(issues)
+            began = doc.get("startAt")
+            start = (began if isinstance(began, int) else start) + step
+            total = doc.get("total")
+            if isinstance(total, int) and start >= total:
+                return False
+            if start + step > self.result_window:
+                return True
+
+    def issue(
+        self,
+        key: str,
+        *,
+        fields: Sequence[str],
+        expand: Sequence[str] = (),
+        properties: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """``GET /issue/{key}``; ItemNotFoundError when it is gone or hidden."""
+        params: dict[str, Any] = {"fields": _csv(fields)}
+        if expand:
+            params["expand"] = _csv(expand)
+        if properties:
+            params["properties"] = _csv(properties)
+        doc = self._json(
+            self.request("GET", self._issue_path(key), kind="read", params=params),
+            f"GET issue {key}",
+        )
+        if not isinstance(doc, dict):
+            raise ConnectorError(f"jira: GET issue {key}: expected an issue", connector="jira")
+        return doc
+
+    def changelog(self, key: str) -> list[dict[str, Any]]:
+        """Every history of an issue, oldest first (the search embeds at most 20)."""
+        if self.deployment != "cloud":
+            doc = self.issue(key, fields=["created"], expand=["changelog"])
+            changelog = doc.get("changelog")
+            histories = changelog.get("histories") if isinstance(changelog, Mapping) else None
+            return [h for h in histories or [] if isinstance(h, dict)]
+        out: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            doc = self._json(
+                self.request(
+                    "GET",
+                    self._issue_path(key, "/changelog"),
+                    kind="read",
+                    params={"startAt": start, "maxResults": CHANGELOG_PAGE},
+                ),
+                f"GET changelog of {key}",
+            )
+            values = doc.get("values") if isinstance(doc, Mapping) else None
+            if not isinstance(values, list):
+                raise ConnectorError(
+                    f"jira: GET changelog of {key}: expected a page of histories",
+                    connector="jira",
+                )
+            out.extend(v for v in values if isinstance(v, dict))
+            total = doc.get("total")
+            if (
+                not values
+                or doc.get("isLast") is True
+                or (isinstance(total, int) and len(out) >= total)
+            ):
+                return out
+            start += len(values)
+
+    def comments(self, key: str) -> Iterator[dict[str, Any]]:
+        """The issue's comments, newest first (to find bridge's own after a lost write)."""
+        start = 0
+        while True:
+            doc = self._json(
+                self.request(
+                    "GET",
+                    self._issue_path(key, "/comment"),
+                    kind="read",
+                    params={"startAt": start, "maxResults": 100, "orderBy": "-created"},
+                ),
+                f"GET comments of {key}",
+            )
+            values = doc.get("comments") if isinstance(doc, Mapping) else None
+            if not isinstance(values, list) or not values:
+                return
+            yield from (c for c in values if isinstance(c, dict))
+            start += len(values)
+            total = doc.get("total")
+            if isinstance(total, int) and start >= total:
+                return
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def edit_issue(self, key: str, body: Mapping[str, Any], *, notify_users: bool) -> None:
+        """``PUT /issue/{key}`` (204)."""
+        params = None if notify_users else {"notifyUsers": "false"}
+        self.request(
+            "PUT", self._issue_path(key), kind="write", params=params, json=body, ok=(200, 204)
+        )
+
+    def add_comment(self, key: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /issue/{key}/comment`` (201); returns the comment (its ``id``)."""
+        response = self.request(
+            "POST", self._issue_path(key, "/comment"), kind="write", json=body, ok=(200, 201)
+        )
+        doc = self._json(response, f"POST comment on {key}")
+        if not isinstance(doc, dict) or doc.get("id") in (None, ""):
+            raise ConnectorError(
+                f"jira: POST comment on {key}: the answer has no comment id", connector="jira"
+            )
+        return doc
+
+    def update_comment(
+        self, key: str, comment_id: str, body: Mapping[str, Any], *, notify_users: bool
+    ) -> None:
+        """``PUT /issue/{key}/comment/{id}`` (200)."""
+        params = None if notify_users else {"notifyUsers": "false"}
+        self.request(
+            "PUT",
+            self._issue_path(key, f"/comment/{quote(comment_id, safe='')}"),
+            kind="write",
+            params=params,
+            json=body,
+            ok=(200, 204),
+        )
+
+    def get_property(self, key: str, prop: str) -> Any | None:
+        """``GET /issue/{key}/properties/{prop}``: its value, None when it is not set."""
+        try:
+            response = self.request(
+                "GET", self._issue_path(key, f"/properties/{quote(prop, safe='')}"), kind="read"
+            )
+        except ItemNotFoundError:
+            return None
+        doc = self._json(response, f"GET property {prop} of {key}")
+        return doc.get("value") if isinstance(doc, Mapping) else None
+
+    def set_property(self, key: str, prop: str, value: Any) -> None:
+        """``PUT /issue/{key}/properties/{prop}`` (200 updated, 201 created)."""
+        self.request(
+            "PUT",
+            self._issue_path(key, f"/properties/{quote(prop, safe='')}"),
+            kind="write",
+            json=value,
+            ok=(200, 201, 204),
+        )

@@ -1,0 +1,1184 @@
+"""The Jira live connector: settings, discovery, pull, fetch, plan, apply and webhooks.
+
+One instance serves one ``sources:`` entry. It discovers the site once (``GET /myself`` for
+bridge's account and time zone, ``GET /field`` to turn field names into ids), then asks each
+search for exactly the fields the mapping, the rules, the KPIs and the writeback targets read,
+plus the ``bridge.comment`` issue property, so planning needs no further request per issue.
+
+Writes per issue are at most: one ``PUT /issue`` with every changed field; the comment
+(``PUT`` in place, or ``POST`` when there is none or a person deleted it); and one ``PUT`` of
+the property that remembers the comment's id and digest. An unchanged issue gets none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
+from datetime import UTC, datetime, tzinfo
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jsonschema import Draft202012Validator
+
+from bridge.config import secret
+from bridge.connectors.base import ConnectorContext, WebhookEvent
+from bridge.connectors.jira.client import BasicAuth, BearerAuth, Deployment, JiraClient
+from bridge.connectors.jira.mapping import (
+    JiraFieldSettings,
+    ResolvedFields,
+    item_from_issue,
+    resolve_field_ids,
+)
+from bridge.connectors.jira.webhooks import parse_webhook, verify_signature
+from bridge.connectors.jira.writes import (
+    COMMENT_PROPERTY,
+    FieldInfo,
+    WriteSpec,
+    adf_plain_text,
+    comment_body,
+    comment_state,
+    edit_body,
+    field_info,
+    plan_writes,
+    property_value,
+)
+from bridge.errors import (
+    ConfigError,
+    ConnectorError,
+    ConnectorTransportError,
+    InputError,
+    ItemNotFoundError,
+)
+from bridge.kpi.result import KpiResult
+from bridge.model import Classification, WorkItem
+from bridge.rules.ast import AllOf, AnyOf, Cond, FieldRef, Leaf, NotOf, RuleSet
+from bridge.rules.compile import KPI_GROUPS, did_you_mean
+from bridge.store.base import Store
+from bridge.timefmt import parse_jira_instant
+from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp
+
+__all__ = [
+    "OAUTH_GATEWAY",
+    "SETTINGS_SCHEMA",
+    "JiraConnector",
+    "JiraSettings",
+    "make_connector",
+    "parse_settings",
+]
+
+log = logging.getLogger("bridge.jira")
+
+OAUTH_GATEWAY = "https://api.atlassian.com/ex/jira/"
+COMMENT_MEMO = "jira-comment:"  # + issue key: a comment written whose property was not
+STATE_MEMO = "jira-comment-state:"  # + issue key: the property's value (Data Center only)
+UNKNOWN_COMMENT = "?"  # the POST may or may not have created the comment
+RECENT_COMMENTS = 50_000  # comments this process wrote, kept in case an item is seen again
+
+# What the mapping reads besides the site-specific custom fields.
+BASE_FIELDS: tuple[str, ...] = (
+    "summary",
+    "issuetype",
+    "status",
+    "resolution",
+    "priority",
+    "project",
+    "labels",
+    "components",
+    "assignee",
+    "reporter",
+    "created",
+    "updated",
+    "resolutiondate",
+    "duedate",
+    "timeoriginalestimate",
+    "timeestimate",
+    "timespent",
+    "parent",
+)
+SLA_FIELD_TYPE = "com.atlassian.servicedesk:sd-sla-field"
+# Jira Cloud's per-issue write limits (NOTES §6.1), kept on bridge's side as well.
+PER_ISSUE_WRITES: tuple[tuple[int, float], ...] = ((20, 2.0), (100, 30.0))
+
+# --------------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------------
+
+# No ``pattern`` on names of secrets: a schema error would quote the value, and a secret pasted
+# there by mistake must not end up in a message or a log. A pasted API token (192 characters)
+# fails maxLength, which quotes nothing; parse_settings checks the rest without quoting.
+_ENV = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 100,
+    "description": "The name of an environment variable holding the secret (not the secret).",
+}
+_FILE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 1024,
+    "description": "A file holding the secret, relative to bridge.yaml.",
+}
+_CANDIDATES = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
+
+SETTINGS_SCHEMA: Mapping[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "jira source",
+    "description": (
+        "A Jira Cloud or Data Center site. Secrets are never written here: name the "
+        "environment variable (…_env) or the file (…_file) that holds each one."
+    ),
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "connector", "url", "auth", "scope"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "connector": {"const": "jira"},
+        "description": {"type": "string"},
+        "url": {
+            "type": "string",
+            "pattern": "^https?://[^\\s/?#]+(/[^\\s?#]*)?$",
+            "description": "The site: https://your-domain.atlassian.net or the DC base URL.",
+        },
+        "deployment": {"enum": ["cloud", "datacenter"], "default": "cloud"},
+        "auth": {
+            "description": (
+                "Cloud: email (or email_env) with token_env or token_file (an API token). "
+                "Data Center: pat_env or pat_file (a personal access token). "
+                "OAuth 2.0 (3LO): oauth_token_env or oauth_token_file with cloud_id."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "email": {"type": "string", "minLength": 1, "maxLength": 254},
+                "email_env": _ENV,
+                "token_env": _ENV,
+                "token_file": _FILE,
+                "pat_env": _ENV,
+                "pat_file": _FILE,
+                "oauth_token_env": _ENV,
+                "oauth_token_file": _FILE,
+                "cloud_id": {"type": "string", "pattern": "^[0-9A-Za-z-]{1,64}$"},
+            },
+            "dependentRequired": {
+                "oauth_token_env": ["cloud_id"],
+                "oauth_token_file": ["cloud_id"],
+            },
+        },
+        "scope": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["jql"],
+            "properties": {
+                "jql": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 4000,
+                    "description": "Which issues: a bounded JQL restriction without ORDER BY.",
+                }
+            },
+        },
+        "writeback": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "fields": {
+                    "description": (
+                        "work_type | phase | rule | a KPI name (evm.spi, "
+                        "sla.<name>.state...) → a Jira field id or display name."
+                    ),
+                    "type": "object",
+                    "propertyNames": {"pattern": "^(work_type|phase|rule|[a-z]+\\..+)$"},
+                    "additionalProperties": {"type": "string", "minLength": 1},
+                },
+                "comment": {"type": "boolean", "default": True},
+                "notify_users": {"type": "boolean", "default": False},
+            },
+        },
+        "webhook_secret_env": _ENV,
+        "webhook_secret_file": _FILE,
+        "webhook_unsigned": {"type": "boolean", "default": False},
+        "limits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reads_per_second": {"type": "number", "exclusiveMinimum": 0, "default": 100},
+                "writes_per_second": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "default": 50,
+                    "description": (
+                        "Per write endpoint (edit issue, add comment, edit comment, set "
+                        "property), as Jira's burst limits are per endpoint and method."
+                    ),
+                },
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 64, "default": 8},
+            },
+        },
+        "page_size": {"type": "integer", "minimum": 1, "maximum": 5000, "default": 100},
+        "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": 600, "default": 30},
+        "ca_bundle": {"type": "string", "minLength": 1},
+        "fields": {
+            "description": (
+                "Where KPI inputs live on this site: field ids or display names, tried in "
+                "order (defaults: JiraFieldSettings)."
+            ),
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "story_points": _CANDIDATES,
+                "planned_start": _CANDIDATES,
+                "planned_end": _CANDIDATES,
+                "budget": _CANDIDATES,
+                "actual_cost": _CANDIDATES,
+                "percent_complete": _CANDIDATES,
+                "satisfaction": _CANDIDATES,
+            },
+        },
+    },
+}
+
+_VALIDATOR = Draft202012Validator(dict(SETTINGS_SCHEMA))
+_WRITEBACK_KEY = re.compile(
+    r"^(work_type|phase|rule|(?P<group>[a-z]+)\.(?P<short>[a-z_]+)|sla\.(?P<sla>.+)\.(?P<x>[a-z_]+))$"
+)
+_TEXT_KEYS = re.compile(r"^(work_type|phase|rule|sla\..+\.(state|source))$")
+
+
+@dataclass(frozen=True, slots=True)
+class JiraSettings:
+    """A validated ``sources:`` entry for Jira (secrets resolved separately)."""
+
+    name: str
+    url: str
+    jql: str
+    deployment: Deployment = "cloud"
+    writeback_fields: Mapping[str, str] = field(default_factory=dict)
+    comment: bool = True
+    notify_users: bool = False
+    reads_per_second: float = 100.0
+    writes_per_second: float = 50.0
+    concurrency: int = 8
+    page_size: int = 100
+    timeout: float = 30.0
+    ca_bundle: str | None = None
+    webhook_unsigned: bool = False
+    custom_fields: JiraFieldSettings = field(default_factory=JiraFieldSettings)
+
+
+def _path_text(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "(the source)"
+
+
+def _schema_problems(settings: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    for error in sorted(_VALIDATOR.iter_errors(settings), key=lambda e: list(e.absolute_path)):
+        where = _path_text(error.absolute_path)
+        schema = error.schema if isinstance(error.schema, Mapping) else {}
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            allowed = list(schema.get("properties", {}))
+            for key in error.instance:
+                if key not in allowed:
+                    hint = did_you_mean(str(key), allowed) or f" (allowed: {', '.join(allowed)})"
+                    problems.append(f"{where}: unknown key {key!r}{hint}")
+        elif error.validator == "required":
+            missing = [k for k in error.validator_value if k not in error.instance]
+            problems.extend(f"{where}: missing required key {k!r}" for k in missing)
+        elif isinstance(error.instance, str):
+            # Never quote text: it may be a secret pasted into the wrong key.
+            problems.append(
+                f"{where}: {_text_problem(error.validator, error.validator_value, error.instance)}"
+            )
+        else:
+            problems.append(f"{where}: {error.message}")
+    return problems
+
+
+def _text_problem(validator: Any, expected: Any, text: str) -> str:
+    if validator == "maxLength":
+        return f"text is {len(text):,} characters long; the limit here is {expected:,}"
+    if validator == "minLength":
+        return "text must not be empty"
+    if validator == "enum":
+        return f"must be one of: {', '.join(str(v) for v in expected)}"
+    if validator == "const":
+        return f"must be {expected!r}"
+    if validator == "type":
+        return f"expected {expected}, found text"
+    return "is not in the expected form (see the description of this setting)"
+
+
+def _resolve_path(base_dir: str, value: str) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else Path(base_dir) / path)
+
+
+def parse_settings(settings: Mapping[str, Any], base_dir: str = ".") -> JiraSettings:
+    """Check a Jira source entry; ConfigError lists every problem at once."""
+    name = str(settings.get("name") or "jira")
+    problems = _schema_problems(settings)
+    if problems:
+        raise ConfigError(f"source {name!r}: " + "; ".join(problems))
+    url = str(settings["url"]).rstrip("/")
+    host = urlsplit(url).hostname or ""
+    if url.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+        raise ConfigError(
+            f"source {name!r}: url {url} is plain http; use https:// (credentials would travel "
+            "in clear text) — http is accepted only for localhost"
+        )
+    jql = str(settings["scope"]["jql"]).strip()
+    if re.search(r"\border\s+by\b", jql, re.IGNORECASE):
+        raise ConfigError(
+            f"source {name!r}: scope.jql must not have ORDER BY: bridge orders by updated "
+            "itself (remove the ORDER BY clause)"
+        )
+    if not re.search(r"[=~<>]|\b(in|is|was|changed)\b", jql, re.IGNORECASE):
+        raise ConfigError(
+            f"source {name!r}: scope.jql {jql!r} is not a bounded search (Jira Cloud refuses "
+            "queries without a restriction); write e.g. project = OPS"
+        )
+    writeback = settings.get("writeback") or {}
+    fields_map = dict(writeback.get("fields") or {})
+    for key in fields_map:
+        if not _WRITEBACK_KEY.match(key):
+            raise ConfigError(
+                f"source {name!r}: writeback.fields: {key!r} is not work_type, phase, rule or "
+                "a KPI name like evm.spi or sla.time-to-resolution.state"
+            )
+        match = _WRITEBACK_KEY.match(key)
+        group = match.group("group") if match else None
+        if group == "sla":
+            raise ConfigError(
+                f"source {name!r}: writeback.fields: {key!r}: an SLA figure is named "
+                "sla.<sla name>.<figure>, e.g. sla.time-to-resolution.state"
+            )
+        if group and group not in KPI_GROUPS:
+            raise ConfigError(
+                f"source {name!r}: writeback.fields: {key!r} names no KPI group"
+                f"{did_you_mean(group, list(KPI_GROUPS))} (groups: {', '.join(KPI_GROUPS)}, "
+                "sla.<name>)"
+            )
+    _check_secret_names(name, settings)
+    limits = settings.get("limits") or {}
+    custom = settings.get("fields") or {}
+    defaults = JiraFieldSettings()
+    custom_fields = replace(defaults, **{k: tuple(v) for k, v in custom.items()})
+    ca_bundle = settings.get("ca_bundle")
+    if isinstance(ca_bundle, str):
+        ca_bundle = _resolve_path(base_dir, ca_bundle)
+        if not Path(ca_bundle).is_file():
+            raise ConfigError(f"source {name!r}: ca_bundle {ca_bundle} is not a file")
+    return JiraSettings(
+        name=name,
+        url=url,
+        jql=jql,
+        deployment=cast(Deployment, settings.get("deployment", "cloud")),
+        writeback_fields=fields_map,
+        comment=bool(writeback.get("comment", True)),
+        notify_users=bool(writeback.get("notify_users", False)),
+        reads_per_second=float(limits.get("reads_per_second", 100)),
+        writes_per_second=float(limits.get("writes_per_second", 50)),
+        concurrency=int(limits.get("concurrency", 8)),
+        page_size=int(settings.get("page_size", 100)),
+        timeout=float(settings.get("timeout", 30)),
+        ca_bundle=ca_bundle if isinstance(ca_bundle, str) else None,
+        webhook_unsigned=bool(settings.get("webhook_unsigned", False)),
+        custom_fields=custom_fields,
+    )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _looks_like_a_secret(value: str) -> bool:
+    """Long, mixed case and digits, no path separator: a token, not a name or a path."""
+    return (
+        len(value) >= 24
+        and "/" not in value
+        and "." not in value
+        and re.search(r"[a-z]", value) is not None
+        and re.search(r"[0-9]", value) is not None
+    )
+
+
+def _check_secret_names(name: str, settings: Mapping[str, Any]) -> None:
+    """``*_env`` must name a variable and ``*_file`` a file; messages never quote the value."""
+    places = [(k, v) for k, v in settings.items()]
+    auth = settings.get("auth")
+    if isinstance(auth, Mapping):
+        places.extend((f"auth.{k}", v) for k, v in auth.items())
+    for where, value in places:
+        if not isinstance(value, str) or not where.endswith(("_env", "_file")):
+            continue
+        if _looks_like_a_secret(value):
+            raise ConfigError(
+                f"source {name!r}: {where} looks like a secret itself, not the name of an "
+                "environment variable or a file: put the secret in the environment (or a "
+                "file) and name that here — and revoke the pasted one if this file was shared"
+            )
+        if where.endswith("_env") and not _ENV_NAME.fullmatch(value):
+            raise ConfigError(
+                f"source {name!r}: {where} must be the name of an environment variable "
+                "(letters, digits and _, not starting with a digit)"
+            )
+
+
+def _files_resolved(auth: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
+    return {
+        k: _resolve_path(base_dir, v) if k.endswith("_file") and isinstance(v, str) else v
+        for k, v in auth.items()
+    }
+
+
+AuthKind = Literal["basic", "pat", "oauth"]
+
+
+def resolve_auth(
+    settings: Mapping[str, Any], parsed: JiraSettings, base_dir: str = "."
+) -> tuple[AuthKind, BasicAuth | BearerAuth, str]:
+    """(kind, requests auth, API base URL) with secrets read through ``bridge.config.secret``."""
+    name = parsed.name
+    auth = _files_resolved(settings.get("auth") or {}, base_dir)
+    given = {
+        "basic": [k for k in ("email", "email_env", "token_env", "token_file") if k in auth],
+        "pat": [k for k in ("pat_env", "pat_file") if k in auth],
+        "oauth": [k for k in ("oauth_token_env", "oauth_token_file") if k in auth],
+    }
+    kinds = [k for k, keys in given.items() if keys]
+    if len(kinds) != 1:
+        shown = ", ".join(sorted(auth)) or "nothing"
+        raise ConfigError(
+            f"source {name!r}: auth must be exactly one of: email (or email_env) with "
+            "token_env/token_file (Cloud API token); pat_env/pat_file (Data Center personal "
+            f"access token); oauth_token_env/oauth_token_file with cloud_id (OAuth 2.0) — "
+            f"found {shown}"
+        )
+    kind = cast(AuthKind, kinds[0])
+    where = f"{name}.auth"
+    if kind == "basic":
+        email = auth.get("email")
+        if not isinstance(email, str):
+            email = secret(auth, "email", source=where, required=False)
+        if not email:
+            raise ConfigError(f"source {name!r}: auth: give email or email_env with the token")
+        token = secret(auth, "token", source=where)
+        return "basic", BasicAuth(email, token or ""), parsed.url
+    if kind == "pat":
+        if parsed.deployment == "cloud":
+            raise ConfigError(
+                f"source {name!r}: a personal access token (pat_env/pat_file) is for Data "
+                "Center; Jira Cloud takes email + token_env (an API token), or set "
+                "deployment: datacenter"
+            )
+        return "pat", BearerAuth(lambda: secret(auth, "pat", source=where) or ""), parsed.url
+    if parsed.deployment != "cloud":
+        raise ConfigError(f"source {name!r}: OAuth 2.0 (3LO) works only with Jira Cloud")
+    bearer = BearerAuth(lambda: secret(auth, "oauth_token", source=where) or "")
+    return "oauth", bearer, OAUTH_GATEWAY + str(auth["cloud_id"])
+
+
+def make_connector(settings: Mapping[str, Any], context: ConnectorContext) -> JiraConnector:
+    """The ``ConnectorSpec`` factory: validate, read secrets, build the client."""
+    parsed = parse_settings(settings, context.base_dir)
+    _, auth, api_url = resolve_auth(settings, parsed, context.base_dir)
+    webhook = _files_resolved(settings, context.base_dir)
+    webhook_secret = secret(webhook, "webhook_secret", source=parsed.name, required=False)
+    client = JiraClient(
+        base_url=api_url,
+        deployment=parsed.deployment,
+        auth=auth,
+        reads_per_second=parsed.reads_per_second,
+        writes_per_second=parsed.writes_per_second,
+        concurrency=parsed.concurrency,
+        timeout=parsed.timeout,
+        verify=parsed.ca_bundle or True,
+    )
+    return JiraConnector(parsed, client, store=context.store, webhook_secret=webhook_secret)
+
+
+# --------------------------------------------------------------------------------------------
+# What to ask Jira for
+# --------------------------------------------------------------------------------------------
+
+
+def _leaves(cond: Cond) -> Iterator[Leaf]:
+    if isinstance(cond, Leaf):
+        yield cond
+    elif isinstance(cond, AllOf | AnyOf):
+        for child in cond.children:
+            yield from _leaves(child)
+    elif isinstance(cond, NotOf):
+        yield from _leaves(cond.child)
+
+
+def _conditions(rule_set: RuleSet) -> Iterator[Cond]:
+    for rule in rule_set.rules:
+        yield rule.when
+    for sla in rule_set.slas.values():
+        yield from (when for when, _ in sla.goals if when is not None)
+        yield from (c for c in (sla.start, sla.pause, sla.stop, sla.cancel) if c is not None)
+    yield from (when for when, _ in rule_set.kpi.rates if when is not None)
+
+
+def raw_paths(rule_set: RuleSet) -> list[tuple[str, ...]]:
+    """Every ``raw.<path>`` the rules, SLAs and KPI settings read, as path segments."""
+    refs: list[FieldRef] = [leaf.field for c in _conditions(rule_set) for leaf in _leaves(c)]
+    refs.extend(ref for group in rule_set.kpi.inputs.values() for ref in group)
+    refs.extend(rule_set.kpi.cost_fields)
+    out: list[tuple[str, ...]] = []
+    for ref in refs:
+        if ref.is_raw and ref.raw_path not in out:
+            out.append(ref.raw_path)
+    return out
+
+
+def kpi_groups_used(rule_set: RuleSet) -> set[str]:
+    """The KPI groups (``evm``, ``sla.time-to-resolution``...) any rule or the default asks for."""
+    groups: set[str] = set(rule_set.default.kpis)
+    for rule in rule_set.rules:
+        groups.update(rule.then.kpis)
+    return groups
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    """What every search and fetch asks for."""
+
+    fields: tuple[str, ...]
+    expand: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+
+    @property
+    def changelog(self) -> bool:
+        return "changelog" in self.expand
+
+
+# --------------------------------------------------------------------------------------------
+# Per-issue write pacing
+# --------------------------------------------------------------------------------------------
+
+
+class IssueWritePacer:
+    """Keeps bridge's writes to one issue under Jira's per-issue limits (20 per 2 s, 100 per
+    30 s) by waiting before a write that would exceed them; other issues are not slowed.
+
+    A write counts from when its answer arrived (:meth:`release`), and windows are widened by
+    ``margin``, so the server — which counts on arrival — never sees more than the limit.
+    """
+
+    def __init__(
+        self,
+        limits: Sequence[tuple[int, float]] = PER_ISSUE_WRITES,
+        *,
+        margin: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = tuple((n, w * (1 + margin)) for n, w in limits)
+        self.horizon = max((w for _, w in self.limits), default=0.0)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._log: dict[str, deque[float]] = {}
+        self.waited = 0.0
+
+    def acquire(self, key: str) -> None:
+        """Wait until one more write to ``key`` fits, and count it."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                log = self._log.setdefault(key, deque())
+                while log and log[0] <= now - self.horizon:
+                    log.popleft()
+                wait = 0.0
+                for limit, window in self.limits:
+                    recent = [t for t in log if t > now - window]
+                    if len(recent) >= limit:
+                        wait = max(wait, recent[-limit] + window - now)
+                if wait <= 0:
+                    log.append(now)
+                    if len(self._log) > 4096:
+                        self._forget(now)
+                    return
+            self.waited += wait
+            self._sleep(wait)
+
+    def release(self, key: str) -> None:
+        """The write has been answered: count it from now."""
+        with self._lock:
+            log = self._log.get(key)
+            if log:
+                log[-1] = max(log[-1], self._clock())
+
+    def _forget(self, now: float) -> None:
+        for key in [k for k, log in self._log.items() if not log or log[-1] <= now - self.horizon]:
+            del self._log[key]
+
+
+# --------------------------------------------------------------------------------------------
+# The connector
+# --------------------------------------------------------------------------------------------
+
+
+class JiraConnector:
+    """:class:`~bridge.connectors.base.LiveConnector` for Jira Cloud and Data Center."""
+
+    def __init__(
+        self,
+        settings: JiraSettings,
+        client: JiraClient,
+        *,
+        store: Store | None = None,
+        webhook_secret: str | None = None,
+        pacer: IssueWritePacer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.client = client
+        self.store = store
+        self.concurrency = settings.concurrency
+        self._webhook_secret = webhook_secret
+        self._pacer = pacer or IssueWritePacer()
+        self._lock = threading.RLock()
+        self._discovered = False
+        self.account_ids: frozenset[str] = frozenset()
+        self.time_zone: tzinfo = UTC
+        self.fields_by_id: dict[str, FieldInfo] = {}
+        self._sla_fields: tuple[str, ...] = ()
+        self._resolved = ResolvedFields()
+        self._spec = WriteSpec({})
+        self._shape: RequestShape | None = None
+        self._shape_digest: str | None = None
+        self.skipped_issues: list[tuple[str, str]] = []
+        self._written: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    # -- discovery ----------------------------------------------------------------------------
+
+    def discover(self) -> None:
+        """Once per connector: who bridge is, the time zone JQL dates are read in, and the
+        site's fields (ids, names, types) — the writeback targets are resolved here."""
+        with self._lock:
+            if self._discovered:
+                return
+            me = self.client.myself()
+            ids = {
+                str(me[a])
+                for a in ("accountId", "name", "key")
+                if isinstance(me.get(a), str) and me[a]
+            }
+            self.account_ids = frozenset(ids)
+            zone = me.get("timeZone")
+            try:
+                self.time_zone = ZoneInfo(zone) if isinstance(zone, str) and zone else UTC
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("%s: unknown time zone %r of the API user; using UTC", self.name, zone)
+                self.time_zone = UTC
+            entries = self.client.fields()
+            self.fields_by_id = {str(e["id"]): field_info(e) for e in entries}
+            self._sla_fields = tuple(
+                str(e["id"])
+                for e in entries
+                if isinstance(e.get("schema"), Mapping)
+                and e["schema"].get("custom") == SLA_FIELD_TYPE
+            )
+            names = {fid: info.name for fid, info in self.fields_by_id.items()}
+            self._resolved = resolve_field_ids(self.settings.custom_fields, names)
+            self._spec = WriteSpec(
+                self._resolve_targets(),
+                adf=self.settings.deployment == "cloud",
+                tz=self.time_zone,
+                comment=self.settings.comment,
+            )
+            self._discovered = True
+
+    def _resolve_targets(self) -> dict[str, FieldInfo]:
+        by_name: dict[str, list[FieldInfo]] = {}
+        for entry in self.fields_by_id.values():
+            by_name.setdefault(entry.name.casefold(), []).append(entry)
+        targets: dict[str, FieldInfo] = {}
+        used: dict[str, str] = {}
+        where = f"source {self.name!r}: writeback.fields"
+        for key, ref in self.settings.writeback_fields.items():
+            info = self.fields_by_id.get(ref)
+            if info is None:
+                found = by_name.get(ref.casefold(), [])
+                if len(found) > 1:
+                    ids = ", ".join(f.id for f in found)
+                    raise ConfigError(
+                        f"{where}.{key}: {ref!r} names {len(found)} fields ({ids}); write the "
+                        "id of the one bridge should set"
+                    )
+                if not found:
+                    writable = sorted(
+                        f.name for f in self.fields_by_id.values() if f.kind and f.id != f.name
+                    )
+                    options = [f.name for f in self.fields_by_id.values()] + list(self.fields_by_id)
+                    raise ConfigError(
+                        f"{where}.{key}: Jira has no field {ref!r}{did_you_mean(ref, options)} "
+                        f"(fields bridge can write: {', '.join(writable[:30])})"
+                    )
+                info = found[0]
+            if info.kind is None:
+                raise ConfigError(
+                    f"{where}.{key}: field {info.label} is of type {info.schema_type!r}; bridge "
+                    "writes number, text, single-select, date and date-time fields"
+                )
+            if _TEXT_KEYS.match(key) and info.kind in ("number", "date", "datetime"):
+                raise ConfigError(
+                    f"{where}.{key}: {key} is text, but field {info.label} is a "
+                    f"{info.kind_words} field; use a text or select field"
+                )
+            if info.id in used:
+                raise ConfigError(
+                    f"{where}: {used[info.id]} and {key} both write field {info.label}"
+                )
+            used[info.id] = key
+            targets[key] = info
+        return targets
+
+    @property
+    def write_spec(self) -> WriteSpec:
+        self.discover()
+        return self._spec
+
+    # -- LiveConnector ------------------------------------------------------------------------
+
+    def prepare(self, rule_set: RuleSet) -> None:
+        """Discover the site (once) and decide what every search and fetch asks for; cheap
+        to call again with the same rule set (per webhook item, say)."""
+        self.discover()
+        with self._lock:
+            if self._shape is not None and self._shape_digest == rule_set.digest:
+                return
+            self._check_writeback_keys(rule_set)
+            self._shape = self._request_shape(rule_set)
+            self._shape_digest = rule_set.digest
+
+    def _check_writeback_keys(self, rule_set: RuleSet) -> None:
+        used = kpi_groups_used(rule_set)
+        for key in self.settings.writeback_fields:
+            match = _WRITEBACK_KEY.match(key)
+            sla = match.group("sla") if match else None
+            if sla is not None and sla not in rule_set.slas:
+                raise ConfigError(
+                    f"source {self.name!r}: writeback.fields: {key!r} names SLA {sla!r}, which "
+                    f"the rules do not define{did_you_mean(sla, list(rule_set.slas))}"
+                )
+            group = f"sla.{sla}" if sla is not None else (match.group("group") if match else None)
+            if group is not None and group not in used:
+                log.warning(
+                    "%s: writeback.fields.%s: no rule computes the %s KPIs, so the field will "
+                    "only ever be cleared",
+                    self.name,
+                    key,
+                    group,
+                )
+
+    def _request_shape(self, rule_set: RuleSet | None) -> RequestShape:
+        wanted: list[str] = list(BASE_FIELDS)
+        resolved = self._resolved
+        for slot in dataclass_fields(resolved):
+            wanted.extend(getattr(resolved, slot.name))
+        wanted.extend(t.id for t in self._spec.targets.values())
+        changelog = False
+        if rule_set is not None:
+            groups = kpi_groups_used(rule_set)
+            slas = [
+                rule_set.slas[g[4:]]
+                for g in groups
+                if g.startswith("sla.") and g[4:] in rule_set.slas
+            ]
+            changelog = any(s.source in ("computed", "auto") for s in slas)
+            if any(s.source in ("native", "auto") for s in slas):
+                wanted.extend(self._sla_fields)
+            names = {info.name.casefold(): fid for fid, info in self.fields_by_id.items()}
+            for path in raw_paths(rule_set):
+                if path[0] == "changelog":
+                    changelog = True
+                elif path[0] == "fields" and len(path) > 1:
+                    wanted.append(path[1])
+                    if path[1] not in self.fields_by_id and path[1] not in BASE_FIELDS:
+                        known = names.get(path[1].casefold())
+                        hint = (
+                            f"; {path[1]!r} is the name of {known}, write raw.fields.{known}"
+                            if known
+                            else did_you_mean(path[1], list(self.fields_by_id))
+                        )
+                        log.warning(
+                            "%s: the rules read raw.fields.%s, but Jira has no field with that "
+                            "id%s",
+                            self.name,
+                            path[1],
+                            hint,
+                        )
+        fields = tuple(dict.fromkeys(wanted))
+        return RequestShape(
+            fields=fields,
+            expand=("changelog",) if changelog else (),
+            properties=(COMMENT_PROPERTY,) if self.settings.comment else (),
+        )
+
+    @property
+    def shape(self) -> RequestShape:
+        """What is asked for. Before :meth:`prepare`, the rules' needs are unknown, so
+        everything is: all fields and the changelog (correct, if heavier)."""
+        if self._shape is None:
+            self.discover()
+            log.warning(
+                "%s: issues read before prepare(rule_set): asking for all fields and the "
+                "changelog; call prepare with the rules in force to ask only for what they read",
+                self.name,
+            )
+            with self._lock:
+                self._shape = RequestShape(
+                    fields=("*all",),
+                    expand=("changelog",),
+                    properties=(COMMENT_PROPERTY,) if self.settings.comment else (),
+                )
+        return self._shape
+
+    def jql(self, since: datetime | None = None, *, created_from: datetime | None = None) -> str:
+        """The search: the scope, changes since ``since`` (minute precision, in the API user's
+        time zone, rounded down so nothing is missed), in creation order.
+
+        Ordered by ``created``, not ``updated``: bridge writes while it pages, and every write
+        moves the issue to the end of an ``updated`` order, so offset-based paging (Data
+        Center's ``startAt``, and a token that encodes a position) would skip issues that
+        slide back over the page boundary and return written ones a second time. Writes never
+        change ``created``. The cursor does not need the order: the sync takes the newest
+        ``updated`` it saw.
+        """
+        where = f"({self.settings.jql})"
+        if since is not None:
+            where += f' AND updated >= "{self._jql_time(since)}"'
+        if created_from is not None:
+            where += f' AND created >= "{self._jql_time(created_from)}"'
+        return f"{where} ORDER BY created ASC, key ASC"
+
+    def _jql_time(self, instant: datetime) -> str:
+        return instant.astimezone(self.time_zone).strftime("%Y-%m-%d %H:%M")
+
+    def pull(self, *, since: datetime | None = None) -> Iterator[WorkItem]:
+        """Every issue in scope updated at or after ``since``, streamed page by page."""
+        shape = self.shape
+        for issue in self._issues(since, shape):
+            item = self._item(issue, shape)
+            if item is not None:
+                yield item
+
+    def _issues(self, since: datetime | None, shape: RequestShape) -> Iterator[dict[str, Any]]:
+        created_from: datetime | None = None
+        skip: set[str] = set()
+        while True:
+            search = self.client.search(
+                self.jql(since, created_from=created_from),
+                fields=shape.fields,
+                expand=shape.expand,
+                properties=shape.properties,
+                page_size=self.settings.page_size,
+            )
+            tail_minute: datetime | None = None
+            tail_keys: set[str] = set()
+            while True:
+                try:
+                    issue = next(search)
+                except StopIteration as stop:
+                    truncated = bool(stop.value)
+                    break
+                key = str(issue.get("key"))
+                if key in skip:
+                    continue
+                minute = _minute_of(issue, "created")
+                if minute is not None:
+                    if tail_minute is None or minute > tail_minute:
+                        tail_minute, tail_keys = minute, set()
+                    tail_keys.add(key)
+                yield issue
+            if not truncated:
+                return
+            # Data Center stops paging at its result window: go on from the newest creation
+            # minute seen, skipping the issues of that minute already handed out.
+            if tail_minute is None or (created_from is not None and tail_minute <= created_from):
+                raise ConnectorError(
+                    f"jira: more than {self.client.result_window:,} issues in scope were "
+                    "created within one minute, more than Data Center lets one search page "
+                    "through; narrow scope.jql",
+                    connector="jira",
+                )
+            created_from = tail_minute
+            skip = tail_keys
+            log.info("%s: continuing the search from issues created %s", self.name, created_from)
+
+    def _complete_changelog(self, issue: dict[str, Any], shape: RequestShape) -> None:
+        if not shape.changelog:
+            return
+        changelog = issue.get("changelog")
+        if not isinstance(changelog, Mapping):
+            return
+        histories = changelog.get("histories")
+        total = changelog.get("total")
+        have = len(histories) if isinstance(histories, list) else 0
+        if isinstance(total, int) and total > have:
+            full = self.client.changelog(str(issue.get("key") or issue.get("id")))
+            issue["changelog"] = {
+                "startAt": 0,
+                "maxResults": len(full),
+                "total": len(full),
+                "histories": full,
+            }
+
+    def _known_comment(self, issue: dict[str, Any]) -> None:
+        """Data Center's search cannot return issue properties (JRASERVER-62898), so the
+        ``bridge.comment`` property comes from the store's copy of what bridge last wrote;
+        without one, :meth:`apply` reads the property itself before writing."""
+        if self.settings.deployment == "cloud" or not self.settings.comment or not self.store:
+            return
+        props = issue.get("properties")
+        if isinstance(props, Mapping) and COMMENT_PROPERTY in props:
+            return
+        text = self.store.get_memo(self.name, STATE_MEMO + str(issue.get("key")))
+        if not text:
+            return
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return
+        issue["properties"] = {
+            **(props if isinstance(props, Mapping) else {}),
+            COMMENT_PROPERTY: value,
+        }
+
+    def _item(self, issue: dict[str, Any], shape: RequestShape) -> WorkItem | None:
+        key = str(issue.get("key") or issue.get("id") or "?")
+        try:
+            self._known_comment(issue)
+            self._complete_changelog(issue, shape)
+            return item_from_issue(issue, site_url=self.settings.url, resolved=self._resolved)
+        except InputError as exc:
+            # One malformed issue must not stop every sync of the source; it is logged and
+            # counted, and read again the next time it changes.
+            log.error("%s: %s cannot be read and is skipped: %s", self.name, key, exc)
+            self.skipped_issues.append((key, str(exc)))
+            return None
+
+    def fetch(self, key: str) -> WorkItem:
+        """The issue as it is now; ItemNotFoundError when it is gone or hidden."""
+        shape = self.shape
+        issue = self.client.issue(
+            key, fields=shape.fields, expand=shape.expand, properties=shape.properties
+        )
+        self._known_comment(issue)
+        self._complete_changelog(issue, shape)
+        return item_from_issue(issue, site_url=self.settings.url, resolved=self._resolved)
+
+    def plan(
+        self,
+        item: WorkItem,
+        decision: Classification,
+        kpis: KpiResult,
+        *,
+        currency: str | None = None,
+    ) -> list[WriteOp]:
+        """Only what changes: the differing fields and, when its digest changed, the comment."""
+        return plan_writes(item, decision, kpis, self.write_spec, currency=currency)
+
+    def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
+        """Fields first (one PUT), then the comment and its property. A refused field write
+        does not stop the comment; the first error is raised once both were tried. A 404
+        on the issue stops at once (ItemNotFoundError: the sync records it as skipped)."""
+        spec = self.write_spec
+        key = item.key
+        first_error: ConnectorError | None = None
+        for op in ops:
+            if isinstance(op, SetFields) and op.values:
+                send = partial(
+                    self.client.edit_issue,
+                    key,
+                    edit_body(op.values, spec),
+                    notify_users=self.settings.notify_users,
+                )
+                try:
+                    self._write(key, send)
+                except ItemNotFoundError:
+                    raise
+                except ConnectorError as exc:
+                    first_error = first_error or exc
+        for op in ops:
+            if isinstance(op, UpsertSummary):
+                try:
+                    self._upsert_comment(item, op)
+                except ItemNotFoundError:
+                    raise
+                except ConnectorError as exc:
+                    if first_error is not None:
+                        log.error("%s: %s: the comment failed too: %s", self.name, key, exc)
+                    first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+
+    def _write(self, key: str, send: Callable[[], Any]) -> Any:
+        self._pacer.acquire(key)
+        try:
+            return send()
+        finally:
+            self._pacer.release(key)
+
+    def _upsert_comment(self, item: WorkItem, op: UpsertSummary) -> None:
+        """Edit bridge's comment in place, or add it; then record it in the property.
+
+        Where the comment is, newest knowledge first: what this process wrote since the item
+        was read; the issue's property; a memo left by a write whose outcome is unknown (the
+        POST's answer was lost: look for the comment before adding another).
+        """
+        key = item.key
+        recent = self._recent(key)
+        if recent is not None and recent == (recent[0], op.digest) and recent[0] != UNKNOWN_COMMENT:
+            return  # this process wrote exactly this moments ago; the item data is older
+        comment_id, _ = comment_state(item.raw)
+        if recent is not None and recent[0] != UNKNOWN_COMMENT:
+            comment_id = recent[0]
+        memo: str | None = None
+        if comment_id is None:
+            memo = self._memo(key) or (recent[0] if recent is not None else None)
+            if memo:
+                comment_id = self._find_own_comment(key) if memo == UNKNOWN_COMMENT else memo
+        if comment_id is None and recent is None and self.settings.deployment != "cloud":
+            # Data Center: the search had no property and the store no copy of it; read it.
+            current = self.client.get_property(key, COMMENT_PROPERTY)
+            known_id, known_digest = comment_state({"properties": {COMMENT_PROPERTY: current}})
+            if known_id is not None and known_digest == op.digest:
+                self._written_ok(key, known_id, op.digest)
+                return
+            comment_id = known_id
+        body = comment_body(op.text)
+        written: str | None = None
+        if comment_id is not None:
+            try:
+                self._write(
+                    key,
+                    lambda: self.client.update_comment(
+                        key, str(comment_id), body, notify_users=self.settings.notify_users
+                    ),
+                )
+                written = comment_id
+            except ItemNotFoundError:
+                log.info(
+                    "%s: %s: bridge's comment %s is gone; adding it again",
+                    self.name,
+                    key,
+                    comment_id,
+                )
+        if written is None:
+            try:
+                created = self._write(key, lambda: self.client.add_comment(key, body))
+            except ConnectorTransportError:
+                # Jira may have created it before the connection failed: look for it first
+                # next time rather than risk a second bridge comment.
+                self._set_memo(key, UNKNOWN_COMMENT)
+                self._remember(key, UNKNOWN_COMMENT, "")
+                raise
+            written = str(created["id"])
+        try:
+            self._write(
+                key,
+                lambda: self.client.set_property(
+                    key, COMMENT_PROPERTY, property_value(str(written), op.digest)
+                ),
+            )
+        except ConnectorError:
+            if written != comment_id or memo:
+                self._set_memo(key, str(written))
+            self._remember(key, str(written), "")
+            raise
+        self._written_ok(key, str(written), op.digest)
+        if memo:
+            self._set_memo(key, "")
+
+    def _written_ok(self, key: str, comment_id: str, digest: str) -> None:
+        self._remember(key, comment_id, digest)
+        if self.settings.deployment != "cloud" and self.store is not None:
+            state = json.dumps(property_value(comment_id, digest), sort_keys=True)
+            self.store.set_memo(self.name, STATE_MEMO + key, state)
+
+    def _recent(self, key: str) -> tuple[str, str] | None:
+        with self._lock:
+            return self._written.get(key)
+
+    def _remember(self, key: str, comment_id: str, digest: str) -> None:
+        with self._lock:
+            self._written[key] = (comment_id, digest)
+            self._written.move_to_end(key)
+            while len(self._written) > RECENT_COMMENTS:
+                self._written.popitem(last=False)
+
+    def _memo(self, key: str) -> str | None:
+        return self.store.get_memo(self.name, COMMENT_MEMO + key) if self.store else None
+
+    def _set_memo(self, key: str, value: str) -> None:
+        if self.store is not None:
+            self.store.set_memo(self.name, COMMENT_MEMO + key, value)
+
+    def _find_own_comment(self, key: str) -> str | None:
+        """bridge's comment on an issue whose property was never written (the POST's answer
+        was lost): bridge's account, and the summary's marker line."""
+        for comment in self.client.comments(key):
+            author = comment.get("author")
+            ids = {
+                str(author[a])
+                for a in ("accountId", "name", "key")
+                if isinstance(author, Mapping) and isinstance(author.get(a), str)
+            }
+            if ids & self.account_ids and "bridge summary " in adf_plain_text(comment.get("body")):
+                return str(comment.get("id"))
+        return None
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Verify, then parse. The signature is checked before anything else; the first
+        verified delivery may trigger the one-time discovery (bridge's account id and the
+        writeback fields, which loop prevention needs)."""
+        allow = self.settings.webhook_unsigned
+        if self._webhook_secret:
+            verify_signature(headers, body, self._webhook_secret)
+        elif not allow:
+            parse_webhook(
+                headers,
+                body,
+                secret=None,
+                bridge_account_id=None,
+                bridge_field_ids=(),
+            )
+        self.discover()
+        spec = self._spec
+        return parse_webhook(
+            headers,
+            body,
+            secret=self._webhook_secret,
+            bridge_account_id=self.account_ids,
+            bridge_field_ids=spec.field_ids,
+            bridge_field_names={t.name for t in spec.targets.values()},
+            allow_unsigned=allow,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _minute_of(issue: Mapping[str, Any], name: str) -> datetime | None:
+    fields = issue.get("fields")
+    value = fields.get(name) if isinstance(fields, Mapping) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_jira_instant(value).replace(second=0, microsecond=0)
+    except ValueError:
+        return None

@@ -1,0 +1,208 @@
+"""Jira webhook deliveries: verify the signature, then parse. Pure: no I/O, no clock.
+
+An admin webhook saved with a secret is signed ``X-Hub-Signature: sha256=<hex>`` with
+HMAC-SHA256 of the raw body (Cloud since 2024, and Data Center). The signature is checked
+on the raw bytes, in constant time, *before* the body is parsed, so an unsigned or forged
+delivery never reaches the JSON parser.
+
+Without a configured secret, deliveries are refused unless the source says
+``webhook_unsigned: true`` (for a trusted network only): a webhook endpoint that accepts
+anything lets anyone make bridge re-read (and re-write) any issue.
+
+Payloads are REST v2-shaped even on Cloud. Comment events may carry no issue at all (old
+payloads); the issue id is then taken from the comment's ``self`` link, and ``fetch`` takes
+an id as well as a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Collection, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from bridge.connectors.base import WebhookEvent
+from bridge.errors import WebhookPayloadError, WebhookSignatureError
+
+__all__ = ["COMMENT_EVENTS", "ISSUE_EVENTS", "parse_webhook", "verify_signature"]
+
+SIGNATURE_HEADER = "x-hub-signature"
+DELIVERY_HEADER = "x-atlassian-webhook-identifier"
+
+ISSUE_EVENTS = frozenset(("jira:issue_created", "jira:issue_updated", "jira:issue_deleted"))
+COMMENT_EVENTS = frozenset(("comment_created", "comment_updated", "comment_deleted"))
+
+_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_COMMENT_SELF = re.compile(r"/rest/api/(?:2|3|latest)/issue/(?P<issue>[^/]+)/comment/")
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in headers.items()}
+
+
+def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> None:
+    """Raise WebhookSignatureError unless ``X-Hub-Signature`` is HMAC-SHA256(secret, body)."""
+    value = _lower(headers).get(SIGNATURE_HEADER)
+    if value is None or not value.strip():
+        raise WebhookSignatureError(
+            "the delivery has no X-Hub-Signature header: either the webhook in Jira was saved "
+            "without a secret (set the same secret there as in webhook_secret_env / "
+            "webhook_secret_file), or the request did not come from Jira"
+        )
+    algorithm, sep, digest = value.strip().partition("=")
+    if not sep:
+        raise WebhookSignatureError(
+            "X-Hub-Signature is malformed: expected 'sha256=<64 hex digits>'"
+        )
+    if algorithm.strip().lower() != "sha256":
+        raise WebhookSignatureError(
+            f"X-Hub-Signature uses {algorithm.strip()!r}; bridge accepts only sha256 "
+            "(HMAC-SHA256 of the body, 'sha256=<hex>')"
+        )
+    if not _HEX.fullmatch(digest.strip()):
+        raise WebhookSignatureError(
+            "X-Hub-Signature is malformed: expected 'sha256=' followed by 64 hex digits"
+        )
+    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, digest.strip().lower()):
+        raise WebhookSignatureError(
+            "X-Hub-Signature does not match the body: the secret saved with the webhook in "
+            "Jira differs from this source's webhook secret, or the body was changed on the way"
+        )
+
+
+def _user_ids(user: Any) -> set[str]:
+    """Every identifier a user object carries (Cloud accountId; Data Center name and key)."""
+    if not isinstance(user, Mapping):
+        return set()
+    ids = {
+        str(user[attr])
+        for attr in ("accountId", "name", "key")
+        if isinstance(user.get(attr), str) and user.get(attr)
+    }
+    link = user.get("self")
+    if isinstance(link, str):
+        # Old Server payloads name the user only in the link: .../user?username=jira_test
+        for attr in ("accountId", "username", "key"):
+            ids.update(v for v in parse_qs(urlsplit(link).query).get(attr, []) if v)
+    return ids
+
+
+def _issue_key(payload: Mapping[str, Any]) -> str | None:
+    issue = payload.get("issue")
+    if isinstance(issue, Mapping):
+        for attr in ("key", "id"):
+            value = issue.get(attr)
+            if isinstance(value, str | int) and str(value):
+                return str(value)
+    comment = payload.get("comment")
+    if isinstance(comment, Mapping) and isinstance(comment.get("self"), str):
+        match = _COMMENT_SELF.search(comment["self"])
+        if match:
+            return match.group("issue")
+    return None
+
+
+def _only_bridge_fields(
+    changelog: Any, field_ids: Collection[str], field_names: Collection[str]
+) -> bool:
+    if not isinstance(changelog, Mapping):
+        return False
+    items = changelog.get("items")
+    if not isinstance(items, list) or not items:
+        return False
+    for item in items:
+        if not isinstance(item, Mapping):
+            return False
+        field_id = item.get("fieldId")
+        if isinstance(field_id, str) and field_id:
+            if field_id not in field_ids:
+                return False
+            continue
+        name = item.get("field")
+        if not isinstance(name, str) or (name not in field_names and name not in field_ids):
+            return False
+    return True
+
+
+def parse_webhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secret: str | None,
+    bridge_account_id: str | Collection[str] | None,
+    bridge_field_ids: Collection[str],
+    bridge_field_names: Collection[str] = (),
+    allow_unsigned: bool = False,
+) -> WebhookEvent:
+    """Verify and parse one delivery.
+
+    :param secret: the webhook secret; None refuses every delivery unless ``allow_unsigned``.
+    :param bridge_account_id: bridge's own account (Cloud accountId; on Data Center the user
+        name or key): its events are echoes of bridge's writes and are ignored.
+    :param bridge_field_ids: the fields bridge writes; an update that changed only these is
+        an echo too. ``bridge_field_names`` are their display names, which old payloads
+        carry in ``field`` instead of a ``fieldId``.
+    :raises WebhookSignatureError: the signature is missing, malformed or wrong.
+    :raises WebhookPayloadError: the body is not JSON or not a Jira event.
+    """
+    if secret:
+        verify_signature(headers, body, secret)
+    elif not allow_unsigned:
+        raise WebhookSignatureError(
+            "no webhook secret is configured for this source, so deliveries cannot be "
+            "verified and are refused: set webhook_secret_env or webhook_secret_file (and the "
+            "same secret on the webhook in Jira), or — on a trusted network only — "
+            "webhook_unsigned: true"
+        )
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise WebhookPayloadError(f"the delivery is not JSON: {exc}") from None
+    if not isinstance(payload, Mapping):
+        raise WebhookPayloadError("the delivery is not a JSON object")
+    kind = payload.get("webhookEvent")
+    if not isinstance(kind, str) or not kind:
+        raise WebhookPayloadError(
+            "the delivery has no webhookEvent: not a Jira webhook payload "
+            "(dynamic/Connect webhooks are not supported)"
+        )
+    delivery_id = _lower(headers).get(DELIVERY_HEADER) or None
+    key = _issue_key(payload)
+    known = kind in ISSUE_EVENTS or kind in COMMENT_EVENTS
+    if known and key is None:
+        raise WebhookPayloadError(f"a {kind} delivery without an issue key or id")
+    keys = (key,) if key else ()
+    if not known:
+        return WebhookEvent(
+            delivery_id, kind, keys, ignore_reason=f"bridge does not act on {kind} events"
+        )
+
+    ours = (
+        {bridge_account_id} if isinstance(bridge_account_id, str) else set(bridge_account_id or ())
+    )
+    actor: Any
+    if kind in COMMENT_EVENTS:
+        comment = payload.get("comment")
+        if not isinstance(comment, Mapping):
+            raise WebhookPayloadError(f"a {kind} delivery without a comment object")
+        actor = comment.get("author")
+    else:
+        actor = payload.get("user")
+    ignore: str | None = None
+    if ours and _user_ids(actor) & ours:
+        ignore = "made by bridge's own account (an echo of its write)"
+    elif kind == "jira:issue_updated" and _only_bridge_fields(
+        payload.get("changelog"), bridge_field_ids, bridge_field_names
+    ):
+        ignore = "only fields bridge writes changed"
+    return WebhookEvent(
+        delivery_id,
+        kind,
+        keys,
+        deleted=kind == "jira:issue_deleted",
+        ignore_reason=ignore,
+    )

@@ -1,0 +1,804 @@
+"""The Jira connector against JiraDouble: a stateful fake site over real HTTP, which checks
+every v3 request against Atlassian's OpenAPI document and refuses what Jira refuses."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bridge.config import load_config
+from bridge.connectors.base import ConnectorContext
+from bridge.connectors.http import RetryPolicy
+from bridge.connectors.jira import CONNECTOR, JiraConnector
+from bridge.connectors.jira.client import JiraClient
+from bridge.connectors.jira.connector import (
+    OAUTH_GATEWAY,
+    IssueWritePacer,
+    make_connector,
+    parse_settings,
+    resolve_auth,
+)
+from bridge.connectors.jira.writes import COMMENT_PROPERTY
+from bridge.errors import (
+    ConfigError,
+    ConfigInvalidError,
+    ConnectorTransportError,
+    ItemNotFoundError,
+    RemoteValidationError,
+    WebhookSignatureError,
+)
+from bridge.kpi.result import KpiResult
+from bridge.model import Classification, WorkItem
+from bridge.plugins import default_registry
+from bridge.rules.ast import RuleSet
+from bridge.rules.loader import load_rules
+from bridge.store.sqlite import SqliteStore
+from bridge.testing import OpenApiSpec
+from bridge.testing.jira_double import HUMAN_ACCOUNT_ID, JiraDouble, adf_to_text
+from bridge.writeback.plan import SetFields, UpsertSummary
+
+SPEC_PATH = Path(__file__).parents[2] / "data" / "jira" / "openapi-cloud-platform-v3.json"
+TOKEN_ENV = "BRIDGE_TEST_JIRA_TOKEN"
+HOOK_ENV = "BRIDGE_TEST_JIRA_HOOK"
+PAT_ENV = "BRIDGE_TEST_JIRA_PAT"
+SECRET = "hook-secret"
+T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+PROJECT = Classification("project", "execution", "projects", ("effort",))
+
+RULES = """bridge: 1
+slas:
+  resolution:
+    source: {source}
+    native: {{jira_field: Time to resolution}}
+    start: {{on: created}}
+    stop: {{field: status_category, equals: done}}
+    goals: [{{target: 8h}}]
+rules:
+  - id: projects
+    when: {{field: type, in: [Epic, Story]}}
+    then:
+      work_type: project
+      phase: {{by_status_category: {{todo: planning, in_progress: execution, done: closing}}}}
+      kpis: [effort]
+  - id: incidents
+    when: {{field: raw.fields.customfield_10022, exists: true}}
+    then: {{work_type: service, kpis: [sla.resolution]}}
+default: {{work_type: unclassified}}
+"""
+
+
+@pytest.fixture(scope="module")
+def spec() -> OpenApiSpec:
+    return OpenApiSpec.load(SPEC_PATH)
+
+
+@pytest.fixture
+def double(spec: OpenApiSpec) -> Iterator[JiraDouble]:
+    with JiraDouble(spec=spec, max_page=50) as site:
+        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        yield site
+
+
+@pytest.fixture(autouse=True)
+def secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "token")
+    monkeypatch.setenv(HOOK_ENV, SECRET)
+    monkeypatch.setenv(PAT_ENV, "pat")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    db = SqliteStore(str(tmp_path / "bridge.db"))
+    yield db
+    db.close()
+
+
+def rules(tmp_path: Path, source: str = "computed") -> RuleSet:
+    folder = tmp_path / "rules"
+    folder.mkdir(exist_ok=True)
+    (folder / "r.yaml").write_text(RULES.format(source=source))
+    return load_rules([folder])
+
+
+def settings(url: str, **overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "jira-test",
+        "connector": "jira",
+        "url": url,
+        "auth": {"email": "bot@example.com", "token_env": TOKEN_ENV},
+        "scope": {"jql": "project = OPS"},
+        "writeback": {
+            "fields": {
+                "effort.variance_pct": "SPI",
+                "work_type": "Work type",
+                "phase": "Bridge phase",
+            }
+        },
+        "webhook_secret_env": HOOK_ENV,
+    }
+    base.update(overrides)
+    return base
+
+
+def connect(
+    double: JiraDouble,
+    *,
+    store: SqliteStore | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    pacer: IssueWritePacer | None = None,
+    **overrides: Any,
+) -> JiraConnector:
+    """What ``make_connector`` builds, with a sleep the test controls."""
+    raw = settings(double.url, **overrides)
+    parsed = parse_settings(raw)
+    _, auth, url = resolve_auth(raw, parsed)
+    client = JiraClient(
+        base_url=url,
+        deployment=parsed.deployment,
+        auth=auth,
+        reads_per_second=parsed.reads_per_second,
+        writes_per_second=parsed.writes_per_second,
+        concurrency=parsed.concurrency,
+        sleep=sleep,
+        retry=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05),
+        timeout=parsed.timeout,
+    )
+    return JiraConnector(parsed, client, store=store, webhook_secret=SECRET, pacer=pacer)
+
+
+def story(double: JiraDouble, **fields: Any) -> str:
+    values: dict[str, Any] = {
+        "issuetype": "Story",
+        "status": "In Progress",
+        "timeoriginalestimate": 36000,
+        "timespent": 18000,
+        "timeestimate": 36000,
+        "created": T0,
+        "updated": T0,
+    }
+    values.update(fields)
+    return double.add_issue(values)
+
+
+def writes(double: JiraDouble) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in double.requests if r.method in ("PUT", "POST")]
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def test_registered_with_a_closed_settings_schema() -> None:
+    spec = default_registry().connectors["jira"]
+    assert spec is CONNECTOR
+    assert spec.settings_schema is not None
+    assert spec.settings_schema["additionalProperties"] is False
+    assert spec.settings_schema["properties"]["auth"]["additionalProperties"] is False
+
+
+def test_defaults() -> None:
+    parsed = parse_settings(settings("https://acme.atlassian.net"))
+    assert (parsed.deployment, parsed.page_size, parsed.timeout) == ("cloud", 100, 30.0)
+    assert (parsed.reads_per_second, parsed.writes_per_second, parsed.concurrency) == (100, 50, 8)
+    assert (parsed.comment, parsed.notify_users, parsed.webhook_unsigned) == (True, False, False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"auth": {"email": "a@b.c", "token": "ATATT3xFfGF0"}},
+            "unknown key 'token'; did you mean 'token_env'?",
+        ),
+        ({"api_token": "x"}, "unknown key 'api_token'"),
+        (
+            {"auth": {"email": "a@b.c", "token_env": "ATATT3xFfGF0T-abc=ABCD1234"}},
+            "looks like a secret",
+        ),
+        ({"auth": {"email": "a@b.c", "token_env": "ATATT3xFfGF0" + "x" * 180}}, "auth.token_env"),
+        ({"auth": {"email": "a@b.c", "token_env": "MY-TOKEN"}}, "name of an environment variable"),
+        ({"scope": {}}, "missing required key 'jql'"),
+        ({"limits": {"reads_per_second": 0}}, "limits.reads_per_second"),
+        ({"deployment": "server"}, "deployment"),
+        (
+            {"writeback": {"fields": {"evm.spi": "SPI"}, "comments": True}},
+            "unknown key 'comments'; did you mean 'comment'?",
+        ),
+        ({"url": "http://jira.example.com"}, "plain http"),
+        ({"scope": {"jql": "project = OPS ORDER BY key"}}, "must not have ORDER BY"),
+        ({"scope": {"jql": "order by created"}}, "ORDER BY"),
+        ({"scope": {"jql": "OPS"}}, "not a bounded search"),
+        ({"writeback": {"fields": {"evn.spi": "SPI"}}}, "did you mean 'evm'?"),
+        ({"writeback": {"fields": {"work type": "SPI"}}}, "writeback.fields"),
+        ({"writeback": {"fields": {"sla.state": "SPI"}}}, "sla.<sla name>.<figure>"),
+        ({"ca_bundle": "/nonexistent/ca.pem"}, "is not a file"),
+    ],
+)
+def test_bad_settings_are_config_errors(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_settings({**settings("https://acme.atlassian.net"), **overrides})
+    assert message in str(caught.value)
+    assert "ATATT3xFfGF0" not in str(caught.value)  # a pasted secret is never quoted
+
+
+@pytest.mark.parametrize(
+    ("auth", "deployment", "message"),
+    [
+        ({"email": "a@b.c", "token_env": "NOT_SET_ANYWHERE_42"}, "cloud", "NOT_SET_ANYWHERE_42"),
+        ({"email": "a@b.c", "token_env": TOKEN_ENV, "pat_env": PAT_ENV}, "cloud", "exactly one of"),
+        ({"pat_env": PAT_ENV}, "cloud", "is for Data Center"),
+        ({"token_env": TOKEN_ENV}, "cloud", "give email or email_env"),
+        ({"oauth_token_env": TOKEN_ENV, "cloud_id": "abc"}, "datacenter", "only with Jira Cloud"),
+    ],
+)
+def test_auth_problems(auth: dict[str, Any], deployment: str, message: str) -> None:
+    raw = settings("https://acme.atlassian.net", auth=auth, deployment=deployment)
+    with pytest.raises(ConfigError, match=message):
+        make_connector(raw, ConnectorContext())
+
+
+def test_auth_kinds_and_secret_files(tmp_path: Path) -> None:
+    (tmp_path / "pat.txt").write_text("pat-from-file\n")
+    raw = settings(
+        "https://jira.example.com", deployment="datacenter", auth={"pat_file": "pat.txt"}
+    )
+    dc = make_connector(raw, ConnectorContext(base_dir=str(tmp_path)))
+    assert dc.client.api == "/rest/api/2"
+    assert "pat-from-file" not in repr(dc.client.http.session.auth)
+    oauth = make_connector(
+        settings(
+            "https://acme.atlassian.net", auth={"oauth_token_env": TOKEN_ENV, "cloud_id": "c1d2"}
+        ),
+        ConnectorContext(),
+    )
+    assert oauth.client.http.base_url == OAUTH_GATEWAY + "c1d2"
+    assert oauth.settings.url == "https://acme.atlassian.net"  # browse links use the site
+    email_env = make_connector(
+        settings(
+            "https://acme.atlassian.net", auth={"email_env": HOOK_ENV, "token_env": TOKEN_ENV}
+        ),
+        ConnectorContext(),
+    )
+    assert email_env.client.http.session.auth.username == SECRET  # type: ignore[union-attr]
+
+
+def test_bridge_yaml_diagnostics_are_located(tmp_path: Path) -> None:
+    (tmp_path / "bridge.yaml").write_text(
+        "sources:\n"
+        "  - name: jira\n"
+        "    connector: jira\n"
+        "    url: https://acme.atlassian.net\n"
+        "    auth: {email: a@b.c, token: ATATT3xFfGF0}\n"
+        "    scope: {jql: project = OPS}\n"
+    )
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_config(tmp_path / "bridge.yaml")
+    text = str(caught.value)
+    assert "bridge.yaml:5:" in text
+    assert "unknown key 'token'" in text
+
+
+# -- discovery and what is asked for ---------------------------------------------------------------
+
+
+def test_discovery_resolves_writeback_fields_and_the_search_asks_for_only_whats_needed(
+    double: JiraDouble, tmp_path: Path
+) -> None:
+    connector = connect(double)
+    connector.prepare(rules(tmp_path, source="auto"))
+
+    assert connector.account_ids == {"bridge-bot-account"}
+    targets = {k: t.id for k, t in connector.write_spec.targets.items()}
+    assert targets == {
+        "effort.variance_pct": double.field_id("SPI"),
+        "work_type": double.field_id("Work type"),
+        "phase": double.field_id("Bridge phase"),
+    }
+    shape = connector.shape
+    assert {"summary", "updated"} <= set(shape.fields)
+    assert double.field_id("Story point estimate") in shape.fields  # KPI input by name
+    assert double.field_id("Start date") in shape.fields
+    assert double.field_id("Time to resolution") in shape.fields  # native/auto SLA
+    assert "customfield_10022" in shape.fields  # raw.fields.* in a rule
+    assert set(targets.values()) <= set(shape.fields)
+    assert "description" not in shape.fields
+    assert shape.expand == ("changelog",)  # an SLA computed from history
+    assert shape.properties == (COMMENT_PROPERTY,)
+    assert double.count("GET", "/myself$") == 1
+    assert double.count("GET", "/field$") == 1
+    connector.prepare(rules(tmp_path, source="auto"))
+    assert double.count("GET") == 2  # discovery happens once
+
+
+def test_native_only_slas_need_no_changelog(double: JiraDouble, tmp_path: Path) -> None:
+    connector = connect(double, writeback={"comment": False})
+    connector.prepare(rules(tmp_path, source="native"))
+    assert connector.shape.expand == ()
+    assert connector.shape.properties == ()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"evm.spi": "SPl"}, "no field 'SPl'; did you mean 'SPI'?"),
+        ({"evm.spi": "Labels"}, "of type 'array'"),
+        ({"work_type": "SPI"}, "work_type is text, but field 'SPI'"),
+        ({"evm.spi": "SPI", "evm.cpi": "customfield_10010"}, "both write field"),
+    ],
+)
+def test_writeback_field_problems(double: JiraDouble, fields: dict[str, str], message: str) -> None:
+    connector = connect(double, writeback={"fields": fields})
+    with pytest.raises(ConfigError, match=message):
+        connector.discover()
+
+
+def test_an_ambiguous_field_name_lists_the_candidates(double: JiraDouble) -> None:
+    second = double.add_field("SPI", "number")
+    connector = connect(double, writeback={"fields": {"evm.spi": "SPI"}})
+    with pytest.raises(ConfigError) as caught:
+        connector.discover()
+    assert f"customfield_10010, {second}" in str(caught.value)
+    ok = connect(double, writeback={"fields": {"evm.spi": second}})
+    ok.discover()
+    assert ok.write_spec.targets["evm.spi"].id == second
+
+
+def test_writeback_of_an_undefined_sla(double: JiraDouble, tmp_path: Path) -> None:
+    connector = connect(double, writeback={"fields": {"sla.resolutoin.state": "Work type"}})
+    with pytest.raises(ConfigError, match="did you mean 'resolution'"):
+        connector.prepare(rules(tmp_path))
+
+
+# -- pull -----------------------------------------------------------------------------------------
+
+
+def test_pull_pages_streams_items_and_asks_the_spec_compliant_way(
+    double: JiraDouble, tmp_path: Path
+) -> None:
+    double.bulk_add(
+        120,
+        fields=lambda i: {
+            "issuetype": "Story",
+            "created": T0,
+            "updated": T0 + timedelta(minutes=i),
+        },
+    )
+    connector = connect(double)
+    connector.prepare(rules(tmp_path))
+    double.reset_counters()
+
+    items = list(connector.pull())
+
+    assert len(items) == 120
+    assert [i.created for i in items] == sorted(i.created for i in items if i.created)
+    assert items[0].url == f"{double.url}/browse/{items[0].key}"
+    searches = [r for r in double.requests if r.path.endswith("/search/jql")]
+    assert len(searches) == math.ceil(120 / 50)  # the double caps pages at 50
+    assert all(r.status == 200 for r in double.requests)
+    query = searches[0].query
+    assert query["jql"] == ["(project = OPS) ORDER BY created ASC, key ASC"]
+    assert query["properties"] == [COMMENT_PROPERTY]
+    assert query["expand"] == ["changelog"]
+    assert len(double.requests) == len(searches)  # no request per issue
+
+
+def test_incremental_jql_in_the_api_users_time_zone(double: JiraDouble) -> None:
+    connector = connect(double)
+    connector.discover()
+    since = datetime(2024, 5, 1, 22, 59, 59, tzinfo=UTC)
+    assert connector.jql(since) == (
+        '(project = OPS) AND updated >= "2024-05-01 22:59" ORDER BY created ASC, key ASC'
+    )
+    connector.time_zone = ZoneInfo("Australia/Sydney")
+    assert '"2024-05-02 08:59"' in connector.jql(since)
+
+
+def test_incremental_pull_returns_what_changed(double: JiraDouble, tmp_path: Path) -> None:
+    old = story(double, updated=T0)
+    recent = story(double, updated=datetime.now(UTC))
+    connector = connect(double)
+    connector.prepare(rules(tmp_path))
+    keys = [i.key for i in connector.pull(since=datetime.now(UTC) - timedelta(minutes=10))]
+    assert keys == [recent]
+    assert old not in keys
+
+
+def test_the_whole_changelog_when_the_search_embeds_only_20(
+    double: JiraDouble, tmp_path: Path
+) -> None:
+    histories = [
+        {
+            "created": T0 + timedelta(minutes=i),
+            "items": [
+                {"field": "labels", "fieldId": "labels", "fromString": None, "toString": f"l{i}"}
+            ],
+        }
+        for i in range(25)
+    ]
+    key = double.add_issue({"issuetype": "Story", "created": T0}, changelog=histories)
+    connector = connect(double)
+    connector.prepare(rules(tmp_path))
+
+    (item,) = list(connector.pull())
+
+    assert len(item.history) == 25
+    assert double.count("GET", r"/changelog$") == 1
+    assert item.key == key
+
+
+def test_a_malformed_issue_is_skipped_not_fatal(double: JiraDouble, tmp_path: Path) -> None:
+    story(double)
+    bad = story(double, **{"Story point estimate": "many"})
+    connector = connect(double)
+    connector.prepare(rules(tmp_path))
+    items = list(connector.pull())
+    assert len(items) == 1
+    assert connector.skipped_issues[0][0] == bad
+
+
+def test_data_center_pages_and_continues_past_the_result_window(tmp_path: Path) -> None:
+    with JiraDouble(deployment="datacenter", max_page=50) as dc:
+        dc.bulk_add(
+            260,
+            fields=lambda i: {
+                "issuetype": "Story",
+                "created": T0 + timedelta(minutes=i // 2),  # two issues per minute
+                "updated": T0 + timedelta(minutes=i // 2),
+            },
+        )
+        connector = connect(
+            dc, deployment="datacenter", auth={"pat_env": PAT_ENV}, writeback={"fields": {}}
+        )
+        connector.client.result_window = 100
+        connector.prepare(rules(tmp_path))
+
+        keys = [i.key for i in connector.pull()]
+
+        assert sorted(keys) == sorted(dc.keys())
+        assert len(keys) == len(set(keys)) == 260
+        searches = [r for r in dc.requests if r.path == "/rest/api/2/search"]
+        assert all(r.query["maxResults"] == ["100"] for r in searches)
+        assert any('created >= "' in r.query["jql"][0] for r in searches)  # continued
+
+
+def test_fetch_before_prepare_asks_for_everything(
+    double: JiraDouble, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = {"created": T0, "items": [{"field": "status", "fieldId": "status", "toString": "X"}]}
+    key = double.add_issue({"issuetype": "Story", "created": T0}, changelog=[history])
+    connector = connect(double)  # the webhook path may fetch before any sync prepared it
+    item = connector.fetch(key)
+    assert len(item.history) == 1
+    assert "description" in item.raw["fields"]
+    assert "before prepare" in caplog.text
+
+
+def test_prepare_again_with_the_same_rules_is_free(double: JiraDouble, tmp_path: Path) -> None:
+    connector = connect(double)
+    rule_set = rules(tmp_path)
+    connector.prepare(rule_set)
+    shape = connector.shape
+    connector.prepare(rule_set)
+    assert connector.shape is shape
+    assert double.count() == 2  # discovery only
+
+
+def test_fetch_and_a_deleted_issue(double: JiraDouble, tmp_path: Path) -> None:
+    key = story(double)
+    connector = connect(double)
+    connector.prepare(rules(tmp_path))
+    assert connector.fetch(key).type == "Story"
+    double.delete_issue(key)
+    with pytest.raises(ItemNotFoundError) as caught:
+        connector.fetch(key)
+    assert caught.value.item_key == key
+
+
+# -- writes ---------------------------------------------------------------------------------------
+
+
+def kpis(variance: float) -> KpiResult:
+    return KpiResult(values={"effort.variance_pct": variance, "effort.forecast_hours": 15.0})
+
+
+def plan_and_apply(connector: JiraConnector, key: str, result: KpiResult) -> list[Any]:
+    item = connector.fetch(key)
+    ops = connector.plan(item, PROJECT, result)
+    if ops:
+        connector.apply(item, ops)
+    return ops
+
+
+def test_comment_upsert_created_once_then_edited_then_untouched(
+    double: JiraDouble, tmp_path: Path
+) -> None:
+    key = story(double)
+    connector = connect(double)
+    connector.prepare(rules(tmp_path))
+    fid = double.field_id("SPI")
+
+    double.reset_counters()
+    ops = plan_and_apply(connector, key, kpis(50.0))
+    assert [type(op) for op in ops] == [SetFields, UpsertSummary]
+    assert writes(double) == [
+        ("PUT", f"/rest/api/3/issue/{key}"),
+        ("POST", f"/rest/api/3/issue/{key}/comment"),
+        ("PUT", f"/rest/api/3/issue/{key}/properties/{COMMENT_PROPERTY}"),
+    ]
+    put = next(r for r in double.requests if r.method == "PUT")
+    assert put.query == {"notifyUsers": ["false"]}
+    assert put.body == {
+        "fields": {
+            fid: 50,
+            double.field_id("Work type"): "project",
+            double.field_id("Bridge phase"): {"value": "execution"},
+        }
+    }
+    (comment,) = double.comments(key)
+    assert comment["author"]["accountId"] == "bridge-bot-account"
+    digest = double.properties(key)[COMMENT_PROPERTY]["digest"]
+    assert double.properties(key)[COMMENT_PROPERTY] == {
+        "id": comment["id"],
+        "digest": digest,
+        "version": 1,
+    }
+    assert f"bridge summary {digest}" in adf_to_text(comment["body"])
+
+    double.reset_counters()
+    ops = plan_and_apply(connector, key, kpis(60.0))  # the summary's variance changes
+    assert writes(double) == [
+        ("PUT", f"/rest/api/3/issue/{key}"),
+        ("PUT", f"/rest/api/3/issue/{key}/comment/{comment['id']}"),
+        ("PUT", f"/rest/api/3/issue/{key}/properties/{COMMENT_PROPERTY}"),
+    ]
+    assert len(double.comments(key)) == 1
+    assert double.issue(key)["fields"][fid] == 60
+
+    double.reset_counters()
+    assert plan_and_apply(connector, key, kpis(60.0)) == []
+    assert writes(double) == []
+    assert double.count() == 1  # the GET of fetch, nothing else
+
+
+def test_a_comment_a_person_deleted_is_added_again(double: JiraDouble, tmp_path: Path) -> None:
+    key = story(double)
+    connector = connect(double, writeback={"fields": {}})
+    connector.prepare(rules(tmp_path))
+    plan_and_apply(connector, key, kpis(50.0))
+    # The property now points at a comment that no longer exists (a person deleted it).
+    connector.client.set_property(
+        key, COMMENT_PROPERTY, {"id": "99999", "digest": "old", "version": 1}
+    )
+    double.reset_counters()
+
+    plan_and_apply(connect(double, writeback={"fields": {}}), key, kpis(50.0))  # a later run
+
+    changes = [r for r in double.requests if r.method in ("PUT", "POST")]
+    assert [(r.method, r.path.rsplit("/", 2)[-2:], r.status) for r in changes] == [
+        ("PUT", ["comment", "99999"], 404),
+        ("POST", [key, "comment"], 201),
+        ("PUT", ["properties", COMMENT_PROPERTY], 200),
+    ]
+    assert len(double.comments(key)) == 2  # the first one bridge wrote, and the new one
+    new_id = double.comments(key)[-1]["id"]
+    assert double.properties(key)[COMMENT_PROPERTY]["id"] == new_id
+
+
+def test_an_issue_seen_again_with_stale_data_gets_no_second_comment(
+    double: JiraDouble, tmp_path: Path
+) -> None:
+    key = story(double)
+    connector = connect(double, writeback={"fields": {}})
+    connector.prepare(rules(tmp_path))
+    stale = connector.fetch(key)  # read before bridge wrote anything
+    ops = connector.plan(stale, PROJECT, kpis(50.0))
+    connector.apply(stale, ops)
+    double.reset_counters()
+
+    connector.apply(stale, connector.plan(stale, PROJECT, kpis(50.0)))
+
+    assert writes(double) == []
+    assert len(double.comments(key)) == 1
+
+
+def test_a_lost_comment_answer_never_makes_a_second_comment(
+    double: JiraDouble, tmp_path: Path, store: SqliteStore
+) -> None:
+    key = story(double)
+    connector = connect(double, store=store, writeback={"fields": {}}, timeout=0.3)
+    connector.prepare(rules(tmp_path))
+    double.inject_timeout(0.8, method="POST", path=r"/comment$")
+
+    with pytest.raises(ConnectorTransportError):
+        plan_and_apply(connector, key, kpis(50.0))
+    deadline = time.monotonic() + 5
+    while not double.comments(key) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(double.comments(key)) == 1  # Jira created it; bridge never heard back
+    assert COMMENT_PROPERTY not in double.properties(key)
+
+    double.reset_counters()
+    plan_and_apply(connector, key, kpis(50.0))
+
+    (comment,) = double.comments(key)
+    assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in double.requests[1:]] == [
+        ("GET", "comment"),  # looked for its own comment first
+        ("PUT", comment["id"]),
+        ("PUT", COMMENT_PROPERTY),
+    ]
+    assert double.properties(key)[COMMENT_PROPERTY]["id"] == comment["id"]
+    assert store.get_memo("jira-test", f"jira-comment:{key}") == ""
+
+
+def test_a_failed_property_write_is_remembered(
+    double: JiraDouble, tmp_path: Path, store: SqliteStore
+) -> None:
+    key = story(double)
+    naps: list[float] = []
+    connector = connect(double, store=store, sleep=naps.append, writeback={"fields": {}})
+    connector.prepare(rules(tmp_path))
+    double.inject(503, times=4, method="PUT", path="/properties/")
+
+    with pytest.raises(ConnectorTransportError, match="gave up after 4 attempts"):
+        plan_and_apply(connector, key, kpis(50.0))
+    (comment,) = double.comments(key)
+    assert store.get_memo("jira-test", f"jira-comment:{key}") == comment["id"]
+
+    double.reset_counters()
+    plan_and_apply(connector, key, kpis(50.0))
+
+    assert len(double.comments(key)) == 1
+    assert [r.method for r in double.requests[1:]] == ["PUT", "PUT"]  # edit, then property
+    assert double.properties(key)[COMMENT_PROPERTY]["id"] == comment["id"]
+
+
+def test_a_field_not_on_the_screen_still_lets_the_comment_through(
+    spec: OpenApiSpec, tmp_path: Path
+) -> None:
+    with JiraDouble(spec=spec, not_editable=["SPI"]) as site:
+        key = story(site)
+        connector = connect(site, writeback={"fields": {"effort.variance_pct": "SPI"}})
+        connector.prepare(rules(tmp_path))
+        with pytest.raises(RemoteValidationError) as caught:
+            plan_and_apply(connector, key, kpis(50.0))
+        assert "field 'SPI' (customfield_10010) cannot be set: it is not on the edit screen" in str(
+            caught.value
+        )
+        assert len(site.comments(key)) == 1
+
+
+def test_writes_to_a_deleted_issue_raise_item_not_found(double: JiraDouble, tmp_path: Path) -> None:
+    key = story(double)
+    connector = connect(double)
+    connector.prepare(rules(tmp_path))
+    item = connector.fetch(key)
+    ops = connector.plan(item, PROJECT, kpis(10.0))
+    double.delete_issue(key)
+    with pytest.raises(ItemNotFoundError):
+        connector.apply(item, ops)
+
+
+def test_data_center_comments_are_wiki_strings(tmp_path: Path) -> None:
+    with JiraDouble(deployment="datacenter") as dc:
+        key = story(dc)
+        connector = connect(
+            dc,
+            deployment="datacenter",
+            auth={"pat_env": PAT_ENV},
+            writeback={"fields": {"work_type": "Work type"}},
+        )
+        connector.prepare(rules(tmp_path))
+        plan_and_apply(connector, key, kpis(50.0))
+        post = next(r for r in dc.requests if r.method == "POST")
+        assert post.path == f"/rest/api/2/issue/{key}/comment"
+        assert isinstance(post.body["body"], str)
+        assert post.body["body"].startswith("*bridge: ")
+        dc.reset_counters()
+        assert plan_and_apply(connector, key, kpis(50.0)) == []
+
+
+def test_writes_stay_under_the_per_issue_limit(spec: OpenApiSpec, tmp_path: Path) -> None:
+    limits = ((4, 0.3),)
+    with JiraDouble(spec=spec, write_limits=limits) as site:
+        key = story(site)
+        connector = connect(
+            site,
+            pacer=IssueWritePacer(limits),
+            writeback={"fields": {"effort.variance_pct": "SPI"}},
+        )
+        connector.prepare(rules(tmp_path))
+        for n in range(5):
+            plan_and_apply(connector, key, kpis(float(n)))
+        statuses = [r.status for r in site.requests if r.method in ("PUT", "POST")]
+        assert len(statuses) == 15
+        assert 429 not in statuses
+
+
+def test_issue_write_pacer_waits_per_issue() -> None:
+    now = [0.0]
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        now[0] += seconds
+
+    pacer = IssueWritePacer(((2, 1.0),), margin=0.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(2):
+        pacer.acquire("A")
+        now[0] += 0.25  # the write takes a while; it counts from its answer
+        pacer.release("A")
+    pacer.acquire("B")  # another issue is not slowed
+    assert naps == []
+    pacer.acquire("A")
+    assert naps == [0.75]  # until the first write's answer (at 0.25 s) is a window old
+
+
+# -- webhooks -------------------------------------------------------------------------------------
+
+
+def test_webhooks_through_the_connector(double: JiraDouble, tmp_path: Path) -> None:
+    key = story(double)
+    connector = connect(double)
+    spi = double.field_id("SPI")
+
+    body, headers = double.webhook(
+        "jira:issue_updated",
+        key,
+        secret=SECRET,
+        identifier="delivery-1",
+        changelog_items=[{"field": "status", "fieldId": "status", "toString": "Done"}],
+    )
+    event = connector.parse_webhook(headers, body)
+    assert (event.delivery_id, event.keys, event.ignore_reason) == ("delivery-1", (key,), None)
+
+    echo, echo_headers = double.webhook(
+        "jira:issue_updated", key, secret=SECRET, user_account_id=double.account_id
+    )
+    assert connector.parse_webhook(echo_headers, echo).ignore_reason is not None
+
+    human, human_headers = double.webhook(
+        "jira:issue_updated",
+        key,
+        secret=SECRET,
+        user_account_id=HUMAN_ACCOUNT_ID,
+        changelog_items=[{"field": "SPI", "fieldId": spi, "toString": "1"}],
+    )
+    assert connector.parse_webhook(human_headers, human).ignore_reason == (
+        "only fields bridge writes changed"
+    )
+
+    forged = dict(headers, **{"X-Hub-Signature": "sha256=" + "0" * 64})
+    with pytest.raises(WebhookSignatureError):
+        connector.parse_webhook(forged, body)
+
+
+def test_unsigned_webhooks_are_refused_before_any_request(double: JiraDouble) -> None:
+    raw = settings(double.url)
+    del raw["webhook_secret_env"]
+    connector = make_connector(raw, ConnectorContext())
+    body, headers = double.webhook("jira:issue_created", story(double))
+    double.reset_counters()
+    with pytest.raises(WebhookSignatureError, match="no webhook secret is configured"):
+        connector.parse_webhook(headers, body)
+    assert double.count() == 0
+    allowed = make_connector(dict(raw, webhook_unsigned=True), ConnectorContext())
+    assert allowed.parse_webhook(headers, body).kind == "jira:issue_created"
+
+
+def test_factory_builds_a_working_connector(double: JiraDouble, tmp_path: Path) -> None:
+    key = story(double)
+    connector = make_connector(settings(double.url), ConnectorContext(base_dir=str(tmp_path)))
+    try:
+        connector.prepare(rules(tmp_path))
+        items: list[WorkItem] = list(connector.pull())
+        assert [i.key for i in items] == [key]
+        assert json.dumps(connector.shape.fields)
+    finally:
+        connector.close()

@@ -1,0 +1,243 @@
+"""``sync_source`` end to end against JiraDouble, with a SQLite store: what a scheduled
+``bridge sync`` of a Jira source does, request by request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge.connectors.jira.writes import COMMENT_PROPERTY
+from bridge.errors import ConnectorAuthError
+from bridge.model import WorkItem
+from bridge.store.sqlite import SqliteStore
+from bridge.sync import sync_source
+from bridge.testing import OpenApiSpec
+from bridge.testing.jira_double import JiraDouble
+from tests.connectors.jira.test_connector import (
+    PAT_ENV,
+    T0,
+    connect,
+    double,
+    rules,
+    secrets,
+    spec,
+    store,
+)
+
+__all__ = ["double", "secrets", "spec", "store"]  # fixtures shared with test_connector
+
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+N = 40
+SOURCE = "jira-test"
+
+
+def seed(site: JiraDouble, n: int = N) -> list[str]:
+    return site.bulk_add(
+        n,
+        fields=lambda i: {
+            "issuetype": "Story" if i % 4 else "Bug",
+            "status": ("To Do", "In Progress", "Done")[i % 3],
+            "timeoriginalestimate": 3600 * (4 + i % 5),
+            "timespent": 3600 * (i % 7),
+            "timeestimate": 3600 * (i % 3),
+            "created": T0,
+            "updated": T0 + timedelta(minutes=i),
+        },
+    )
+
+
+def mutations(site: JiraDouble) -> list[tuple[str, str, int]]:
+    return [(r.method, r.path, r.status) for r in site.requests if r.method in ("PUT", "POST")]
+
+
+@pytest.fixture
+def synced(
+    double: JiraDouble, store: SqliteStore, tmp_path: Path
+) -> tuple[JiraDouble, SqliteStore, Path]:
+    seed(double)
+    return double, store, tmp_path
+
+
+def test_first_sync_writes_every_issue_once_and_a_second_writes_nothing(
+    synced: tuple[JiraDouble, SqliteStore, Path],
+) -> None:
+    site, store, tmp_path = synced
+    rule_set = rules(tmp_path)
+    connector = connect(site, store=store)
+
+    first = sync_source(SOURCE, connector, rule_set, store, NOW, concurrency=4)
+
+    assert first.ok, first.failed
+    assert (first.pulled, first.items_written, first.comment_writes) == (N, N, N)
+    writes = mutations(site)
+    assert all(status in (200, 201, 204) for _, _, status in writes)
+    assert len(writes) == 3 * N  # fields, comment, property: per issue
+    for key in site.keys():  # noqa: SIM118 - a method of the double, not a dict
+        assert len(site.comments(key)) == 1
+        assert site.properties(key)[COMMENT_PROPERTY]["id"] == site.comments(key)[0]["id"]
+    assert store.get_cursor(SOURCE) == T0 + timedelta(minutes=N - 1)
+
+    site.reset_counters()
+    connector = connect(site, store=store)  # the next scheduled run is a new process
+    second = sync_source(SOURCE, connector, rule_set, store, NOW, concurrency=4)
+
+    assert second.ok, second.failed
+    assert mutations(site) == []  # ZERO writes
+    assert second.pulled == N  # bridge's own writes made every issue "updated"
+    assert second.unchanged + second.duplicates == N
+    searches = [r for r in site.requests if r.path.endswith("/search/jql")]
+    others = [r.path for r in site.requests if r not in searches]
+    assert others == ["/rest/api/3/myself", "/rest/api/3/field"]  # discovery, then pages only
+    assert 'updated >= "' in searches[0].query["jql"][0]
+
+    site.reset_counters()
+    third = sync_source(SOURCE, connector, rule_set, store, NOW, concurrency=4)
+    assert mutations(site) == []
+    assert third.pulled <= N
+
+
+def test_a_human_change_is_written_back_in_place(
+    synced: tuple[JiraDouble, SqliteStore, Path],
+) -> None:
+    site, store, tmp_path = synced
+    rule_set = rules(tmp_path)
+    connector = connect(site, store=store)
+    sync_source(SOURCE, connector, rule_set, store, NOW)
+    key = site.keys()[1]  # a Story "In Progress"
+    comment_id = site.comments(key)[0]["id"]
+    site.touch(key, status="Done", timeestimate=0)
+    site.reset_counters()
+
+    report = sync_source(SOURCE, connector, rule_set, store, NOW)
+
+    assert report.items_written == 1
+    assert mutations(site) == [
+        ("PUT", f"/rest/api/3/issue/{key}", 204),
+        ("PUT", f"/rest/api/3/issue/{key}/comment/{comment_id}", 200),
+        ("PUT", f"/rest/api/3/issue/{key}/properties/{COMMENT_PROPERTY}", 200),
+    ]
+    assert site.issue(key)["fields"][site.field_id("Bridge phase")]["value"] == "closing"
+    assert len(site.comments(key)) == 1
+
+
+def test_an_issue_deleted_during_the_sync_is_skipped_and_recorded(
+    synced: tuple[JiraDouble, SqliteStore, Path],
+) -> None:
+    site, store, tmp_path = synced
+    victim = site.keys()[5]
+
+    def delete_when_seen(item: WorkItem) -> None:
+        if item.key == victim:
+            site.delete_issue(victim)
+
+    report = sync_source(
+        SOURCE, connect(site, store=store), rules(tmp_path), store, NOW, on_item=delete_when_seen
+    )
+
+    assert report.ok
+    assert [key for key, _ in report.skipped] == [victim]
+    assert "does not exist" in report.skipped[0][1]
+    assert report.items_written == N - 1
+    audit = [(item, action) for _, _, item, action, _ in store.audit_log(SOURCE, limit=500)]
+    assert (victim, "skipped") in audit
+
+
+def test_dry_run_plans_and_writes_nothing(synced: tuple[JiraDouble, SqliteStore, Path]) -> None:
+    site, store, tmp_path = synced
+    report = sync_source(
+        SOURCE, connect(site, store=store), rules(tmp_path), store, NOW, dry_run=True
+    )
+    assert len(report.planned) == N
+    assert mutations(site) == []
+    assert store.get_cursor(SOURCE) is None
+
+
+def test_rate_limits_are_honoured_without_failing_the_sync(
+    synced: tuple[JiraDouble, SqliteStore, Path],
+) -> None:
+    site, store, tmp_path = synced
+    naps: list[float] = []
+    site.inject(429, times=3, method="PUT", retry_after=2, reason="jira-per-issue-on-write")
+    site.inject(429, times=1, method="GET", path="/search/jql", reason="jira-burst-based")
+
+    report = sync_source(
+        SOURCE, connect(site, store=store, sleep=naps.append), rules(tmp_path), store, NOW
+    )
+
+    assert report.ok, report.failed
+    assert report.items_written == N
+    assert naps.count(2.0) == 3  # waited what Retry-After said, per refused write
+    assert 1.0 in naps
+
+
+def test_a_failing_pull_keeps_the_cursor(
+    synced: tuple[JiraDouble, SqliteStore, Path],
+) -> None:
+    site, store, tmp_path = synced
+    connector = connect(site, store=store)
+    sync_source(SOURCE, connector, rules(tmp_path), store, NOW)
+    cursor = store.get_cursor(SOURCE)
+    site.inject(401, method="GET", path="/search/jql")
+    with pytest.raises(ConnectorAuthError):
+        sync_source(SOURCE, connector, rules(tmp_path), store, NOW)
+    assert store.get_cursor(SOURCE) == cursor
+
+
+def test_writes_never_exceed_the_per_issue_limit_under_concurrency(
+    spec: OpenApiSpec, store: SqliteStore, tmp_path: Path
+) -> None:
+    with JiraDouble(spec=spec, max_page=25) as site:
+        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        seed(site, 60)
+        report = sync_source(
+            SOURCE, connect(site, store=store), rules(tmp_path), store, NOW, concurrency=8
+        )
+        assert report.ok
+        assert all(status != 429 for _, _, status in mutations(site))
+        # Writing while paging moves nothing: every issue pulled once, one comment each.
+        assert (report.pulled, report.items_written) == (60, 60)
+        assert len(mutations(site)) == 3 * 60
+        assert all(len(site.comments(k)) == 1 for k in site.keys())  # noqa: SIM118
+
+
+def test_data_center_second_sync_writes_nothing(store: SqliteStore, tmp_path: Path) -> None:
+    """Data Center's search returns no issue properties (JRASERVER-62898): the comment's id
+    and digest come from the store's copy, so the second run makes no request per issue."""
+    with JiraDouble(deployment="datacenter", max_page=20) as site:
+        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        seed(site, 30)
+        dc = {"deployment": "datacenter", "auth": {"pat_env": PAT_ENV}}
+        first = sync_source(SOURCE, connect(site, store=store, **dc), rules(tmp_path), store, NOW)
+        assert first.items_written == 30
+        assert all(len(site.comments(k)) == 1 for k in site.keys())  # noqa: SIM118
+        site.reset_counters()
+
+        second = sync_source(SOURCE, connect(site, store=store, **dc), rules(tmp_path), store, NOW)
+
+        assert mutations(site) == []
+        assert second.unchanged + second.duplicates == 30
+        assert {r.path for r in site.requests} == {
+            "/rest/api/2/myself",
+            "/rest/api/2/field",
+            "/rest/api/2/search",
+        }
+
+
+def test_data_center_without_the_stores_copy_reads_the_property(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    with JiraDouble(deployment="datacenter", max_page=20) as site:
+        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        seed(site, 10)
+        dc = {"deployment": "datacenter", "auth": {"pat_env": PAT_ENV}}
+        sync_source(SOURCE, connect(site, store=store, **dc), rules(tmp_path), store, NOW)
+        fresh = SqliteStore(str(tmp_path / "fresh.db"))  # a new store: no copies, no cursor
+        site.reset_counters()
+
+        sync_source(SOURCE, connect(site, store=fresh, **dc), rules(tmp_path), fresh, NOW)
+
+        assert mutations(site) == []  # each property read once, the digest matched
+        assert site.count("GET", r"/properties/bridge\.comment$") == 10
+        fresh.close()
