@@ -99,6 +99,7 @@ class Jobs:
     def _process(self, source: str, key: str) -> ItemOutcome:
         evaluators = self.runtime.evaluators()
         connector = self.runtime.connector(source)
+        connector.prepare(self.runtime.rules.current)  # cheap when the rules are unchanged
         now = datetime.now(UTC)
         try:
             return process_item(

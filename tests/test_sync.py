@@ -1,0 +1,148 @@
+"""One sync: per-item isolation, cursor and overlap, dry runs, unreadable records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import ConnectorTransportError, ItemNotFoundError, RemoteValidationError
+from bridge.model import WorkItem
+from bridge.rules.loader import load_rules
+from bridge.store import open_store
+from bridge.store.base import Store
+from bridge.sync import sync_source
+from bridge.writeback.plan import SetFields
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+T = datetime(2026, 6, 1, 9, tzinfo=UTC)
+
+
+class Connector:
+    """Items in memory; ``broken`` keys fail on write with the given error."""
+
+    def __init__(self, items: list[WorkItem]) -> None:
+        self.name = "test"
+        self.items = items
+        self.broken: dict[str, Exception] = {}
+        self.writes: list[str] = []
+        self.pulls: list[datetime | None] = []
+        self.skipped_records: list[tuple[str, str]] = []
+        self.fail_pull = False
+
+    def prepare(self, rule_set: object) -> None:
+        pass
+
+    def pull(self, *, since: datetime | None = None) -> Iterator[WorkItem]:
+        self.pulls.append(since)
+        if self.fail_pull:
+            raise ConnectorTransportError("the connection failed")
+        self.skipped_records.append(("BAD-1", "fields.updated: not a date"))
+        for item in self.items:
+            if since is None or (item.updated is not None and item.updated >= since):
+                yield item
+
+    def plan(self, item, decision, kpis, *, currency=None):  # type: ignore[no-untyped-def]
+        return [] if item.key in self.writes else [SetFields({"work_type": decision.work_type})]
+
+    def apply(self, item: WorkItem, ops: object) -> None:
+        if item.key in self.broken:
+            raise self.broken[item.key]
+        self.writes.append(item.key)
+
+    def fetch(self, key: str) -> WorkItem:
+        raise NotImplementedError
+
+    def parse_webhook(self, headers: object, body: bytes) -> object:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    made = open_store(f"sqlite://{tmp_path / 'state.db'}")
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def rules(tmp_path: Path):  # type: ignore[no-untyped-def]
+    (tmp_path / "r.yaml").write_text(
+        "bridge: 1\nrules:\n  - {id: i, when: {field: type, equals: Incident}, "
+        "then: {work_type: service}}\n"
+    )
+    return load_rules([tmp_path / "r.yaml"])
+
+
+def items(n: int) -> list[WorkItem]:
+    return [
+        WorkItem(f"I-{i}", "test", type="Incident", updated=T + timedelta(minutes=i))
+        for i in range(n)
+    ]
+
+
+def test_one_failing_item_does_not_stop_the_others(store, rules) -> None:
+    connector = Connector(items(4))
+    connector.broken = {
+        "I-1": RemoteValidationError("field 'SPI' cannot be set"),
+        "I-2": ItemNotFoundError("I-2 is gone", item_key="I-2"),
+    }
+    report = sync_source("src", connector, rules, store, NOW)
+    assert sorted(connector.writes) == ["I-0", "I-3"]
+    assert report.failed == [("I-1", "field 'SPI' cannot be set")]
+    assert ("I-2", "I-2 is gone") in report.skipped
+    assert ("BAD-1", "fields.updated: not a date") in report.skipped
+    assert not report.ok
+    actions = {(item, action) for _, _, item, action, _ in store.audit_log("src")}
+    assert {
+        ("I-1", "failed"),
+        ("I-2", "skipped"),
+        ("BAD-1", "skipped"),
+        ("I-0", "written"),
+    } <= actions
+
+
+def test_cursor_overlap_and_duplicates(store, rules) -> None:
+    connector = Connector(items(3))
+    first = sync_source("src", connector, rules, store, NOW, overlap=timedelta(minutes=5))
+    assert first.cursor == T + timedelta(minutes=2)
+    assert store.get_cursor("src") == T + timedelta(minutes=2)
+    second = sync_source("src", connector, rules, store, NOW, overlap=timedelta(minutes=5))
+    assert connector.pulls[-1] == T - timedelta(minutes=3)  # cursor − overlap
+    assert second.duplicates == 3  # same items at the same `updated`: dropped
+    assert second.items_written == 0
+    connector.items.append(
+        WorkItem("I-9", "test", type="Incident", updated=T + timedelta(minutes=9))
+    )
+    third = sync_source("src", connector, rules, store, NOW, overlap=timedelta(minutes=5))
+    assert third.items_written == 1
+    assert store.get_cursor("src") == T + timedelta(minutes=9)
+
+
+def test_dry_run_plans_but_writes_and_moves_nothing(store, rules) -> None:
+    connector = Connector(items(2))
+    report = sync_source("src", connector, rules, store, NOW, dry_run=True)
+    assert connector.writes == []
+    assert set(report.planned) == {"I-0", "I-1"}
+    assert store.get_cursor("src") is None
+
+
+def test_a_failed_pull_leaves_the_cursor(store, rules) -> None:
+    connector = Connector(items(2))
+    sync_source("src", connector, rules, store, NOW)
+    cursor = store.get_cursor("src")
+    connector.fail_pull = True
+    with pytest.raises(ConnectorTransportError):
+        sync_source("src", connector, rules, store, NOW)
+    assert store.get_cursor("src") == cursor
+
+
+def test_full_ignores_the_cursor(store, rules) -> None:
+    connector = Connector(items(2))
+    sync_source("src", connector, rules, store, NOW)
+    sync_source("src", connector, rules, store, NOW, full=True)
+    assert connector.pulls == [None, None]
