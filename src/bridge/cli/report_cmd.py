@@ -14,32 +14,21 @@ import click
 from rich.table import Table
 
 from bridge.cli import fail, handle_errors, stdout
-from bridge.cli.classify_cmd import (
+from bridge.cli.options import (
     INPUT_OPTION,
     NOW_OPTION,
     RULES_OPTION,
-    _items,
-    _now,
-    _paths_or_bundled,
+    evaluate_export,
+    format_option,
+    instant_option,
+    now_from,
+    paths_or_bundled,
 )
-from bridge.kpi.compute import KpiEngine
-from bridge.kpi.portfolio import Evaluated, GroupFigures, portfolio
+from bridge.kpi.portfolio import GroupFigures, portfolio
 from bridge.kpi.result import iso
-from bridge.model import FIELD_TYPES
-from bridge.rules.engine import Engine
-from bridge.rules.loader import load_rules
-from bridge.timefmt import parse_instant
+from bridge.model import FIELD_TYPES, WorkItem
 
 __all__ = ["report"]
-
-
-def _instant_option(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise fail(f"{name}: {exc}") from None
 
 
 def _check_group(by: str | None) -> None:
@@ -64,14 +53,7 @@ def _check_group(by: str | None) -> None:
 )
 @click.option("--since", metavar="ISO", help="Only items created at or after this instant.")
 @click.option("--until", metavar="ISO", help="Only items created before this instant.")
-@click.option(
-    "--format",
-    "-f",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", "csv")
 @handle_errors
 def report(
     rules: tuple[str, ...],
@@ -85,23 +67,18 @@ def report(
     """Portfolio KPIs: the work mix, SLA attainment, CSAT and TCO by service, SPI and CPI by
     project (KPIS.md, "Portfolio"). Ratios are ratios of sums."""
     _check_group(group_by)
-    rule_paths, input_paths = _paths_or_bundled(rules, inputs)
-    now = _now(now_text)
-    start = _instant_option("--since", since)
-    end = _instant_option("--until", until)
-    rule_set = load_rules(rule_paths)
-    engine = Engine(rule_set)
-    items = [
-        item
-        for item in _items(input_paths)
-        if (start is None or (item.created is not None and item.created >= start))
-        and (end is None or (item.created is not None and item.created < end))
-    ]
-    kpi_engine = KpiEngine.for_items(rule_set, items)
-    evaluated = []
-    for item in items:
-        decision = engine.classify(item, now)
-        evaluated.append(Evaluated(item, decision, kpi_engine.compute(item, decision, now)))
+    rule_paths, input_paths = paths_or_bundled(rules, inputs)
+    now = now_from(now_text)
+    start = instant_option("--since", since)
+    end = instant_option("--until", until)
+
+    def in_period(item: WorkItem) -> bool:
+        created = item.created
+        return (start is None or (created is not None and created >= start)) and (
+            end is None or (created is not None and created < end)
+        )
+
+    rule_set, _, evaluated = evaluate_export(rule_paths, input_paths, now, in_period)
     min_sample = rule_set.kpi.csat_min_sample
     currency = rule_set.kpi.currency or ""
     if group_by is not None:

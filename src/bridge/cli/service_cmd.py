@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import click
 
-from bridge.cli import fail, handle_errors, stdout
-from bridge.config import load_config
+from bridge.cli import handle_errors, stdout
+from bridge.cli.options import CONFIG_OPTION, config_from
 
 __all__ = ["serve", "worker"]
-
-
-def _config(path: str) -> Any:
-    if not Path(path).exists():
-        raise fail(f"no {path}; create it (see the README, 'Configuration') or pass --config")
-    return load_config(path)
-
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default="bridge.yaml",
-    show_default=True,
-)
 
 
 @click.command()
@@ -45,7 +28,7 @@ def serve(config_path: str, bind: str, workers: int) -> None:
 
     Also serves /healthz, /status (which rule set is in force) and /metrics (Prometheus).
     """
-    config = _config(config_path)
+    config = config_from(config_path)
     from gunicorn.app.base import BaseApplication  # noqa: PLC0415 - only the server needs it
 
     from bridge.service.app import create_app  # noqa: PLC0415
@@ -84,7 +67,7 @@ def serve(config_path: str, bind: str, workers: int) -> None:
 @handle_errors
 def worker(config_path: str, workers: int) -> None:
     """Run queued jobs: items from webhooks, and the scheduled syncs of bridge.yaml."""
-    config = _config(config_path)
+    config = config_from(config_path)
     from bridge.service.runtime import Runtime  # noqa: PLC0415
     from bridge.service.tasks import Jobs, make_huey  # noqa: PLC0415
 

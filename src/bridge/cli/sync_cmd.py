@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 import click
 
-from bridge.cli import fail, handle_errors, stdout
-from bridge.cli.classify_cmd import NOW_OPTION, _now
-from bridge.config import load_config
+from bridge.cli import handle_errors, stdout
+from bridge.cli.options import CONFIG_OPTION, NOW_OPTION, config_from, now_from
 from bridge.connectors.base import ConnectorContext, LiveConnector
 from bridge.errors import ConfigError
 from bridge.plugins import default_registry
@@ -21,15 +17,7 @@ __all__ = ["sync"]
 
 
 @click.command()
-@click.option(
-    "--config",
-    "-c",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default="bridge.yaml",
-    show_default=True,
-    help="The bridge.yaml to use.",
-)
+@CONFIG_OPTION
 @click.option(
     "--source",
     "-s",
@@ -45,13 +33,9 @@ def sync(
     config_path: str, sources: tuple[str, ...], dry_run: bool, full: bool, now_text: str | None
 ) -> None:
     """Sync live sources once: pull what changed, classify, compute KPIs, write back."""
-    if not Path(config_path).exists():
-        raise fail(
-            f"no {config_path}; create it (see the README, 'Configuration') or pass --config"
-        )
-    config = load_config(config_path)
+    config = config_from(config_path)
     rule_set = load_rules(config.rules)
-    now = _now(now_text) if now_text else datetime.now(UTC)
+    now = now_from(now_text)
     registry = default_registry()
     store = open_store(config.store)
     selected = [config.source(name) for name in sources] if sources else list(config.sources)

@@ -7,7 +7,7 @@ written so ``explain`` and test reports can point at it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ __all__ = [
     "Rule",
     "RuleSet",
     "SlaDef",
+    "leaves",
 ]
 
 
@@ -108,6 +109,19 @@ class NotOf:
 
 
 Cond = Leaf | AllOf | AnyOf | NotOf
+
+
+def leaves(cond: Cond | None) -> Iterator[Leaf]:
+    """Every leaf condition of a tree, in order."""
+    if cond is None:
+        return
+    if isinstance(cond, Leaf):
+        yield cond
+    elif isinstance(cond, AllOf | AnyOf):
+        for child in cond.children:
+            yield from leaves(child)
+    else:
+        yield from leaves(cond.child)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +215,28 @@ class RuleSet:
     files: tuple[str, ...]
     disabled: tuple[Rule, ...] = ()
     kpi: KpiConfig = field(default_factory=KpiConfig)
+
+    def conditions(self) -> Iterator[Cond]:
+        """Every condition the rule set evaluates: rules, SLA conditions and goals, rates."""
+        for rule in self.rules:
+            yield rule.when
+        for sla in self.slas.values():
+            yield from (c for c in (sla.start, sla.pause, sla.stop, sla.cancel) if c is not None)
+            yield from (when for when, _ in sla.goals if when is not None)
+        yield from (when for when, _ in self.kpi.rates if when is not None)
+
+    def field_refs(self) -> Iterator[FieldRef]:
+        """Every field the rule set reads — what a connector must ask its system for."""
+        for cond in self.conditions():
+            for leaf in leaves(cond):
+                yield leaf.field
+        for refs in self.kpi.inputs.values():
+            yield from refs
+        yield from self.kpi.cost_fields
+
+    def kpi_groups(self) -> set[str]:
+        """The KPI groups (``evm``, ``sla.<name>``...) any rule or the default asks for."""
+        groups: set[str] = set(self.default.kpis)
+        for rule in self.rules:
+            groups.update(rule.then.kpis)
+        return groups

@@ -19,13 +19,23 @@ the reference the generated code is tested against.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from bridge.model import Classification, FieldType, WorkItem
-from bridge.rules.ast import AllOf, AnyOf, Cond, FieldRef, Leaf, NotOf, Rule, RuleSet
+from bridge.rules.ast import (
+    AllOf,
+    AnyOf,
+    Cond,
+    FieldRef,
+    Leaf,
+    NotOf,
+    Rule,
+    RuleSet,
+    leaves,
+)
 
 __all__ = [
     "Engine",
@@ -409,16 +419,6 @@ def _required_values(cond: Cond, field: str) -> frozenset[Any] | None:
     return None
 
 
-def _leaves(cond: Cond) -> Iterable[Leaf]:
-    if isinstance(cond, Leaf):
-        yield cond
-    elif isinstance(cond, AllOf | AnyOf):
-        for child in cond.children:
-            yield from _leaves(child)
-    else:
-        yield from _leaves(cond.child)
-
-
 # Dispatch key parts for values no rule asks for, and for raw values that are not text
 # (which every rule must still see, because raw values compare loosely).
 OTHER = "\x00other"
@@ -437,7 +437,7 @@ def _choose_dispatch(rules: tuple[Rule, ...], limit: int = 3) -> list[_DispatchF
     is the one that most shrinks the candidates the fields chosen so far leave."""
     refs: dict[str, FieldRef] = {}
     for rule in rules:
-        for leaf in _leaves(rule.when):
+        for leaf in leaves(rule.when):
             if leaf.field.type in _DISPATCHABLE or leaf.field.type is None:
                 refs.setdefault(leaf.field.name, leaf.field)
     table = {name: tuple(_required_values(rule.when, name) for rule in rules) for name in refs}

@@ -61,7 +61,7 @@ from bridge.errors import (
 )
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
-from bridge.rules.ast import AllOf, AnyOf, Cond, FieldRef, Leaf, NotOf, RuleSet
+from bridge.rules.ast import RuleSet
 from bridge.rules.compile import KPI_GROUPS, did_you_mean
 from bridge.store.base import Store
 from bridge.timefmt import parse_jira_instant
@@ -511,43 +511,13 @@ def make_connector(settings: Mapping[str, Any], context: ConnectorContext) -> Ji
 # --------------------------------------------------------------------------------------------
 
 
-def _leaves(cond: Cond) -> Iterator[Leaf]:
-    if isinstance(cond, Leaf):
-        yield cond
-    elif isinstance(cond, AllOf | AnyOf):
-        for child in cond.children:
-            yield from _leaves(child)
-    elif isinstance(cond, NotOf):
-        yield from _leaves(cond.child)
-
-
-def _conditions(rule_set: RuleSet) -> Iterator[Cond]:
-    for rule in rule_set.rules:
-        yield rule.when
-    for sla in rule_set.slas.values():
-        yield from (when for when, _ in sla.goals if when is not None)
-        yield from (c for c in (sla.start, sla.pause, sla.stop, sla.cancel) if c is not None)
-    yield from (when for when, _ in rule_set.kpi.rates if when is not None)
-
-
 def raw_paths(rule_set: RuleSet) -> list[tuple[str, ...]]:
     """Every ``raw.<path>`` the rules, SLAs and KPI settings read, as path segments."""
-    refs: list[FieldRef] = [leaf.field for c in _conditions(rule_set) for leaf in _leaves(c)]
-    refs.extend(ref for group in rule_set.kpi.inputs.values() for ref in group)
-    refs.extend(rule_set.kpi.cost_fields)
     out: list[tuple[str, ...]] = []
-    for ref in refs:
+    for ref in rule_set.field_refs():
         if ref.is_raw and ref.raw_path not in out:
             out.append(ref.raw_path)
     return out
-
-
-def kpi_groups_used(rule_set: RuleSet) -> set[str]:
-    """The KPI groups (``evm``, ``sla.time-to-resolution``...) any rule or the default asks for."""
-    groups: set[str] = set(rule_set.default.kpis)
-    for rule in rule_set.rules:
-        groups.update(rule.then.kpis)
-    return groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -765,7 +735,7 @@ class JiraConnector:
             self._shape_digest = rule_set.digest
 
     def _check_writeback_keys(self, rule_set: RuleSet) -> None:
-        used = kpi_groups_used(rule_set)
+        used = rule_set.kpi_groups()
         for key in self.settings.writeback_fields:
             match = _WRITEBACK_KEY.match(key)
             sla = match.group("sla") if match else None
@@ -792,7 +762,7 @@ class JiraConnector:
         wanted.extend(t.id for t in self._spec.targets.values())
         changelog = False
         if rule_set is not None:
-            groups = kpi_groups_used(rule_set)
+            groups = rule_set.kpi_groups()
             slas = [
                 rule_set.slas[g[4:]]
                 for g in groups

@@ -63,7 +63,7 @@ from bridge.errors import (
 )
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
-from bridge.rules.ast import AllOf, AnyOf, Cond, FieldRef, Leaf, NotOf, RuleSet
+from bridge.rules.ast import RuleSet
 from bridge.store.base import Store
 from bridge.writeback.plan import UpsertSummary, WriteOp
 
@@ -394,34 +394,6 @@ def _user(section: Mapping[str, Any], source: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _refs(cond: Cond | None) -> Iterator[FieldRef]:
-    if cond is None:
-        return
-    if isinstance(cond, Leaf):
-        yield cond.field
-    elif isinstance(cond, AllOf | AnyOf):
-        for child in cond.children:
-            yield from _refs(child)
-    elif isinstance(cond, NotOf):
-        yield from _refs(cond.child)
-
-
-def _rule_set_refs(rule_set: RuleSet) -> Iterator[FieldRef]:
-    for rule in rule_set.rules:
-        yield from _refs(rule.when)
-    for sla in rule_set.slas.values():
-        for cond in (sla.start, sla.pause, sla.stop, sla.cancel):
-            yield from _refs(cond)
-        for when, _ in sla.goals:
-            yield from _refs(when)
-    kpi = rule_set.kpi
-    for refs in kpi.inputs.values():
-        yield from refs
-    yield from kpi.cost_fields
-    for when, _ in kpi.rates:
-        yield from _refs(when)
-
-
 def fields_for_rules(rule_set: RuleSet | None, writeback: Iterable[str] = ()) -> tuple[str, ...]:
     """``sysparm_fields``: what the mapping reads, every ``raw.*`` path the rules, SLAs and
     KPI inputs read (``raw.caller_id.location.name`` dot-walks ``caller_id.location.name``;
@@ -429,7 +401,7 @@ def fields_for_rules(rule_set: RuleSet | None, writeback: Iterable[str] = ()) ->
     columns bridge writes (to compare before writing)."""
     names = dict.fromkeys(BASE_FIELDS)
     if rule_set is not None:
-        for ref in _rule_set_refs(rule_set):
+        for ref in rule_set.field_refs():
             if not ref.is_raw or not ref.raw_path:
                 continue
             path = list(ref.raw_path)

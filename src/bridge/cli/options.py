@@ -1,0 +1,159 @@
+"""Options and input helpers the commands share, so flags read the same everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bridge.cli import fail, stderr
+from bridge.config import Config, load_config
+from bridge.connectors.files import read_export
+from bridge.kpi.compute import KpiEngine
+from bridge.kpi.portfolio import Evaluated
+from bridge.model import WorkItem
+from bridge.plugins import default_registry
+from bridge.rules.ast import RuleSet
+from bridge.rules.engine import Engine
+from bridge.rules.loader import load_rules
+from bridge.timefmt import parse_instant
+
+__all__ = [
+    "CONFIG_OPTION",
+    "INPUT_OPTION",
+    "NOW_OPTION",
+    "RULES_OPTION",
+    "bundled_path",
+    "config_from",
+    "evaluate_export",
+    "format_option",
+    "instant_option",
+    "now_from",
+    "paths_or_bundled",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+RULES_OPTION = click.option(
+    "--rules",
+    "-r",
+    "rules",
+    multiple=True,
+    type=click.Path(),
+    help="Rule file or folder (repeatable; default: bundled rules).",
+)
+INPUT_OPTION = click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    type=click.Path(),
+    help="Export file or folder (repeatable; default: bundled export).",
+)
+NOW_OPTION = click.option(
+    "--now",
+    "now_text",
+    metavar="ISO",
+    help="The instant to evaluate at (default: the current time).",
+)
+CONFIG_OPTION = click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default="bridge.yaml",
+    show_default=True,
+    help="The bridge.yaml to use.",
+)
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    """``--format/-f``, the first choice being the default."""
+    return click.option(
+        "--format",
+        "-f",
+        "output_format",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+    )
+
+
+def instant_option(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 option value, or a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise fail(f"{name}: {exc}") from None
+
+
+def now_from(value: str | None) -> datetime:
+    """``--now``, or the current time to the second."""
+    return instant_option("--now", value) or datetime.now(UTC).replace(microsecond=0)
+
+
+def config_from(path: str) -> Config:
+    if not Path(path).exists():
+        raise fail(f"no {path}; create it (see the README, 'Configuration') or pass --config")
+    return load_config(path)
+
+
+def bundled_path(kind: str) -> Path:
+    """The rules or example export shipped with bridge (in the wheel, or in a checkout)."""
+    inside = Path(str(resources.files("bridge"))) / "_bundled"
+    checkout = Path(__file__).resolve().parents[3]
+    candidates = {
+        "rules": [inside / "rules", checkout / "rules"],
+        "export": [inside / "examples" / "export", checkout / "examples" / "export"],
+    }[kind]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise fail(f"no bundled {kind} found; pass --{'rules' if kind == 'rules' else 'input'}")
+
+
+def paths_or_bundled(rules: Sequence[str], inputs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The rule and export paths given, the bundled ones for what is not (said on stderr)."""
+    rule_paths = list(rules) or [str(bundled_path("rules"))]
+    input_paths = list(inputs) or [str(bundled_path("export"))]
+    if not rules or not inputs:
+        stderr.print(
+            f"using {'bundled ' if not rules else ''}rules {', '.join(rule_paths)} and "
+            f"{'bundled ' if not inputs else ''}export {', '.join(input_paths)}",
+            style="dim",
+            markup=False,
+        )
+    return rule_paths, input_paths
+
+
+def read_items(inputs: Sequence[str]) -> list[WorkItem]:
+    formats = list(default_registry().formats.values())
+    items: list[WorkItem] = []
+    for entry in inputs:
+        items.extend(read_export(Path(entry), formats))
+    return items
+
+
+def evaluate_export(
+    rule_paths: Sequence[str],
+    input_paths: Sequence[str],
+    now: datetime,
+    keep: Callable[[WorkItem], bool] | None = None,
+) -> tuple[RuleSet, Engine, list[Evaluated]]:
+    """Load the rules, read the export, and classify every item (kept by ``keep``) with its
+    KPIs; status categories seen in the export help replay histories."""
+    rule_set = load_rules(rule_paths)
+    engine = Engine(rule_set)
+    items = [item for item in read_items(input_paths) if keep is None or keep(item)]
+    kpis = KpiEngine.for_items(rule_set, items)
+    evaluated = []
+    for item in items:
+        decision = engine.classify(item, now)
+        evaluated.append(Evaluated(item, decision, kpis.compute(item, decision, now)))
+    return rule_set, engine, evaluated
