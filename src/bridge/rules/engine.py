@@ -473,10 +473,23 @@ class Engine:
         self._dispatch = _choose_dispatch(self._rules)
         self.dispatch_fields = tuple(d.ref.name for d in self._dispatch)
         self._consts: dict[str, Any] = {}
-        self._key = self._build_key()
         self._matchers: dict[tuple[Any, ...], Matcher] = {}
+        self._key, self._match = self._build_dispatch()
         self._outcomes = [rule.then for rule in self._rules]
         self._ids = [rule.id for rule in self._rules]
+        # A decision without a status-dependent phase is the same for every item: built once.
+        self._fixed: list[Classification | None] = [
+            None
+            if rule.then.phase is not None and rule.then.phase.constant is None
+            else rule.then.classify(WorkItem("", ""), rule.id)
+            for rule in self._rules
+        ]
+        default = rule_set.default
+        self._default = (
+            None
+            if default.phase is not None and default.phase.constant is None
+            else default.classify(WorkItem("", ""), None)
+        )
         self._decisions: dict[tuple[int, str | None, str | None], Classification] = {}
         self.sources: list[str] = []
 
@@ -486,26 +499,47 @@ class Engine:
         self._matcher(tuple(OTHER for _ in self._dispatch))
         return "\n".join(self.sources)
 
-    def _build_key(self) -> Callable[[WorkItem], tuple[Any, ...]]:
-        consts: dict[str, Any] = {"OTHER": OTHER, "ANY": ANY}
-        lines = ["def key(item):"]
+    def _build_dispatch(self) -> tuple[Callable[[WorkItem], tuple[Any, ...]], Matcher]:
+        """The dispatch key of an item, and ``match`` itself: one generated function that
+        computes the key, finds (or builds) its matcher and calls it."""
+        consts: dict[str, Any] = {
+            "OTHER": OTHER,
+            "ANY": ANY,
+            "TABLE": self._matchers,
+            "BUILD": self._matcher,
+        }
+        reads: list[str] = []
         parts = []
         for n, field in enumerate(self._dispatch):
             known = f"K{n}"
             consts[known] = field.known
             if field.ref.type is None:
                 consts[f"G{n}"] = raw_getter(field.ref)
-                lines.append(f"    a{n} = G{n}(item)")
+                reads.append(f"    a{n} = G{n}(item)")
                 parts.append(
                     f"((a{n} if a{n} in {known} else OTHER) if type(a{n}) is str else ANY)"
                 )
             else:
-                lines.append(f"    a{n} = item.{field.ref.name}")
+                reads.append(f"    a{n} = item.{field.ref.name}")
                 parts.append(f"(a{n} if a{n} in {known} else OTHER)")
-        lines.append(f"    return ({', '.join(parts)}{',' if len(parts) == 1 else ''})")
-        exec(compile("\n".join(lines) + "\n", "<dispatch key>", "exec"), consts)  # noqa: S102
-        key: Callable[[WorkItem], tuple[Any, ...]] = consts["key"]
-        return key
+        key = f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+        source = "\n".join(
+            [
+                "def key(item):",
+                *reads,
+                f"    return {key}",
+                "def match(item, now):",
+                *reads,
+                f"    k = {key}",
+                "    m = TABLE.get(k)",
+                "    if m is None:",
+                "        m = BUILD(k)",
+                "    return m(item, now)",
+                "",
+            ]
+        )
+        exec(compile(source, "<dispatch>", "exec"), consts)  # noqa: S102 - see the docstring
+        return consts["key"], consts["match"]
 
     def _admits(self, index: int, key: tuple[Any, ...]) -> bool:
         """Whether rule ``index`` can match an item whose dispatch values are ``key``."""
@@ -543,14 +577,15 @@ class Engine:
 
     def match(self, item: WorkItem, now: datetime) -> int:
         """The index in ``rule_set.rules`` of the first matching rule, or -1."""
-        key = self._key(item)
-        matcher = self._matchers.get(key) or self._matcher(key)
-        return matcher(item, now)
+        return self._match(item, now)
 
     def classify(self, item: WorkItem, now: datetime) -> Classification:
-        index = self.match(item, now)
+        index = self._match(item, now)
         if index < 0:
-            return self.rule_set.default.classify(item, None)
+            return self._default or self.rule_set.default.classify(item, None)
+        fixed = self._fixed[index]
+        if fixed is not None:
+            return fixed
         cache_key = (index, item.status, item.status_category)
         decision = self._decisions.get(cache_key)
         if decision is None:
