@@ -232,12 +232,31 @@ class _Gen:
                 f"    {name} = {base}.casefold() if type({base}) is str "
                 f"else {self.const(_fold)}({base})"
             )
+        elif ref.type is None and len(ref.raw_path) == 1:
+            # One segment: read the dict inline; anything unusual goes through the getter.
+            getter = self.const(raw_getter(ref))
+            raw = self.raw_local()
+            self.lines.append(
+                f"    {name} = {raw}.get({self.const(ref.raw_path[0])}) "
+                f"if type({raw}) is dict else {getter}(item)"
+            )
+            self.lines.append(
+                f"    if {name} is not None and type({name}) not in "
+                f"{self.const(_SCALARS)}:\n        {name} = {getter}(item)"
+            )
         elif ref.type is None:
             self.lines.append(f"    {name} = {self.const(raw_getter(ref))}(item)")
         else:
             self.lines.append(f"    {name} = item.{ref.name}")
         self.reads[key] = name
         return name
+
+    def raw_local(self) -> str:
+        """The local holding ``item.raw``, read on first use."""
+        if ("raw", False) not in self.reads:
+            self.reads[("raw", False)] = "raw"
+            self.lines.append("    raw = item.raw")
+        return "raw"
 
     def cond(self, cond: Cond) -> str:
         """An expression for ``cond``; ``"True"`` / ``"False"`` when the known values decide."""
