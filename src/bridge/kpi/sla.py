@@ -11,7 +11,7 @@ definition, the calendar and ``now``, so any past answer can be recomputed exact
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -240,16 +240,18 @@ def _synthesized(item: WorkItem, created: datetime) -> list[Snapshot]:
     return [(created, initial), (began, item)]
 
 
-@dataclass(slots=True)
 class Cycle:
     """One run of an SLA clock from start to stop (or cancel, or still going at ``now``)."""
 
-    start: datetime
-    end: datetime | None = None
-    cancelled: bool = False
-    pauses: list[tuple[datetime, datetime]] = field(default_factory=list)
-    paused_since: datetime | None = None
-    last_state: WorkItem | None = None
+    __slots__ = ("cancelled", "end", "last_state", "paused_since", "pauses", "start")
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.end: datetime | None = None
+        self.cancelled = False
+        self.pauses: list[tuple[datetime, datetime]] = []
+        self.paused_since: datetime | None = None
+        self.last_state: WorkItem | None = None
 
 
 _NAMES = (
@@ -364,6 +366,8 @@ def _goal(clock: Clock, state: WorkItem, at: datetime) -> float | None:
 
 def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> datetime:
     """The instant the clock reached ``goal``: walk the running spans between pauses."""
+    if not cycle.pauses:  # one running span: the goal ran out at start + goal
+        return calendar.add(cycle.start, goal)
     spent = 0.0
     cursor = cycle.start
     spans: list[tuple[datetime, datetime]] = []
