@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, cast
 
 from bridge.kpi.calendar import Calendar
@@ -152,6 +153,7 @@ class _State:
         return getattr(self._base, name)
 
 
+_AT = attrgetter("at")
 _REPLAYED = frozenset(("status", "priority", "assignee", "labels", "type", "components", "due"))
 
 
@@ -181,7 +183,7 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     created = item.created
     if created is None:
         return Missing("no creation date to start the clock")
-    changes = sorted((c for c in item.history if c.field in _REPLAYED), key=lambda c: c.at)
+    changes = sorted((c for c in item.history if c.field in _REPLAYED), key=_AT)
     if not changes:
         return _synthesized(item, created)
     initial: dict[str, Any] = {}
@@ -301,22 +303,21 @@ class Clock:
 
 
 def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycle]:
+    """The clock's cycles over the item's states, oldest first (the last may be running)."""
     cycles: list[Cycle] = []
     current: Cycle | None = None
     on_created = clock.sla.start_on_created
     start, cancel, stop, pause = clock.start, clock.cancel, clock.stop, clock.pause
-    first = True
     for at, state in snapshots:
         if at > now:
             break
         if current is None:
             if on_created:
-                starts, first = first, False
-            else:
-                starts = start is not None and start(state, at)
-            if not starts:
+                if cycles:  # a clock started on creation runs once: nothing more to see
+                    break
+            elif start is None or not start(state, at):
                 continue
-            current = Cycle(start=at)
+            current = Cycle(at)
         current.last_state = state
         if cancel is not None and cancel(state, at):
             current.end, current.cancelled = at, True
@@ -324,9 +325,10 @@ def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycl
             current.end = at
         else:
             paused = pause is not None and pause(state, at)
-            if paused and current.paused_since is None:
-                current.paused_since = at
-            elif not paused and current.paused_since is not None:
+            if paused:
+                if current.paused_since is None:
+                    current.paused_since = at
+            elif current.paused_since is not None:
                 current.pauses.append((current.paused_since, at))
                 current.paused_since = None
             continue
