@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from bridge.kpi.calendar import Calendar, calendar_from_spec
+from bridge.kpi.calendar import Calendar
+from bridge.kpi.calendar_spec import calendar_from_spec
 from bridge.kpi.inputs import Inputs, number
 from bridge.kpi.project import ProjectInputs, cost_kpis, effort_kpis, evm_kpis, schedule_kpis
 from bridge.kpi.result import KpiResult, Missing

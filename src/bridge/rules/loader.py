@@ -58,7 +58,7 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Diagnostic
 
 
 def _calendar_problems(spec: Mapping[str, Any]) -> list[tuple[Path_, str]]:
-    from bridge.kpi.calendar import check_calendar_spec  # noqa: PLC0415 - keeps startup light
+    from bridge.kpi.calendar_spec import check_calendar_spec  # noqa: PLC0415 - keeps startup light
 
     return [(tuple(problem.path), problem.message) for problem in check_calendar_spec(spec)]
 
