@@ -1,8 +1,8 @@
 """KPI engine speed: 100,000 items, each with two SLAs and the project KPIs where they apply.
 
 Run: .venv/bin/python bench/bench_kpis.py [--items N] [--quick]
-Prints the time of the KPI computation alone (classification is timed by bench_classify.py),
-split by service and project items, and the per-item cost. Target: under 5 s on one core.
+Prints the time of the KPI computation alone (classification is timed by bench_classify.py)
+and the per-item cost. Target: under 5 s on one core.
 """
 
 from __future__ import annotations

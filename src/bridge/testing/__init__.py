@@ -9,5 +9,13 @@ from __future__ import annotations
 
 from bridge.testing.jira_double import JiraDouble, JqlError
 from bridge.testing.openapi import OpenApiSpec, OperationInfo, OperationMatch
+from bridge.testing.servicenow_double import ServiceNowDouble
 
-__all__ = ["JiraDouble", "JqlError", "OpenApiSpec", "OperationInfo", "OperationMatch"]
+__all__ = [
+    "JiraDouble",
+    "JqlError",
+    "OpenApiSpec",
+    "OperationInfo",
+    "OperationMatch",
+    "ServiceNowDouble",
+]
