@@ -107,6 +107,7 @@ class Calendar:
     _chunks: dict[int, _Chunk] = field(init=False, repr=False, compare=False)
     _holiday_years: dict[int, frozenset[date]] = field(init=False, repr=False, compare=False)
     _midnights: dict[date, datetime] = field(init=False, repr=False, compare=False)
+    _points: dict[datetime, tuple[int, int]] = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +141,7 @@ class Calendar:
         setattr_(self, "_chunks", {})
         setattr_(self, "_holiday_years", {})
         setattr_(self, "_midnights", {})
+        setattr_(self, "_points", {})
         setattr_(self, "_lock", threading.Lock())
 
     def __reduce__(self) -> tuple[type[Calendar], tuple[Any, ...]]:
@@ -158,17 +160,25 @@ class Calendar:
 
     # -- queries ------------------------------------------------------------------------------
 
+    def _point(self, t: datetime) -> tuple[int, int]:
+        """(UTC µs, local date ordinal) of an instant, remembered: the same instants recur
+        (an item's creation in each of its SLAs, ``now`` in every running one)."""
+        point = self._points.get(t)
+        if point is None:
+            point = (_to_us(t), t.astimezone(self._tz).toordinal())
+            if len(self._points) >= 8192:
+                self._points.clear()
+            self._points[t] = point
+        return point
+
     def elapsed(self, a: datetime, b: datetime) -> float:
         """B(a, b): seconds of [a, b) inside working time; 0 when b <= a."""
-        ua = _to_us(a)
-        ub = _to_us(b)
+        ua, na = self._point(a)
+        ub, nb = self._point(b)
         if ub <= ua:
             return 0.0
         if self._always_open:
             return (ub - ua) / _US
-        tz = self._tz
-        na = a.astimezone(tz).toordinal()
-        nb = b.astimezone(tz).toordinal()
         ca = na >> _CHUNK_BITS
         ja = na & _CHUNK_MASK
         chunk_a = self._chunks.get(ca) or self._chunk(ca)
@@ -208,10 +218,9 @@ class Calendar:
         if not 0 <= seconds < math.inf:
             raise ValueError(f"cannot add {seconds!r} seconds of working time; need >= 0")
         rem = round(seconds * _US)
-        ua = _to_us(a)
+        ua, n = self._point(a)
         if rem == 0 or self._always_open:
             return _from_us(ua + rem)
-        n = a.astimezone(self._tz).toordinal()
         c = n >> _CHUNK_BITS
         j = n & _CHUNK_MASK
         for s, e in self._chunk(c).spans[j]:
