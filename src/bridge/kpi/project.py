@@ -54,10 +54,12 @@ def _need(name: str, value: Value | None) -> Missing | None:
 
 def _combine(formula: Callable[..., float], *operands: tuple[str, Value]) -> Value:
     """``formula(*values)``, or the first operand's reason (prefixed) when one is missing."""
+    values = []
     for name, value in operands:
         if isinstance(value, Missing):
             return Missing(f"needs {name}: {value.reason}")
-    return formula(*(value for _, value in operands))
+        values.append(value)
+    return formula(*values)
 
 
 def _minus(a: float, b: float) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing, iso
@@ -117,40 +117,50 @@ class StatusCategories:
         return None if status is None else self._known.get(status.casefold())
 
 
-class _State:
-    """An item as it was at one moment: the fields history changed, the rest from the item.
+_STATE_FIELDS = (
+    "status",
+    "status_category",
+    "priority",
+    "assignee",
+    "labels",
+    "type",
+    "components",
+    "due",
+)
 
-    Much cheaper than copying a 30-field dataclass per history entry; conditions read it
-    exactly like a WorkItem.
-    """
 
-    __slots__ = (
-        "_base",
-        "assignee",
-        "components",
-        "due",
-        "labels",
-        "priority",
-        "status",
-        "status_category",
-        "type",
-    )
+class _State(NamedTuple):
+    """An item as it was at one moment: the replayed fields as they were then, anything else
+    from the item itself. A tuple: built in one step per history entry (far cheaper than
+    copying a 30-field dataclass); conditions read it exactly like a WorkItem."""
 
-    def __init__(self, base: WorkItem, values: Mapping[str, Any]) -> None:
-        # Every replayed field is set (a missing slot would take the slow __getattr__ path).
-        get = values.get
-        self._base = base
-        self.status = get("status", base.status)
-        self.status_category = get("status_category", base.status_category)
-        self.priority = get("priority", base.priority)
-        self.assignee = get("assignee", base.assignee)
-        self.labels = get("labels", base.labels)
-        self.type = get("type", base.type)
-        self.components = get("components", base.components)
-        self.due = get("due", base.due)
+    base: WorkItem
+    status: str | None
+    status_category: str | None
+    priority: str | None
+    assignee: str | None
+    labels: tuple[str, ...]
+    type: str | None
+    components: tuple[str, ...]
+    due: Any
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._base, name)
+        return getattr(self.base, name)
+
+
+def _state(base: WorkItem, values: Mapping[str, Any]) -> WorkItem:
+    """A replayed state; ``values`` holds every replayed field."""
+    return _State(
+        base,
+        values["status"],
+        values["status_category"],
+        values["priority"],
+        values["assignee"],
+        values["labels"],
+        values["type"],
+        values["components"],
+        values["due"],
+    )  # type: ignore[return-value]
 
 
 _AT = attrgetter("at")
@@ -186,12 +196,15 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     changes = sorted((c for c in item.history if c.field in _REPLAYED), key=_AT)
     if not changes:
         return _synthesized(item, created)
-    initial: dict[str, Any] = {}
+    initial: dict[str, Any] = {name: getattr(item, name) for name in _STATE_FIELDS}
+    seen: set[str] = set()
     for change in changes:
-        initial.setdefault(change.field, _history_value(change.field, change.from_value))
-    if "status" in initial:
+        if change.field not in seen:
+            seen.add(change.field)
+            initial[change.field] = _history_value(change.field, change.from_value)
+    if "status" in seen:
         initial["status_category"] = categories.category(initial["status"])
-    snapshots: list[Snapshot] = [(created, cast(WorkItem, _State(item, initial)))]
+    snapshots: list[Snapshot] = [(created, _state(item, initial))]
     values = dict(initial)
     own_status, own_category = item.status, item.status_category
     count = len(changes)
@@ -216,7 +229,7 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
             else:
                 values[name] = _history_value(name, change.to_value)
             index += 1
-        state = cast(WorkItem, _State(item, values))
+        state = _state(item, values)
         if snapshots[-1][0] == at:
             snapshots[-1] = (at, state)
         else:
@@ -238,7 +251,9 @@ def _synthesized(item: WorkItem, created: datetime) -> list[Snapshot]:
         began = item.updated
     if began is None or began <= created:
         return [(created, item)]
-    initial = cast(WorkItem, _State(item, {"status": None, "status_category": "todo"}))
+    values = {name: getattr(item, name) for name in _STATE_FIELDS}
+    values.update(status=None, status_category="todo")
+    initial = _state(item, values)
     return [(created, initial), (began, item)]
 
 
@@ -418,7 +433,12 @@ def compute_sla(
     sla: SlaDef | Clock, snapshots: list[Snapshot], calendar: Calendar, now: datetime
 ) -> SlaOutcome | Missing:
     """Run the clock over the item's states; the figures describe the last cycle."""
-    clock = Clock.of(sla)
+    return _run_clock(Clock.of(sla), snapshots, calendar, now)
+
+
+def _run_clock(
+    clock: Clock, snapshots: list[Snapshot], calendar: Calendar, now: datetime
+) -> SlaOutcome | Missing:
     cycles = _cycles(clock, snapshots, now)
     if not cycles:
         return Missing("the SLA never started (its start condition never held)")
@@ -512,7 +532,7 @@ def sla_kpis(
     out: KpiResult,
 ) -> SlaOutcome | None:
     """Write ``sla.<name>.*`` for one SLA; returns the outcome for portfolio figures."""
-    clock = Clock.of(sla_or_clock)
+    clock = sla_or_clock if type(sla_or_clock) is Clock else Clock.of(sla_or_clock)
     sla = clock.sla
     outcome: SlaOutcome | Missing
     native = find_native(item, sla) if sla.source in ("native", "auto") else None
@@ -523,7 +543,7 @@ def sla_kpis(
     elif isinstance(snapshots, Missing):
         outcome = snapshots
     else:
-        outcome = compute_sla(clock, snapshots, calendar, now)
+        outcome = _run_clock(clock, snapshots, calendar, now)
     values = out.values
     keys = clock.keys
     if isinstance(outcome, Missing):
