@@ -6,7 +6,7 @@ import csv
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -15,51 +15,22 @@ import click
 from rich.table import Table
 from rich.tree import Tree
 
-from bridge.cli import fail, handle_errors, stderr, stdout
-from bridge.connectors.files import read_export
-from bridge.kpi.compute import KpiEngine
-from bridge.model import WorkItem
-from bridge.plugins import default_registry
+from bridge.cli import fail, handle_errors, stdout
+from bridge.cli.options import (
+    INPUT_OPTION,
+    NOW_OPTION,
+    RULES_OPTION,
+    evaluate_export,
+    format_option,
+    now_from,
+    paths_or_bundled,
+    read_items,
+)
+from bridge.kpi.portfolio import Evaluated
 from bridge.rules.engine import Engine, Explanation, GroupTrace
 from bridge.rules.loader import load_rules
-from bridge.timefmt import parse_instant
 
-__all__ = ["bundled_path", "classify", "explain"]
-
-
-def bundled_path(kind: str) -> Path:
-    """The rules or example export shipped with bridge (in the wheel, or in a checkout)."""
-    from importlib import resources  # noqa: PLC0415
-
-    inside = Path(str(resources.files("bridge"))) / "_bundled"
-    candidates = {
-        "rules": [inside / "rules", Path(__file__).resolve().parents[3] / "rules"],
-        "export": [
-            inside / "examples" / "export",
-            Path(__file__).resolve().parents[3] / "examples" / "export",
-        ],
-    }[kind]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    raise fail(f"no bundled {kind} found; pass --{'rules' if kind == 'rules' else 'input'}")
-
-
-def _now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC).replace(microsecond=0)
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise fail(f"--now: {exc}") from None
-
-
-def _items(inputs: Sequence[str]) -> list[WorkItem]:
-    formats = list(default_registry().formats.values())
-    items: list[WorkItem] = []
-    for entry in inputs:
-        items.extend(read_export(Path(entry), formats))
-    return items
+__all__ = ["classify", "explain"]
 
 
 def _json_value(value: Any) -> Any:
@@ -72,57 +43,11 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _paths_or_bundled(
-    rules: tuple[str, ...], inputs: tuple[str, ...]
-) -> tuple[list[str], list[str]]:
-    rule_paths = list(rules) or [str(bundled_path("rules"))]
-    input_paths = list(inputs) or [str(bundled_path("export"))]
-    if not rules or not inputs:
-        stderr.print(
-            f"using {'bundled ' if not rules else ''}rules {', '.join(rule_paths)} and "
-            f"{'bundled ' if not inputs else ''}export {', '.join(input_paths)}",
-            style="dim",
-            markup=False,
-        )
-    return rule_paths, input_paths
-
-
-RULES_OPTION = click.option(
-    "--rules",
-    "-r",
-    "rules",
-    multiple=True,
-    type=click.Path(),
-    help="Rule file or folder (repeatable; default: bundled rules).",
-)
-INPUT_OPTION = click.option(
-    "--input",
-    "-i",
-    "inputs",
-    multiple=True,
-    type=click.Path(),
-    help="Export file or folder (repeatable; default: bundled export).",
-)
-NOW_OPTION = click.option(
-    "--now",
-    "now_text",
-    metavar="ISO",
-    help="The instant to evaluate at (default: the current time).",
-)
-
-
 @click.command()
 @RULES_OPTION
 @INPUT_OPTION
 @NOW_OPTION
-@click.option(
-    "--format",
-    "-f",
-    "output_format",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", "csv")
 @click.option(
     "--output",
     "-o",
@@ -142,13 +67,10 @@ def classify(
     Nothing is written to any ticketing system. With no options, runs the bundled rules
     over the bundled example export.
     """
-    rule_paths, input_paths = _paths_or_bundled(rules, inputs)
-    now = _now(now_text)
-    rule_set = load_rules(rule_paths)
-    engine = Engine(rule_set)
-    items = _items(input_paths)
-    kpi_engine = KpiEngine.for_items(rule_set, items)
-    rows = [_row(item, engine, kpi_engine, now) for item in items]
+    rule_paths, input_paths = paths_or_bundled(rules, inputs)
+    now = now_from(now_text)
+    rule_set, _, evaluated = evaluate_export(rule_paths, input_paths, now)
+    rows = [_row(e) for e in evaluated]
     if output_format == "table":
         _print_table(rows, now, rule_set.digest, output)
     elif output_format == "json":
@@ -157,9 +79,8 @@ def classify(
         _write(_csv(rows), output)
 
 
-def _row(item: WorkItem, engine: Engine, kpi_engine: KpiEngine, now: datetime) -> dict[str, Any]:
-    decision = engine.classify(item, now)
-    kpis = kpi_engine.compute(item, decision, now)
+def _row(evaluated: Evaluated) -> dict[str, Any]:
+    item, decision, kpis = evaluated.item, evaluated.decision, evaluated.kpis
     return {
         "key": item.key,
         "system": item.system,
@@ -296,14 +217,7 @@ def _print_table(
 @RULES_OPTION
 @INPUT_OPTION
 @NOW_OPTION
-@click.option(
-    "--format",
-    "-f",
-    "output_format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json")
 @click.argument("key")
 @handle_errors
 def explain(
@@ -315,10 +229,10 @@ def explain(
 ) -> None:
     """Show how the rules decided for the item KEY: every condition of every rule tried,
     the value seen, the operator, the expected value and the result."""
-    rule_paths, input_paths = _paths_or_bundled(rules, inputs)
-    now = _now(now_text)
+    rule_paths, input_paths = paths_or_bundled(rules, inputs)
+    now = now_from(now_text)
     engine = Engine(load_rules(rule_paths))
-    items = _items(input_paths)
+    items = read_items(input_paths)
     matches = [item for item in items if item.key == key]
     if not matches:
         close = [item.key for item in items if key.lower() in item.key.lower()][:5]

@@ -344,20 +344,26 @@ def _compile_outcome(
     return Outcome(cast(WorkType, work_type), phase, tuple(ok_kpis))
 
 
+def _check_calendar(
+    ctx: _Context, doc: SourceDoc, path: Path_, calendar: Any, names: _Names
+) -> None:
+    if isinstance(calendar, str) and calendar not in names.calendars:
+        hint = did_you_mean(calendar, list(names.calendars))
+        known = ", ".join(names.calendars) or "none defined"
+        ctx.error(
+            doc,
+            path,
+            f"unknown calendar {calendar!r}{hint} (calendars: {known}; define it under calendars:)",
+        )
+
+
 def _compile_sla(
     ctx: _Context, doc: SourceDoc, name: str, node: Any, path: Path_, names: _Names
 ) -> SlaDef | None:
     if not isinstance(node, Mapping):
         return None
     calendar = node.get("calendar")
-    if isinstance(calendar, str) and calendar not in names.calendars:
-        hint = did_you_mean(calendar, list(names.calendars))
-        known = ", ".join(names.calendars) or "none defined"
-        ctx.error(
-            doc,
-            (*path, "calendar"),
-            f"unknown calendar {calendar!r}{hint} (calendars: {known}; define it under calendars:)",
-        )
+    _check_calendar(ctx, doc, (*path, "calendar"), calendar, names)
     conds: dict[str, Cond | None] = {}
     for part in ("pause", "stop", "cancel"):
         if part in node:
@@ -412,14 +418,7 @@ def _compile_kpi(ctx: _Context, doc: SourceDoc, node: Any, names: _Names) -> Kpi
         return None
     path: Path_ = ("kpi",)
     calendar = node.get("calendar")
-    if isinstance(calendar, str) and calendar not in names.calendars:
-        hint = did_you_mean(calendar, list(names.calendars))
-        known = ", ".join(names.calendars) or "none defined"
-        ctx.error(
-            doc,
-            (*path, "calendar"),
-            f"unknown calendar {calendar!r}{hint} (calendars: {known}; define it under calendars:)",
-        )
+    _check_calendar(ctx, doc, (*path, "calendar"), calendar, names)
     rates: list[tuple[Cond | None, float]] = []
     for i, entry in enumerate(node.get("rates") or []):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("rate"), int | float):
