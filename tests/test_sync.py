@@ -146,3 +146,14 @@ def test_full_ignores_the_cursor(store, rules) -> None:
     sync_source("src", connector, rules, store, NOW)
     sync_source("src", connector, rules, store, NOW, full=True)
     assert connector.pulls == [None, None]
+
+
+def test_an_item_met_twice_in_one_sync_is_handled_once(store, rules) -> None:
+    first, second = items(2)
+    moved = WorkItem(first.key, "test", type="Incident", updated=T + timedelta(hours=1))
+    connector = Connector([first, second, moved])  # e.g. our write moved it to a later page
+    report = sync_source("src", connector, rules, store, NOW)
+    assert connector.writes == ["I-0", "I-1"]
+    assert (report.pulled, report.duplicates) == (2, 1)
+    # the newer `updated` was not processed, so it must not move the cursor past it
+    assert store.get_cursor("src") == T + timedelta(minutes=1)

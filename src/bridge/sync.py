@@ -161,6 +161,12 @@ def sync_source(
         max_workers=max(1, concurrency), thread_name_prefix=f"bridge-{source}"
     ) as pool:
         for item in connector.pull(since=since):
+            if item.key in handled:
+                # Seen already in this sync: paging by `updated` can meet an item again after
+                # bridge's own write moved it. Its newer `updated` does not move the cursor, so
+                # a person's change in the meantime is still picked up by the next sync.
+                report.duplicates += 1
+                continue
             report.pulled += 1
             stamp = (version(item) if version is not None else iso(item.updated)) or ""
             if already.get(item.key) == stamp and stamp:
