@@ -527,21 +527,21 @@ def test_comment_upsert_created_once_then_edited_then_untouched(
     double.reset_counters()
     ops = plan_and_apply(connector, key, kpis(50.0))
     assert [type(op) for op in ops] == [SetFields, UpsertSummary]
+    # Two writes: the comment, then one PUT with the fields and the property that finds it.
     assert writes(double) == [
-        ("PUT", f"/rest/api/3/issue/{key}"),
         ("POST", f"/rest/api/3/issue/{key}/comment"),
-        ("PUT", f"/rest/api/3/issue/{key}/properties/{COMMENT_PROPERTY}"),
+        ("PUT", f"/rest/api/3/issue/{key}"),
     ]
+    (comment,) = double.comments(key)
     put = next(r for r in double.requests if r.method == "PUT")
     assert put.query == {"notifyUsers": ["false"]}
-    assert put.body == {
-        "fields": {
-            fid: 50,
-            double.field_id("Work type"): "project",
-            double.field_id("Bridge phase"): {"value": "execution"},
-        }
+    assert put.body["fields"] == {
+        fid: 50,
+        double.field_id("Work type"): "project",
+        double.field_id("Bridge phase"): {"value": "execution"},
     }
-    (comment,) = double.comments(key)
+    assert put.body["properties"][0]["key"] == COMMENT_PROPERTY
+    assert put.body["properties"][0]["value"]["id"] == comment["id"]
     assert comment["author"]["accountId"] == "bridge-bot-account"
     digest = double.properties(key)[COMMENT_PROPERTY]["digest"]
     assert double.properties(key)[COMMENT_PROPERTY] == {
@@ -554,9 +554,8 @@ def test_comment_upsert_created_once_then_edited_then_untouched(
     double.reset_counters()
     ops = plan_and_apply(connector, key, kpis(60.0))  # the summary's variance changes
     assert writes(double) == [
-        ("PUT", f"/rest/api/3/issue/{key}"),
         ("PUT", f"/rest/api/3/issue/{key}/comment/{comment['id']}"),
-        ("PUT", f"/rest/api/3/issue/{key}/properties/{COMMENT_PROPERTY}"),
+        ("PUT", f"/rest/api/3/issue/{key}"),
     ]
     assert len(double.comments(key)) == 1
     assert double.issue(key)["fields"][fid] == 60
@@ -584,7 +583,7 @@ def test_a_comment_a_person_deleted_is_added_again(double: JiraDouble, tmp_path:
     assert [(r.method, r.path.rsplit("/", 2)[-2:], r.status) for r in changes] == [
         ("PUT", ["comment", "99999"], 404),
         ("POST", [key, "comment"], 201),
-        ("PUT", ["properties", COMMENT_PROPERTY], 200),
+        ("PUT", ["issue", key], 204),  # the property travels with the issue edit
     ]
     assert len(double.comments(key)) == 2  # the first one bridge wrote, and the new one
     new_id = double.comments(key)[-1]["id"]
@@ -631,7 +630,7 @@ def test_a_lost_comment_answer_never_makes_a_second_comment(
     assert [(r.method, r.path.rsplit("/", 1)[-1]) for r in double.requests[1:]] == [
         ("GET", "comment"),  # looked for its own comment first
         ("PUT", comment["id"]),
-        ("PUT", COMMENT_PROPERTY),
+        ("PUT", key),  # the property, with the issue edit
     ]
     assert double.properties(key)[COMMENT_PROPERTY]["id"] == comment["id"]
     assert store.get_memo("jira-test", f"jira-comment:{key}") == ""
@@ -644,7 +643,7 @@ def test_a_failed_property_write_is_remembered(
     naps: list[float] = []
     connector = connect(double, store=store, sleep=naps.append, writeback={"fields": {}})
     connector.prepare(rules(tmp_path))
-    double.inject(503, times=4, method="PUT", path="/properties/")
+    double.inject(503, times=4, method="PUT", path=rf"/issue/{key}$")
 
     with pytest.raises(ConnectorTransportError, match="gave up after 4 attempts"):
         plan_and_apply(connector, key, kpis(50.0))
@@ -672,6 +671,8 @@ def test_a_field_not_on_the_screen_still_lets_the_comment_through(
             caught.value
         )
         assert len(site.comments(key)) == 1
+        # the comment was still recorded, so the next run edits it instead of adding one
+        assert site.properties(key)[COMMENT_PROPERTY]["id"] == site.comments(key)[0]["id"]
 
 
 def test_writes_to_a_deleted_issue_raise_item_not_found(double: JiraDouble, tmp_path: Path) -> None:
@@ -717,7 +718,7 @@ def test_writes_stay_under_the_per_issue_limit(spec: OpenApiSpec, tmp_path: Path
         for n in range(5):
             plan_and_apply(connector, key, kpis(float(n)))
         statuses = [r.status for r in site.requests if r.method in ("PUT", "POST")]
-        assert len(statuses) == 15
+        assert len(statuses) == 10  # the comment, then fields and property in one PUT
         assert 429 not in statuses
 
 

@@ -66,6 +66,7 @@ from bridge.errors import (
     ConnectorTransportError,
     InputError,
     ItemNotFoundError,
+    RemoteValidationError,
 )
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
@@ -230,6 +231,16 @@ class IssueWritePacer:
 # --------------------------------------------------------------------------------------------
 # The connector
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _CommentWrite:
+    """A comment bridge just wrote, and what its issue property must now record."""
+
+    id: str
+    digest: str
+    new: bool
+    memo: bool
 
 
 class JiraConnector:
@@ -595,38 +606,59 @@ class JiraConnector:
         return plan_writes(item, decision, kpis, self.write_spec, currency=currency)
 
     def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
-        """Fields first (one PUT), then the comment and its property. A refused field write
-        does not stop the comment; the first error is raised once both were tried. A 404
-        on the issue stops at once (ItemNotFoundError: the sync records it as skipped)."""
-        spec = self.write_spec
+        """At most two writes: the comment (edited in place, or added), then one
+        ``PUT /issue`` carrying the changed fields *and* the ``bridge.comment`` property that
+        finds the comment again. A refused field does not lose the comment: the property is
+        then written on its own and the field error raised. A 404 on the issue stops at once
+        (ItemNotFoundError: the sync records it as skipped)."""
         key = item.key
+        fields = next((op.values for op in ops if isinstance(op, SetFields) and op.values), None)
+        summary = next((op for op in ops if isinstance(op, UpsertSummary)), None)
         first_error: ConnectorError | None = None
-        for op in ops:
-            if isinstance(op, SetFields) and op.values:
-                send = partial(
-                    self.client.edit_issue,
-                    key,
-                    edit_body(op.values, spec),
-                    notify_users=self.settings.notify_users,
-                )
+        comment: _CommentWrite | None = None
+        if summary is not None:
+            try:
+                comment = self._write_comment(item, summary)
+            except ItemNotFoundError:
+                raise
+            except ConnectorError as exc:
+                first_error = exc
+        body: dict[str, Any] = edit_body(fields, self.write_spec) if fields else {}
+        if comment is not None:
+            body["properties"] = [
+                {"key": COMMENT_PROPERTY, "value": property_value(comment.id, comment.digest)}
+            ]
+        if not body:
+            if first_error is not None:
+                raise first_error
+            return
+        try:
+            self._edit(key, body)
+        except ItemNotFoundError:
+            raise
+        except ConnectorError as exc:
+            if comment is not None and fields and isinstance(exc, RemoteValidationError):
+                # The fields were refused; still record the comment so it is never duplicated.
                 try:
-                    self._write(key, send)
-                except ItemNotFoundError:
-                    raise
-                except ConnectorError as exc:
-                    first_error = first_error or exc
-        for op in ops:
-            if isinstance(op, UpsertSummary):
-                try:
-                    self._upsert_comment(item, op)
-                except ItemNotFoundError:
-                    raise
-                except ConnectorError as exc:
-                    if first_error is not None:
-                        log.error("%s: %s: the comment failed too: %s", self.name, key, exc)
-                    first_error = first_error or exc
+                    self._edit(key, {"properties": body["properties"]})
+                except ConnectorError:
+                    self._comment_unrecorded(key, comment)
+                else:
+                    self._comment_recorded(key, comment)
+            elif comment is not None:
+                self._comment_unrecorded(key, comment)
+            if first_error is not None:
+                log.error("%s: %s: the comment failed too: %s", self.name, key, first_error)
+            raise exc from None
+        if comment is not None:
+            self._comment_recorded(key, comment)
         if first_error is not None:
             raise first_error
+
+    def _edit(self, key: str, body: Mapping[str, Any]) -> None:
+        self._write(
+            key, partial(self.client.edit_issue, key, body, notify_users=self.settings.notify_users)
+        )
 
     def _write(self, key: str, send: Callable[[], Any]) -> Any:
         self._pacer.acquire(key)
@@ -635,8 +667,9 @@ class JiraConnector:
         finally:
             self._pacer.release(key)
 
-    def _upsert_comment(self, item: WorkItem, op: UpsertSummary) -> None:
-        """Edit bridge's comment in place, or add it; then record it in the property.
+    def _write_comment(self, item: WorkItem, op: UpsertSummary) -> _CommentWrite | None:
+        """Edit bridge's comment in place, or add it; what the property must then say (None
+        when this process already wrote and recorded exactly this).
 
         Where the comment is, newest knowledge first: what this process wrote since the item
         was read; the issue's property; a memo left by a write whose outcome is unknown (the
@@ -645,7 +678,7 @@ class JiraConnector:
         key = item.key
         recent = self._recent(key)
         if recent is not None and recent == (recent[0], op.digest) and recent[0] != UNKNOWN_COMMENT:
-            return  # this process wrote exactly this moments ago; the item data is older
+            return None  # this process wrote exactly this moments ago; the item data is older
         comment_id, _ = comment_state(item.raw)
         if recent is not None and recent[0] != UNKNOWN_COMMENT:
             comment_id = recent[0]
@@ -660,10 +693,9 @@ class JiraConnector:
             known_id, known_digest = comment_state({"properties": {COMMENT_PROPERTY: current}})
             if known_id is not None and known_digest == op.digest:
                 self._written_ok(key, known_id, op.digest)
-                return
+                return None
             comment_id = known_id
         body = comment_body(op.text)
-        written: str | None = None
         if comment_id is not None:
             try:
                 self._write(
@@ -672,7 +704,7 @@ class JiraConnector:
                         key, str(comment_id), body, notify_users=self.settings.notify_users
                     ),
                 )
-                written = comment_id
+                return _CommentWrite(str(comment_id), op.digest, new=False, memo=bool(memo))
             except ItemNotFoundError:
                 log.info(
                     "%s: %s: bridge's comment %s is gone; adding it again",
@@ -680,31 +712,26 @@ class JiraConnector:
                     key,
                     comment_id,
                 )
-        if written is None:
-            try:
-                created = self._write(key, lambda: self.client.add_comment(key, body))
-            except ConnectorTransportError:
-                # Jira may have created it before the connection failed: look for it first
-                # next time rather than risk a second bridge comment.
-                self._set_memo(key, UNKNOWN_COMMENT)
-                self._remember(key, UNKNOWN_COMMENT, "")
-                raise
-            written = str(created["id"])
         try:
-            self._write(
-                key,
-                lambda: self.client.set_property(
-                    key, COMMENT_PROPERTY, property_value(str(written), op.digest)
-                ),
-            )
-        except ConnectorError:
-            if written != comment_id or memo:
-                self._set_memo(key, str(written))
-            self._remember(key, str(written), "")
+            created = self._write(key, lambda: self.client.add_comment(key, body))
+        except ConnectorTransportError:
+            # Jira may have created it before the connection failed: look for it first
+            # next time rather than risk a second bridge comment.
+            self._set_memo(key, UNKNOWN_COMMENT)
+            self._remember(key, UNKNOWN_COMMENT, "")
             raise
-        self._written_ok(key, str(written), op.digest)
-        if memo:
+        return _CommentWrite(str(created["id"]), op.digest, new=True, memo=bool(memo))
+
+    def _comment_recorded(self, key: str, comment: _CommentWrite) -> None:
+        self._written_ok(key, comment.id, comment.digest)
+        if comment.memo:
             self._set_memo(key, "")
+
+    def _comment_unrecorded(self, key: str, comment: _CommentWrite) -> None:
+        """The comment was written but its property was not: remember where it is."""
+        if comment.new or comment.memo:
+            self._set_memo(key, comment.id)
+        self._remember(key, comment.id, "")
 
     def _written_ok(self, key: str, comment_id: str, digest: str) -> None:
         self._remember(key, comment_id, digest)
