@@ -146,6 +146,20 @@ class ConnectorError(BridgeError):
         self.item_key = item_key
         self.field_errors = dict(field_errors or {})
 
+    def restated(self, message: str) -> ConnectorError:
+        """The same error (same class, same context) with a fuller message."""
+        return type(self)(
+            message,
+            connector=self.connector,
+            status=self.status,
+            method=self.method,
+            url=self.url,
+            retry_after=self.retry_after,
+            reason=self.reason,
+            item_key=self.item_key,
+            field_errors=self.field_errors,
+        )
+
 
 class ConnectorTransportError(ConnectorError):
     """The network failed or the request timed out; safe to retry idempotent requests."""

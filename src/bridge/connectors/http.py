@@ -249,28 +249,12 @@ class HttpClient:
                     wait = self._wait_for(response, error, attempt, safe)
             if wait is None or attempt >= self.retry.max_attempts:
                 if attempt > 1:
-                    raise type(error)(
-                        f"{error} — gave up after {attempt} attempts",
-                        connector=self.connector,
-                        status=error.status,
-                        method=method,
-                        url=path,
-                        retry_after=error.retry_after,
-                        reason=error.reason,
-                        item_key=error.item_key,
-                        field_errors=error.field_errors,
-                    ) from error
+                    raise error.restated(f"{error} — gave up after {attempt} attempts") from error
                 raise error
             if time.monotonic() - started + wait > self.retry.budget:
-                raise type(error)(
+                raise error.restated(
                     f"{error} — gave up: waiting {wait:.0f}s more would pass the "
-                    f"{self.retry.budget:.0f}s retry budget after {attempt} attempts",
-                    connector=self.connector,
-                    status=error.status,
-                    method=method,
-                    url=path,
-                    retry_after=error.retry_after,
-                    reason=error.reason,
+                    f"{self.retry.budget:.0f}s retry budget after {attempt} attempts"
                 ) from error
             self.retries += 1
             log.warning(
