@@ -357,9 +357,11 @@ def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycl
     return cycles
 
 
-@dataclass(frozen=True, slots=True)
-class SlaOutcome:
-    """The last cycle's figures plus what the portfolio report needs of every cycle."""
+class SlaOutcome(NamedTuple):
+    """The last cycle's figures plus what the portfolio report needs of every cycle.
+
+    A NamedTuple rather than a frozen dataclass: one is built per SLA per item, and a frozen
+    dataclass pays an ``object.__setattr__`` per field."""
 
     state: str
     goal_seconds: float | None
@@ -535,7 +537,9 @@ def sla_kpis(
     clock = sla_or_clock if type(sla_or_clock) is Clock else Clock.of(sla_or_clock)
     sla = clock.sla
     outcome: SlaOutcome | Missing
-    native = find_native(item, sla) if sla.source in ("native", "auto") else None
+    native = (
+        find_native(item, sla) if item.native_slas and sla.source in ("native", "auto") else None
+    )
     if native is not None:
         outcome = native_outcome(native)
     elif sla.source == "native":
