@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from bridge.testing import JiraDouble, OpenApiSpec
-from bridge.testing.jira_double import HUMAN_ACCOUNT_ID, adf_text
+from bridge.testing.jira_double import HUMAN_ACCOUNT_ID, JqlError, adf_text
 
 SPEC = Path(__file__).resolve().parents[1] / "data" / "jira" / "openapi-cloud-platform-v3.json"
 AUTH = ("bot@example.com", "token")
@@ -186,6 +186,19 @@ def test_jql_subset(jira: JiraDouble) -> None:
     assert jira.run_jql("project = OPS AND NOT (labels = kpi OR status = Done)") == ops[2:]
     assert jira.run_jql('project = OPS AND summary !~ "item" OR SPI IS NOT EMPTY') == [ops[1]]
     assert jira.run_jql("project = OPS AND labels NOT IN (kpi)") == []  # empty never matches
+
+
+def test_search_results_are_not_reused_across_bounds_or_clock() -> None:
+    """A cached answer must not outlive what it depended on: the bound check and the clock."""
+    moments = [T0 + timedelta(minutes=30)]
+    with JiraDouble(clock=lambda: moments[0]) as double:
+        key = double.add_issue({"summary": "new", "created": T0})
+        assert double.run_jql("created >= -1h") == [key]
+        moments[0] = T0 + timedelta(days=1)
+        assert double.run_jql("created >= -1h") == []
+        assert double.run_jql("ORDER BY key") == [key]
+        with pytest.raises(JqlError, match="Unbounded JQL"):
+            double.run_jql("ORDER BY key", bounded=True)
 
 
 @pytest.mark.parametrize(

@@ -242,8 +242,15 @@ class JqlSearch:
         self.fields = fields
         self.field_ref = field_ref
         self.caller = caller
-        self.now = now
+        self._clock = now
         self.time_zone = time_zone
+        # Whether the query read the clock (now(), startOfDay(), "-1h"): such results hold
+        # only for the instant they were computed at, so the site must not reuse them.
+        self.read_clock = False
+
+    def now(self) -> datetime:
+        self.read_clock = True
+        return self._clock()
 
     def run(self, jql: str, issues: Iterable[Issue], *, bounded: bool) -> list[Issue]:
         """The issues the query selects, in its order (creation order without ``ORDER BY``)."""
