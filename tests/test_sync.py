@@ -29,7 +29,7 @@ class Connector:
         self.broken: dict[str, Exception] = {}
         self.writes: list[str] = []
         self.pulls: list[datetime | None] = []
-        self.skipped_records: list[tuple[str, str]] = []
+        self.skipped: list[tuple[str, str]] = []
         self.fail_pull = False
 
     def prepare(self, rule_set: object) -> None:
@@ -39,7 +39,7 @@ class Connector:
         self.pulls.append(since)
         if self.fail_pull:
             raise ConnectorTransportError("the connection failed")
-        self.skipped_records.append(("BAD-1", "fields.updated: not a date"))
+        self.skipped = [("BAD-1", "fields.updated: not a date")]
         for item in self.items:
             if since is None or (item.updated is not None and item.updated >= since):
                 yield item

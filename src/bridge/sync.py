@@ -104,16 +104,6 @@ def sync_source(
     engine = Engine(rule_set)
     kpis = KpiEngine(rule_set)
     connector.prepare(rule_set)
-    # Connectors list records they could not map (and skipped) here; they join the report.
-    unreadable: list[tuple[str, str]] = next(
-        (
-            found
-            for name in ("skipped_issues", "skipped_records")
-            if isinstance(found := getattr(connector, name, None), list)
-        ),
-        [],
-    )
-    unreadable_before = len(unreadable)
     cursor = None if full else store.get_cursor(source)
     since = cursor - overlap if cursor is not None else None
     report = SyncReport(source, dry_run, since=since, cursor=cursor)
@@ -196,8 +186,9 @@ def sync_source(
                 in_flight = [f for f in in_flight if not f.done()]
     for future in in_flight:
         future.result()
-    # Records the connector could not map were skipped during this pull; report them too.
-    for key, reason in unreadable[unreadable_before:]:
+    # Records the connector could not map were skipped during this pull; report them too
+    # (read only now: a connector empties its list when the pull starts).
+    for key, reason in getattr(connector, "skipped", ()):
         report.skipped.append((key, reason))
         store.audit(source, key, "skipped", reason, now)
     if newest is not None and not dry_run:

@@ -54,7 +54,12 @@ class WebhookEvent:
 
 
 class LiveConnector(Connector, Protocol):
-    """A ticketing system bridge reads from and writes KPIs back to."""
+    """A ticketing system bridge reads from and writes KPIs back to.
+
+    A connector that skips records it cannot map during ``pull`` lists them, as
+    ``(key, reason)``, in a ``skipped`` attribute it empties when a pull starts; the sync
+    reports and audits them once the pull is done.
+    """
 
     def prepare(self, rule_set: RuleSet) -> None:
         """Called before a pull with the rules in force, so the connector can ask the system

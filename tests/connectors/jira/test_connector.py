@@ -440,7 +440,7 @@ def test_a_malformed_issue_is_skipped_not_fatal(double: JiraDouble, tmp_path: Pa
     connector.prepare(rules(tmp_path))
     items = list(connector.pull())
     assert len(items) == 1
-    assert connector.skipped_issues[0][0] == bad
+    assert connector.skipped[0][0] == bad
 
 
 def test_data_center_pages_and_continues_past_the_result_window(tmp_path: Path) -> None:

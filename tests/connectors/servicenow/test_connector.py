@@ -357,7 +357,7 @@ def test_a_record_that_cannot_be_mapped_is_skipped_and_logged(
     connector = make_connector(sla={"read_task_sla": False})
 
     assert [i.key for i in connector.pull()] == ["INC0010001", "INC0010003"]
-    assert connector.skipped_records[0][0] == f"incident:{bad}"
+    assert connector.skipped[0][0] == f"incident:{bad}"
     assert "'yesterday' is not a ServiceNow date-time" in caplog.text
 
 

@@ -191,3 +191,22 @@ def test_incremental_syncs_read_only_what_changed(
     assert (report.pulled, report.duplicates, report.unchanged) == (2, 1, 1)
     [read] = [r for r in double.requests if r.path.endswith("/incident")]
     assert "sys_updated_on>=" in read.query["sysparm_query"]
+
+
+def test_a_record_that_cannot_be_mapped_is_reported_and_audited(
+    double: ServiceNowDouble,
+    make_connector: ConnectorFactory,
+    rule_set: RuleSet,
+    store: SqliteStore,
+) -> None:
+    incident(double, 0)
+    bad = incident(double, 1, opened_at="yesterday")
+    connector = make_connector(store=store, sla={"read_task_sla": False})
+
+    report = sync_source("sn", connector, rule_set, store, NOW)
+
+    assert report.pulled == 1
+    [(where, reason)] = report.skipped
+    assert where == f"incident:{bad}"
+    assert "'yesterday' is not a ServiceNow date-time" in reason
+    assert ("sn", where, "skipped") in [(s, i, a) for _, s, i, a, _ in store.audit_log("sn")]

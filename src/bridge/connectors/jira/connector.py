@@ -272,7 +272,7 @@ class JiraConnector:
         self._spec = WriteSpec({})
         self._shape: RequestShape | None = None
         self._shape_digest: str | None = None
-        self.skipped_issues: list[tuple[str, str]] = []
+        self.skipped: list[tuple[str, str]] = []
         self._written: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     # -- discovery ----------------------------------------------------------------------------
@@ -482,7 +482,9 @@ class JiraConnector:
         return instant.astimezone(self.time_zone).strftime("%Y-%m-%d %H:%M")
 
     def pull(self, *, since: datetime | None = None) -> Iterator[WorkItem]:
-        """Every issue in scope updated at or after ``since``, streamed page by page."""
+        """Every issue in scope updated at or after ``since``, streamed page by page; one
+        that cannot be mapped is logged and listed in ``skipped``."""
+        self.skipped = []
         shape = self.shape
         for issue in self._issues(since, shape):
             item = self._item(issue, shape)
@@ -581,7 +583,7 @@ class JiraConnector:
             # One malformed issue must not stop every sync of the source; it is logged and
             # counted, and read again the next time it changes.
             log.error("%s: %s cannot be read and is skipped: %s", self.name, key, exc)
-            self.skipped_issues.append((key, str(exc)))
+            self.skipped.append((key, str(exc)))
             return None
 
     def fetch(self, key: str) -> WorkItem:

@@ -521,7 +521,7 @@ class ServiceNowConnector:
         # Counters for the report and the benchmark.
         self.sla_requests = 0
         self.duplicates = 0
-        self.skipped_records: list[tuple[str, str]] = []
+        self.skipped: list[tuple[str, str]] = []
 
     def _credentials(
         self,
@@ -568,7 +568,7 @@ class ServiceNowConnector:
         until = self._wall_clock().astimezone(UTC).replace(microsecond=0)
         with self._seen_lock:
             self._seen = set()
-        self.skipped_records = []
+        self.skipped = []
         for table, filter_text in s.tables.items():
             read = 0
             for page in self.client.changed_records(
@@ -777,7 +777,7 @@ class ServiceNowConnector:
                     raise
                 where = f"{table}:{sys_id}" if sys_id else table
                 log.error("%s: %s: skipped, cannot be read: %s", self.name, where, exc)
-                self.skipped_records.append((where, str(exc)))
+                self.skipped.append((where, str(exc)))
                 continue
             yield item
 
