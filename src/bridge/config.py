@@ -139,7 +139,8 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
                 )
             )
     if problems:
-        raise ConfigInvalidError(sorted(set(problems)))  # both schemas may see one problem
+        # Both schemas may see one problem; the error sorts what is left.
+        raise ConfigInvalidError(list(set(problems)))
     base = file.parent
     rules = doc.data.get("rules", "rules")
     rule_paths = tuple(base / p for p in ([rules] if isinstance(rules, str) else rules))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -239,3 +243,50 @@ rules:
         ("CHG-12 x", None),
     ):
         assert engine.classify(WorkItem("1", "jira", summary=summary), NOW).rule == rule, summary
+
+
+def test_threads_generating_matchers_at_once_decide_like_one(tmp_path: Path) -> None:
+    """Webhook workers and a scheduled sync share one engine; matchers are generated lazily
+    by whichever thread meets a dispatch value first."""
+    n = 80
+    rules = "\n".join(
+        f"  - {{id: r{i}, when: {{all: [{{field: type, equals: T{i}}}, "
+        f"{{field: priority, in: [P{i}, Q{i}]}}, {{field: labels, contains: L{i}}}]}}, "
+        f"then: {{work_type: service}}}}"
+        for i in range(n)
+    )
+    items = [
+        WorkItem(f"K-{i}-{j}", "jira", type=f"T{i}", priority=f"P{(i + j) % n}", labels=(f"L{i}",))
+        for i in range(n)
+        for j in range(2)
+    ]
+    expected = {
+        item.key: f"r{item.key.split('-')[1]}" if item.key.endswith("-0") else None
+        for item in items
+    }
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows
+    try:
+        _classify_concurrently(tmp_path, rules, items, expected)
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def _classify_concurrently(
+    tmp_path: Path, rules: str, items: list[WorkItem], expected: dict[str, str | None]
+) -> None:
+    for attempt in range(5):
+        engine = _engine(tmp_path, f"rules:\n{rules}\n")
+        barrier = threading.Barrier(8)
+
+        def run(
+            seed: int, engine: Engine = engine, barrier: threading.Barrier = barrier
+        ) -> dict[str, str | None]:
+            order = random.Random(seed).sample(items, len(items))
+            barrier.wait()
+            return {item.key: engine.classify(item, NOW).rule for item in order}
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(run, range(attempt * 8, attempt * 8 + 8)))
+        for result in results:
+            assert result == expected

@@ -7,9 +7,9 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -26,16 +26,20 @@ from bridge.cli.options import (
     paths_or_bundled,
     read_items,
 )
-from bridge.kpi.portfolio import Evaluated
+from bridge.kpi.result import iso
+from bridge.model import WORK_TYPES
 from bridge.rules.engine import Engine, Explanation, GroupTrace
 from bridge.rules.loader import load_rules
+
+if TYPE_CHECKING:
+    from bridge.kpi.portfolio import Evaluated
 
 __all__ = ["classify", "explain"]
 
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return iso(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, tuple):
@@ -69,7 +73,7 @@ def classify(
     """
     rule_paths, input_paths = paths_or_bundled(rules, inputs)
     now = now_from(now_text)
-    rule_set, _, evaluated = evaluate_export(rule_paths, input_paths, now)
+    rule_set, evaluated = evaluate_export(rule_paths, input_paths, now)
     rows = [_row(e) for e in evaluated]
     if output_format == "table":
         _print_table(rows, now, rule_set.digest, output)
@@ -188,7 +192,7 @@ def _print_table(
     summary.add_column("work type")
     summary.add_column("items", justify="right")
     summary.add_column("share", justify="right")
-    for work_type in ("project", "service", "unclassified"):
+    for work_type in WORK_TYPES:
         summary.add_row(
             f"[{_WORK_STYLE[work_type]}]{work_type}[/]",
             str(counts[work_type]),

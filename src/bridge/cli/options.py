@@ -6,21 +6,22 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from bridge.cli import fail, stderr
-from bridge.config import Config, load_config
 from bridge.connectors.files import read_export
-from bridge.kpi.compute import KpiEngine
-from bridge.kpi.portfolio import Evaluated
 from bridge.model import WorkItem
 from bridge.plugins import default_registry
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.rules.loader import load_rules
 from bridge.timefmt import parse_instant
+
+if TYPE_CHECKING:
+    from bridge.config import Config
+    from bridge.kpi.portfolio import Evaluated
 
 __all__ = [
     "CONFIG_OPTION",
@@ -99,6 +100,10 @@ def now_from(value: str | None) -> datetime:
 
 
 def config_from(path: str) -> Config:
+    # Imported here, as the KPI code below: commands that never read bridge.yaml or compute
+    # KPIs (``--help``, ``rules check``) start without loading them.
+    from bridge.config import load_config  # noqa: PLC0415
+
     if not Path(path).exists():
         raise fail(f"no {path}; create it (see the README, 'Configuration') or pass --config")
     return load_config(path)
@@ -145,9 +150,12 @@ def evaluate_export(
     input_paths: Sequence[str],
     now: datetime,
     keep: Callable[[WorkItem], bool] | None = None,
-) -> tuple[RuleSet, Engine, list[Evaluated]]:
+) -> tuple[RuleSet, list[Evaluated]]:
     """Load the rules, read the export, and classify every item (kept by ``keep``) with its
     KPIs; status categories seen in the export help replay histories."""
+    from bridge.kpi.compute import KpiEngine  # noqa: PLC0415 - see config_from
+    from bridge.kpi.portfolio import Evaluated  # noqa: PLC0415
+
     rule_set = load_rules(rule_paths)
     engine = Engine(rule_set)
     items = [item for item in read_items(input_paths) if keep is None or keep(item)]
@@ -156,4 +164,4 @@ def evaluate_export(
     for item in items:
         decision = engine.classify(item, now)
         evaluated.append(Evaluated(item, decision, kpis.compute(item, decision, now)))
-    return rule_set, engine, evaluated
+    return rule_set, evaluated

@@ -26,7 +26,7 @@ from bridge.cli.options import (
 )
 from bridge.kpi.portfolio import GroupFigures, portfolio
 from bridge.kpi.result import iso
-from bridge.model import FIELD_TYPES, WorkItem
+from bridge.model import FIELD_TYPES, WORK_TYPES, WorkItem
 
 __all__ = ["report"]
 
@@ -78,7 +78,7 @@ def report(
             end is None or (created is not None and created < end)
         )
 
-    rule_set, _, evaluated = evaluate_export(rule_paths, input_paths, now, in_period)
+    rule_set, evaluated = evaluate_export(rule_paths, input_paths, now, in_period)
     min_sample = rule_set.kpi.csat_min_sample
     currency = rule_set.kpi.currency or ""
     if group_by is not None:
@@ -132,7 +132,7 @@ _COLUMNS = (
 
 def _flat(row: GroupFigures) -> dict[str, Any]:
     data = row.as_dict()
-    for work_type in ("project", "service", "unclassified"):
+    for work_type in WORK_TYPES:
         data[work_type] = row.work_mix[work_type]["count"]
     return data
 
@@ -184,7 +184,7 @@ def _print(
     )
     for column in ("work type", "items", "share"):
         mix.add_column(column, justify="right" if column != "work type" else "left")
-    for work_type in ("project", "service", "unclassified"):
+    for work_type in WORK_TYPES:
         cell = overall.work_mix[work_type]
         mix.add_row(work_type, str(cell["count"]), f"{100 * cell['share']:.1f}%")
     mix.add_row("[bold]total[/]", str(overall.items), "")
@@ -209,12 +209,7 @@ def _print(
             label = "[bold]total[/]" if row is total else row.group
             cells = [label, str(row.items)]
             if single:
-                cells.append(
-                    " / ".join(
-                        str(row.work_mix[w]["count"])
-                        for w in ("project", "service", "unclassified")
-                    )
-                )
+                cells.append(" / ".join(str(row.work_mix[w]["count"]) for w in WORK_TYPES))
             if show_service:
                 attainment = _pct(row.sla_attainment_pct)
                 if row.sla_cycles:

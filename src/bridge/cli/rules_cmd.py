@@ -12,7 +12,6 @@ import click
 
 from bridge.cli import EXIT_INVALID, fail, handle_errors, print_diagnostics, stderr, stdout
 from bridge.errors import RuleValidationError
-from bridge.kpi.testing import check_kpis
 from bridge.plugins import default_registry
 from bridge.rules.ast import RuleSet
 from bridge.rules.loader import load_rules
@@ -43,7 +42,7 @@ def check(paths: tuple[str, ...]) -> None:
     PATHS are rule files or folders (their *.yaml files; default: rules/).
     Exit 0 when valid, 1 when not.
     """
-    rule_set = load_rules(_default_paths(paths), list(default_registry().operators.values()))
+    rule_set = load_rules(_default_paths(paths))
     enabled = len(rule_set.rules)
     disabled = f", {len(rule_set.disabled)} disabled" if rule_set.disabled else ""
     stdout.print(
@@ -91,6 +90,9 @@ def test(
     if problems:
         print_diagnostics(RuleValidationError(problems))
         raise fail("no tests to run" if not files else "some test paths are wrong", EXIT_INVALID)
+    # The KPI code (and its holiday calendars) is loaded only when tests run.
+    from bridge.kpi.testing import check_kpis  # noqa: PLC0415
+
     formats = list(default_registry().formats.values())
     cache: dict[tuple[str, ...], RuleSet | RuleValidationError] = {}
     results: list[FileResult] = []

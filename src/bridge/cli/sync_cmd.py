@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from bridge.cli import handle_errors, stdout
@@ -10,8 +12,9 @@ from bridge.connectors.base import ConnectorContext, LiveConnector
 from bridge.errors import ConfigError
 from bridge.plugins import default_registry
 from bridge.rules.loader import load_rules
-from bridge.store import open_store
-from bridge.sync import SyncReport, sync_source
+
+if TYPE_CHECKING:
+    from bridge.sync import SyncReport
 
 __all__ = ["sync"]
 
@@ -33,6 +36,10 @@ def sync(
     config_path: str, sources: tuple[str, ...], dry_run: bool, full: bool, now_text: str | None
 ) -> None:
     """Sync live sources once: pull what changed, classify, compute KPIs, write back."""
+    # Imported here so that every other command starts without the KPI and store code.
+    from bridge.store import open_store  # noqa: PLC0415
+    from bridge.sync import sync_source  # noqa: PLC0415
+
     config = config_from(config_path)
     rule_set = load_rules(config.rules)
     now = now_from(now_text)

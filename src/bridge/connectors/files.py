@@ -19,7 +19,7 @@ from bridge.connectors.base import ConnectorContext, ConnectorSpec, ExportFormat
 from bridge.errors import ConfigError, InputError
 from bridge.model import WorkItem
 
-__all__ = ["FileConnector", "export_files", "read_export", "read_export_file"]
+__all__ = ["FileConnector", "export_files", "export_format", "read_export", "read_export_file"]
 
 # A single export file larger than this is almost certainly not an export; refuse it with a
 # message instead of letting json.loads take the machine's memory.
@@ -73,18 +73,23 @@ def _describe_shape(doc: Any) -> str:
     return f"a JSON {type(doc).__name__.replace('list', 'array').replace('dict', 'object')}"
 
 
+def export_format(doc: Any, formats: Sequence[ExportFormat]) -> ExportFormat | None:
+    """The first format that recognises ``doc``, None for none: the order is the registry's,
+    so a plugin's format can claim a shape a built-in one would also accept."""
+    return next((fmt for fmt in formats if fmt.sniff(doc)), None)
+
+
 def read_export_file(path: Path, formats: Sequence[ExportFormat]) -> Iterator[WorkItem]:
     """The items of one export file, read by the first format that recognises it."""
     doc = _load_json(path)
-    for fmt in formats:
-        if fmt.sniff(doc):
-            yield from fmt.read(doc, path.name)
-            return
-    shapes = "; ".join(f"{fmt.shape}" for fmt in formats)
-    raise InputError(
-        f"not an export bridge knows: found {_describe_shape(doc)}; expected one of: {shapes}",
-        path=str(path),
-    )
+    fmt = export_format(doc, formats)
+    if fmt is None:
+        shapes = "; ".join(f"{fmt.shape}" for fmt in formats)
+        raise InputError(
+            f"not an export bridge knows: found {_describe_shape(doc)}; expected one of: {shapes}",
+            path=str(path),
+        )
+    yield from fmt.read(doc, path.name)
 
 
 def read_export(path: Path, formats: Sequence[ExportFormat] | None = None) -> Iterator[WorkItem]:

@@ -18,7 +18,15 @@ from typing import Any, cast
 from jsonschema import Draft202012Validator
 
 from bridge.errors import Diagnostic
-from bridge.model import CATEGORY_VALUES, FIELD_TYPES, PHASES, FieldType, Phase, WorkType
+from bridge.model import (
+    CATEGORY_VALUES,
+    FIELD_TYPES,
+    PHASES,
+    WORK_TYPES,
+    FieldType,
+    Phase,
+    WorkType,
+)
 from bridge.rules.ast import (
     AllOf,
     AnyOf,
@@ -33,7 +41,7 @@ from bridge.rules.ast import (
     RuleSet,
     SlaDef,
 )
-from bridge.rules.operators import OperatorSpec
+from bridge.rules.operators import OperatorSpec, fold
 from bridge.rules.source import Path_, SourceDoc
 from bridge.timefmt import parse_duration
 
@@ -216,7 +224,7 @@ def _compile_leaf(
         value = f"(?i){value}"
         ignore_case = False
     elif ignore_case:
-        value = _fold(value)
+        value = fold(value)
     try:
         prepared = spec.prepare(value, ref.type)
     except (ValueError, TypeError) as exc:
@@ -233,14 +241,6 @@ def _value_fits(spec: OperatorSpec, value: Any) -> bool:
     if validator is None or validator.schema != spec.value_schema:
         validator = _VALUE_VALIDATORS[spec.name] = Draft202012Validator(spec.value_schema)
     return bool(validator.is_valid(value))
-
-
-def _fold(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.casefold()
-    if isinstance(value, list):
-        return [_fold(v) for v in value]
-    return value
 
 
 def compile_condition(ctx: _Context, doc: SourceDoc, node: Any, path: Path_) -> Cond | None:
@@ -339,7 +339,7 @@ def _compile_outcome(
                 )
                 continue
             ok_kpis.append(kpi)
-    if work_type not in ("project", "service", "unclassified"):
+    if work_type not in WORK_TYPES:
         return None  # the schema reports it
     return Outcome(cast(WorkType, work_type), phase, tuple(ok_kpis))
 

@@ -19,6 +19,7 @@ the reference the generated code is tested against.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,10 +33,12 @@ from bridge.rules.ast import (
     FieldRef,
     Leaf,
     NotOf,
+    Outcome,
     Rule,
     RuleSet,
     leaves,
 )
+from bridge.rules.operators import fold
 
 __all__ = [
     "Engine",
@@ -59,16 +62,8 @@ _DISPATCHABLE: frozenset[FieldType] = frozenset(("string", "category"))
 def _leaf_actual(leaf: Leaf, item: WorkItem) -> Any:
     actual = leaf.field.get(item)
     if leaf.ignore_case:
-        actual = _fold(actual)
+        actual = fold(actual)
     return actual
-
-
-def _fold(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.casefold()
-    if isinstance(value, list | tuple):
-        return [v.casefold() if isinstance(v, str) else v for v in value]
-    return value
 
 
 def evaluate_condition(cond: Cond, item: WorkItem, now: datetime) -> bool:
@@ -230,7 +225,7 @@ class _Gen:
             base = self.local(ref)
             self.lines.append(
                 f"    {name} = {base}.casefold() if type({base}) is str "
-                f"else {self.const(_fold)}({base})"
+                f"else {self.const(fold)}({base})"
             )
         elif ref.type is None and len(ref.raw_path) == 1:
             # One segment: read the dict inline; anything unusual goes through the getter.
@@ -479,6 +474,14 @@ def _choose_dispatch(rules: tuple[Rule, ...], limit: int = 3) -> list[_DispatchF
     return chosen
 
 
+def _fixed_decision(outcome: Outcome, rule_id: str | None) -> Classification | None:
+    """The decision ``outcome`` makes for every item, or None when its phase depends on the
+    item's status; deciding it once spares ``classify`` a cache lookup per item."""
+    if outcome.phase is not None and outcome.phase.constant is None:
+        return None
+    return outcome.classify(WorkItem("", ""), rule_id)
+
+
 class Engine:
     """A rule set compiled for evaluation. Build once, call :meth:`classify` per item.
 
@@ -493,22 +496,12 @@ class Engine:
         self.dispatch_fields = tuple(d.ref.name for d in self._dispatch)
         self._consts: dict[str, Any] = {}
         self._matchers: dict[tuple[Any, ...], Matcher] = {}
+        self._build_lock = threading.Lock()
         self._key, self._match = self._build_dispatch()
         self._outcomes = [rule.then for rule in self._rules]
         self._ids = [rule.id for rule in self._rules]
-        # A decision without a status-dependent phase is the same for every item: built once.
-        self._fixed: list[Classification | None] = [
-            None
-            if rule.then.phase is not None and rule.then.phase.constant is None
-            else rule.then.classify(WorkItem("", ""), rule.id)
-            for rule in self._rules
-        ]
-        default = rule_set.default
-        self._default = (
-            None
-            if default.phase is not None and default.phase.constant is None
-            else default.classify(WorkItem("", ""), None)
-        )
+        self._fixed = [_fixed_decision(rule.then, rule.id) for rule in self._rules]
+        self._default = _fixed_decision(rule_set.default, None)
         self._decisions: dict[tuple[int, str | None, str | None], Classification] = {}
         self.sources: list[str] = []
 
@@ -572,6 +565,16 @@ class Engine:
         existing = self._matchers.get(key)
         if existing is not None:
             return existing
+        # Webhook worker threads and a scheduled sync share one engine: two threads generating
+        # at once would both number their constants from len(consts) and could overwrite
+        # each other's values, misclassifying silently.
+        with self._build_lock:
+            existing = self._matchers.get(key)
+            if existing is not None:
+                return existing
+            return self._generate(key)
+
+    def _generate(self, key: tuple[Any, ...]) -> Matcher:
         candidates = [(i, rule) for i, rule in enumerate(self._rules) if self._admits(i, key)]
         name = f"match_{len(self.sources)}"
         known = {
@@ -627,7 +630,3 @@ class Engine:
         else:
             classification = winner.then.classify(item, winner.id)
         return Explanation(item, classification, tuple(traces), winner.id if winner else None)
-
-
-def rules_by_id(rule_set: RuleSet) -> Mapping[str, Rule]:
-    return {rule.id: rule for rule in (*rule_set.rules, *rule_set.disabled)}

@@ -96,12 +96,9 @@ def load_rules(
     if problems or rule_set is None:
         if not problems:
             problems.append(Diagnostic("<rules>", 0, 0, "no rules could be loaded"))
-        raise RuleValidationError(_dedupe(problems))
+        # The schema check and the compiler may report one problem; the error sorts the rest.
+        raise RuleValidationError(list(set(problems)))
     return rule_set
-
-
-def _dedupe(problems: Iterable[Diagnostic]) -> list[Diagnostic]:
-    return sorted(set(problems))
 
 
 @dataclass(frozen=True, slots=True)

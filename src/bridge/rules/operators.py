@@ -19,23 +19,22 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from bridge.model import FieldType
-from bridge.timefmt import parse_date_or_instant, parse_duration
+from bridge.timefmt import parse_date_or_instant, parse_duration, parse_servicenow_instant
 
 __all__ = [
     "ALL_FIELD_TYPES",
     "BUILTIN_OPERATORS",
     "OperatorSpec",
     "as_instant",
+    "fold",
     "is_present",
     "loose_equals",
 ]
 
-ALL_FIELD_TYPES: frozenset[FieldType] = frozenset(
-    ("string", "category", "list", "number", "instant", "date")
-)
+ALL_FIELD_TYPES: frozenset[FieldType] = frozenset(get_args(FieldType))
 
 Prepare = Callable[[Any, "FieldType | None"], Any]
 Test = Callable[[Any, Any, datetime], bool]
@@ -117,11 +116,22 @@ def as_instant(value: Any) -> datetime | None:
             parsed = parse_date_or_instant(value)
         except ValueError:
             try:
-                parsed = datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+                parsed = parse_servicenow_instant(value)
             except ValueError:
                 return None
         return as_instant(parsed)
     return None
+
+
+def fold(value: Any) -> Any:
+    """``value`` casefolded for ``ignore_case``: text, and the text elements of a list or
+    tuple (one level, as a list). The compiler folds what an admin wrote and the engine what
+    an item holds with this one function, so both sides of a comparison fold alike."""
+    if isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, list | tuple):
+        return [v.casefold() if isinstance(v, str) else v for v in value]
+    return value
 
 
 def _contains_one(actual: Any, expected: Any) -> bool:

@@ -20,9 +20,9 @@ from typing import Any, cast
 from jsonschema import Draft202012Validator
 
 from bridge.connectors.base import ExportFormat
-from bridge.connectors.files import read_export, read_export_file
+from bridge.connectors.files import export_format, read_export
 from bridge.errors import BridgeError, Diagnostic, InputError, RuleValidationError
-from bridge.model import FIELD_TYPES, FieldChange, WorkItem
+from bridge.model import FIELD_TYPES, PHASES, STATUS_CATEGORIES, WORK_TYPES, FieldChange, WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.rules.loader import load_rules
@@ -45,7 +45,7 @@ KpiCheck = Callable[[WorkItem, RuleSet, Any, datetime, Mapping[str, Any]], list[
 
 _ITEM_VALUE_SCHEMAS: Mapping[str, Mapping[str, Any]] = {
     "string": {"type": ["string", "number", "null"]},
-    "category": {"enum": ["todo", "in_progress", "done", None]},
+    "category": {"enum": [*STATUS_CATEGORIES, None]},
     "list": {"type": "array", "items": {"type": ["string", "number"]}},
     "number": {"type": ["number", "null"]},
     "instant": {"type": ["string", "null"]},
@@ -75,7 +75,7 @@ def test_file_schema() -> Mapping[str, Any]:
             },
         },
     }
-    phase = {"enum": ["initiation", "planning", "execution", "monitoring", "closing", None]}
+    phase = {"enum": [*PHASES, None]}
     case = {
         "type": "object",
         "additionalProperties": False,
@@ -96,7 +96,7 @@ def test_file_schema() -> Mapping[str, Any]:
                 "additionalProperties": False,
                 "minProperties": 1,
                 "properties": {
-                    "work_type": {"enum": ["project", "service", "unclassified"]},
+                    "work_type": {"enum": list(WORK_TYPES)},
                     "phase": phase,
                     "rule": {"type": ["string", "null"]},
                     "kpis": {"type": "object"},
@@ -228,8 +228,9 @@ def item_from_fields(data: Mapping[str, Any]) -> WorkItem:
             values[name] = _convert(name, value)
     values.setdefault("key", "TEST-1")
     values.setdefault("system", "test")
-    if values.get("status_category") not in (None, "todo", "in_progress", "done"):
-        raise ValueError("status_category must be todo, in_progress or done")
+    if values.get("status_category") not in (None, *STATUS_CATEGORIES):
+        *first, last = STATUS_CATEGORIES
+        raise ValueError(f"status_category must be {', '.join(first)} or {last}")
     return WorkItem(**values)
 
 
@@ -261,21 +262,17 @@ def _case_item(case: Mapping[str, Any], base: Path, formats: Sequence[ExportForm
     key = case.get("key")
     if "export" in case:
         doc = case["export"]
-        for fmt in formats:
-            if fmt.sniff(doc):
-                items = list(fmt.read(doc, "<inline export>"))
-                break
-        else:
+        fmt = export_format(doc, formats)
+        if fmt is None:
             raise ValueError(
                 "the inline export is not a shape bridge knows (Jira "
                 '{"issues": [...]} or ServiceNow {"result": [...]})'
             )
+        items = list(fmt.read(doc, "<inline export>"))
     else:
         path = (base / str(case["input"])).resolve()
         try:
-            items = list(
-                read_export_file(path, formats) if path.is_file() else read_export(path, formats)
-            )
+            items = list(read_export(path, formats))
         except InputError as exc:
             raise ValueError(str(exc)) from None
     if key is None:

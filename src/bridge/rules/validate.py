@@ -9,9 +9,9 @@ their values are validated exactly like the built-in ones.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,6 +20,7 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from bridge.errors import Diagnostic
+from bridge.rules.compile import did_you_mean
 from bridge.rules.operators import OperatorSpec
 from bridge.rules.source import Path_, SourceDoc
 
@@ -53,18 +54,37 @@ def schema_with_operators(operators: Iterable[OperatorSpec]) -> dict[str, Any]:
     return schema
 
 
-_VALIDATORS: dict[tuple[tuple[str, str], ...], Draft202012Validator] = {}
+@dataclass
+class _Validators:
+    """The validators of one operator set, each built on first use from one schema copy."""
+
+    schema: dict[str, Any]
+    full: Draft202012Validator | None = None
+    fast: Any = None
+    fast_tried: bool = False
+
+
+_VALIDATORS: dict[tuple[tuple[str, str], ...], _Validators] = {}
+
+
+def _validators(specs: list[OperatorSpec]) -> _Validators:
+    """The cache entry for this operator set: building a validator costs milliseconds, and
+    plugins may change the set, so entries are keyed by every operator's schema."""
+    key = tuple((spec.name, json.dumps(spec.value_schema, sort_keys=True)) for spec in specs)
+    entry = _VALIDATORS.get(key)
+    if entry is None:
+        entry = _VALIDATORS[key] = _Validators(schema_with_operators(specs))
+    return entry
 
 
 def _validator(specs: list[OperatorSpec]) -> Draft202012Validator:
-    """One compiled validator per distinct operator set (building one costs milliseconds)."""
-    key = tuple((spec.name, json.dumps(spec.value_schema, sort_keys=True)) for spec in specs)
-    validator = _VALIDATORS.get(key)
-    if validator is None:
-        schema = schema_with_operators(specs)
-        Draft202012Validator.check_schema(schema)
-        validator = _VALIDATORS[key] = Draft202012Validator(schema)
-    return validator
+    """The pure-Python validator, which words the problems; its schema is checked first so
+    that a plugin's broken value schema is an error, not a check that passes everything."""
+    entry = _validators(specs)
+    if entry.full is None:
+        Draft202012Validator.check_schema(entry.schema)
+        entry.full = Draft202012Validator(entry.schema)
+    return entry.full
 
 
 def _or_list(words: list[str]) -> str:
@@ -109,15 +129,9 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
         is_leaf = "field" in allowed and "equals" in allowed
         if is_leaf:
             operators = [k for k in allowed if k not in ("field", "ignore_case")]
-            close = difflib.get_close_matches(key, operators, n=1, cutoff=0.6)
-            hint = (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else f" (operators: {', '.join(operators)})"
-            )
+            hint = did_you_mean(key, operators) or f" (operators: {', '.join(operators)})"
             return f"unknown operator {key!r}{hint}", True, (key,)
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else f" (allowed: {', '.join(allowed)})"
+        hint = did_you_mean(key, allowed) or f" (allowed: {', '.join(allowed)})"
         return f"unknown key {key!r}{hint}", True, (key,)
     if validator == "required":
         missing = [k for k in value if isinstance(instance, dict) and k not in instance]
@@ -128,10 +142,7 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
         return f"expected {words}, found {_describe(instance)} {_clip(instance)}", False, ()
     if validator == "enum":
         options = [str(v) for v in value]
-        hint = ""
-        if isinstance(instance, str):
-            close = difflib.get_close_matches(instance, options, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(instance, options) if isinstance(instance, str) else ""
         return f"{_clip(instance)} is not one of: {', '.join(options)}{hint}", False, ()
     if validator == "const":
         return f"must be {value!r}, found {_clip(instance)}", False, ()
@@ -179,22 +190,20 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
     return error.message, False, ()
 
 
-_FAST: dict[tuple[tuple[str, str], ...], Any] = {}
-
-
 def _fast_validator(specs: list[OperatorSpec]) -> Any:
     """A compiled Rust validator (jsonschema-rs) for the yes/no question, ~50x faster than
     the pure-Python one on a 500-rule file; the Python one words the problems when there
     are any. None when jsonschema-rs is unavailable."""
-    key = tuple((spec.name, json.dumps(spec.value_schema, sort_keys=True)) for spec in specs)
-    if key not in _FAST:
+    entry = _validators(specs)
+    if not entry.fast_tried:
         try:
             import jsonschema_rs  # noqa: PLC0415 - optional accelerator
 
-            _FAST[key] = jsonschema_rs.validator_for(schema_with_operators(specs))
+            entry.fast = jsonschema_rs.validator_for(entry.schema)
         except (ImportError, ValueError):
-            _FAST[key] = None
-    return _FAST[key]
+            entry.fast = None
+        entry.fast_tried = True
+    return entry.fast
 
 
 def schema_errors(doc: SourceDoc, operators: Iterable[OperatorSpec]) -> list[Diagnostic]:
@@ -210,15 +219,13 @@ def schema_errors_for(doc: SourceDoc, validator: Draft202012Validator) -> list[D
     """Every violation of ``validator``'s schema in one parsed file, located and phrased."""
     problems: dict[tuple[int, int, str], Diagnostic] = {}
     for error in validator.iter_errors(doc.data):
-        if error.validator in ("if", "then", "else", "$ref"):
+        if error.validator in ("if", "then", "else", "$ref", "propertyNames"):
             continue
         result = _message(error)
         if result is None:
             continue
         message, at_key, extra = result
         path: Path_ = (*error.absolute_path, *extra)
-        if error.validator == "propertyNames":
-            continue
         if error.absolute_schema_path and "propertyNames" in error.absolute_schema_path:
             # A bad name: point at the key itself.
             path = (*error.absolute_path, str(error.instance))
