@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import ConnectorTransportError, ItemNotFoundError, RemoteValidationError
+from bridge.kpi.compute import KpiEngine
 from bridge.model import WorkItem
+from bridge.rules.engine import Engine
 from bridge.rules.loader import load_rules
 from bridge.store import open_store
 from bridge.store.base import Store
@@ -157,3 +159,17 @@ def test_an_item_met_twice_in_one_sync_is_handled_once(store, rules) -> None:
     assert (report.pulled, report.duplicates) == (2, 1)
     # the newer `updated` was not processed, so it must not move the cursor past it
     assert store.get_cursor("src") == T + timedelta(minutes=1)
+
+
+def test_engines_passed_in_are_used_instead_of_new_ones(store, rules, monkeypatch) -> None:
+    engine, kpis = Engine(rules), KpiEngine(rules)
+
+    def refuse(rule_set: object) -> None:
+        raise AssertionError("sync_source built an engine although it was given one")
+
+    monkeypatch.setattr("bridge.sync.Engine", refuse)
+    monkeypatch.setattr("bridge.sync.KpiEngine", refuse)
+    connector = Connector(items(2))
+    report = sync_source("src", connector, rules, store, NOW, engine=engine, kpis=kpis)
+    assert report.items_written == 2
+    assert engine.sources  # the matchers were generated in (and stay cached on) the given engine

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,11 +61,6 @@ class SyncReport:
         return not self.failed
 
 
-@dataclass
-class _Shared:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 def evaluate_item(
     item: WorkItem, engine: Engine, kpis: KpiEngine, connector: LiveConnector, now: datetime
 ) -> list[WriteOp]:
@@ -73,6 +68,14 @@ def evaluate_item(
     decision = engine.classify(item, now)
     result = kpis.compute(item, decision, now)
     return connector.plan(item, decision, result, currency=kpis.config.currency)
+
+
+def _tally(ops: Sequence[WriteOp]) -> tuple[int, int, str]:
+    """Field values and summaries written, and the audit text for them: the report and the
+    audit trail of both the sync and the webhook path must tell the same story."""
+    fields = sum(len(op.values) for op in ops if isinstance(op, SetFields))
+    comments = sum(1 for op in ops if isinstance(op, UpsertSummary))
+    return fields, comments, f"{fields} field(s), {comments} summary"
 
 
 def _load_overlap(store: Store, source: str) -> dict[str, str]:
@@ -98,11 +101,20 @@ def sync_source(
     overlap: timedelta = timedelta(minutes=5),
     concurrency: int = 8,
     on_item: Callable[[WorkItem], None] | None = None,
+    engine: Engine | None = None,
+    kpis: KpiEngine | None = None,
 ) -> SyncReport:
     """Sync one source once. Raises only when the pull itself fails (nothing is lost: the
-    cursor stays where it was); per-item problems are in the report."""
-    engine = Engine(rule_set)
-    kpis = KpiEngine(rule_set)
+    cursor stays where it was); per-item problems are in the report.
+
+    ``engine`` and ``kpis`` let a long-running process pass the engines it keeps for
+    ``rule_set``, so their warm caches (generated matchers, calendars) outlive one sync;
+    they must have been built from ``rule_set``. A one-off sync builds its own.
+    """
+    if engine is None:
+        engine = Engine(rule_set)
+    if kpis is None:
+        kpis = KpiEngine(rule_set)
     connector.prepare(rule_set)
     cursor = None if full else store.get_cursor(source)
     since = cursor - overlap if cursor is not None else None
@@ -114,7 +126,7 @@ def sync_source(
     # A connector may name a finer version than ``updated`` (ServiceNow's timestamps have
     # one-second resolution; sys_mod_count tells two edits within a second apart).
     version: Callable[[WorkItem], str] | None = getattr(connector, "version_of", None)
-    shared = _Shared()
+    lock = threading.Lock()
     in_flight: list[Future[None]] = []
     limit = threading.BoundedSemaphore(max(1, concurrency) * 2)
 
@@ -125,7 +137,7 @@ def sync_source(
             if isinstance(exc, BridgeError)
             else (f"internal error: {type(exc).__name__}: {exc}")
         )
-        with shared.lock:
+        with lock:
             (report.skipped if skipped else report.failed).append((key, message))
         store.audit(source, key, "skipped" if skipped else "failed", message, now)
         if not isinstance(exc, BridgeError):
@@ -137,13 +149,12 @@ def sync_source(
         except Exception as exc:
             record_failure(item.key, exc)
         else:
-            fields = sum(len(op.values) for op in ops if isinstance(op, SetFields))
-            comments = sum(1 for op in ops if isinstance(op, UpsertSummary))
-            with shared.lock:
+            fields, comments, detail = _tally(ops)
+            with lock:
                 report.items_written += 1
                 report.field_writes += fields
                 report.comment_writes += comments
-            store.audit(source, item.key, "written", f"{fields} field(s), {comments} summary", now)
+            store.audit(source, item.key, "written", detail, now)
         finally:
             limit.release()
 
@@ -234,8 +245,6 @@ def process_item(
     if not ops:
         return ItemOutcome(item.key, "unchanged")
     connector.apply(item, ops)
-    fields = sum(len(op.values) for op in ops if isinstance(op, SetFields))
-    comments = sum(1 for op in ops if isinstance(op, UpsertSummary))
-    detail = f"{fields} field(s), {comments} summary"
+    _, _, detail = _tally(ops)
     store.audit(source, item.key, "written", detail, now)
     return ItemOutcome(item.key, "written", detail)

@@ -175,3 +175,37 @@ def test_cron_expressions() -> None:
     assert parse_cron("*/10 * * * *") is not None
     with pytest.raises(ConfigError, match="needs 5 fields"):
         parse_cron("*/10 * * *")
+
+
+def test_syncs_and_items_share_one_snapshot_of_the_runtime_engines(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(rule_set: object) -> None:
+        raise AssertionError("a scheduled sync rebuilt the engines the runtime keeps")
+
+    monkeypatch.setattr("bridge.sync.Engine", refuse)
+    monkeypatch.setattr("bridge.sync.KpiEngine", refuse)
+    prepared: list[object] = []
+    monkeypatch.setattr(FakeConnector, "prepare", lambda self, rule_set: prepared.append(rule_set))
+    jobs = Jobs(runtime, make_huey(runtime.config, immediate=True))
+    snapshot = runtime.evaluators()
+    report = jobs.sync("desk")
+    assert report is not None
+    assert report.items_written == 1
+    assert runtime.evaluators() is snapshot
+
+    # The rules reload right after the item's task took its snapshot: the connector must
+    # still be prepared for the rules the engines were built from.
+    taken = runtime.evaluators
+
+    def then_reload():  # type: ignore[no-untyped-def]
+        evaluators = taken()
+        (tmp_path / "rules" / "r.yaml").write_text(RULES + "# edited\n")
+        runtime.refresh_rules()
+        return evaluators
+
+    monkeypatch.setattr(runtime, "evaluators", then_reload)
+    FakeConnector.written = {}
+    assert jobs._process("desk", "D-1").action == "written"
+    assert runtime.rules.current.digest != snapshot.digest
+    assert prepared == [snapshot.rule_set, snapshot.rule_set]

@@ -10,10 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from bridge.kpi.calendar import Calendar
+from bridge.kpi.calendar import UTC_24X7, Calendar
 from bridge.kpi.calendar_spec import calendar_from_spec
 from bridge.kpi.inputs import Inputs, number
-from bridge.kpi.project import ProjectInputs, cost_kpis, effort_kpis, evm_kpis, schedule_kpis
+from bridge.kpi.project import (
+    ProjectInputs,
+    as_instant_on,
+    cost_kpis,
+    effort_kpis,
+    evm_kpis,
+    schedule_kpis,
+)
 from bridge.kpi.result import KpiResult, Missing
 from bridge.kpi.service import csat_kpis, tco_kpis
 from bridge.kpi.sla import Clock, Snapshot, StatusCategories, sla_kpis, timeline
@@ -24,11 +31,10 @@ from bridge.rules.engine import evaluate_condition
 __all__ = ["DEFAULT_KPI_CALENDAR", "KpiEngine"]
 
 # Business days default to Monday–Friday in UTC, with no holidays, when ``kpi.calendar``
-# names none; SLAs without a calendar run round the clock.
+# names none; SLAs without a calendar run round the clock (UTC_24X7).
 DEFAULT_KPI_CALENDAR = Calendar(
     timezone="UTC", week=(((0, 86400),),) * 5 + ((), ()), name="weekdays"
 )
-ROUND_THE_CLOCK = Calendar(timezone="UTC", name="24x7")
 _PROJECT_GROUPS = frozenset(("evm", "effort", "schedule", "cost"))
 
 
@@ -62,14 +68,11 @@ class KpiEngine:
 
     def project_inputs(self, item: WorkItem, now: datetime) -> ProjectInputs:
         moment = self.inputs.moment
-        resolved = moment(item, "resolved")
-        if resolved is not None and not isinstance(resolved, datetime):
-            resolved = self.calendar.local_midnight(resolved)
         return ProjectInputs(
             done=item.status_category == "done",
             planned_start=moment(item, "planned_start"),
             planned_end=moment(item, "planned_end"),
-            resolved=resolved,
+            resolved=as_instant_on(moment(item, "resolved"), self.calendar),
             estimate_hours=self.inputs.number(item, "estimate_hours"),
             spent_hours=self.inputs.number(item, "spent_hours"),
             remaining_hours=self.inputs.number(item, "remaining_hours"),
@@ -101,7 +104,7 @@ class KpiEngine:
                 if snapshots is None:
                     snapshots = timeline(item, self.categories)
                 name = step.sla.calendar
-                calendar = self.calendars[name] if name else ROUND_THE_CLOCK
+                calendar = self.calendars[name] if name else UTC_24X7
                 outcome = sla_kpis(step, item, snapshots, calendar, now, out)
                 if outcome is not None and outcome.completed:
                     out.facts.setdefault("sla_completed", []).extend(outcome.completed)
@@ -112,12 +115,12 @@ class KpiEngine:
             elif project is not None and step == "schedule":
                 schedule_kpis(project, self.calendar, now, out)
             elif project is not None and step == "cost":
-                if "evm.ev" in out.values:
-                    cost_kpis(out)
-                else:
+                evm = None
+                if "evm.ev" not in out.values:
                     scratch = KpiResult()
                     evm_kpis(project, self.calendar, now, scratch)
-                    _cost_from(scratch, out)
+                    evm = scratch.values
+                cost_kpis(out, evm)
             elif step == "csat":
                 csat_kpis(self.inputs.number(item, "satisfaction"), out)
             elif step == "tco":
@@ -128,11 +131,3 @@ class KpiEngine:
                 ]
                 tco_kpis(self.inputs.number(item, "spent_hours"), self.rate(item, now), others, out)
         return out
-
-
-def _cost_from(evm: KpiResult, out: KpiResult) -> None:
-    """``cost.variance_pct`` when a rule asks for cost without the EVM figures themselves."""
-    scratch = KpiResult(values={k: v for k, v in evm.values.items() if k in ("evm.cv", "evm.ev")})
-    cost_kpis(scratch)
-    out.values.update({k: v for k, v in scratch.values.items() if k.startswith("cost.")})
-    out.missing.extend(m for m in scratch.missing if m["kpi"].startswith("cost."))

@@ -6,14 +6,22 @@ Every function is pure: the item's inputs, the calendar and ``now`` in, values o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, overload
 
 from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing
 
-__all__ = ["ProjectInputs", "cost_kpis", "effort_kpis", "evm_kpis", "schedule_kpis"]
+__all__ = [
+    "ProjectInputs",
+    "as_instant_on",
+    "cost_kpis",
+    "effort_kpis",
+    "evm_kpis",
+    "schedule_kpis",
+]
 
 DAY = 86400.0
 
@@ -37,7 +45,7 @@ class ProjectInputs:
     rate: float | None
 
 
-def _instant(value: date | datetime | None, calendar: Calendar) -> datetime | None:
+def as_instant_on(value: date | datetime | None, calendar: Calendar) -> datetime | None:
     """Date-only fields mean local midnight at the start of that date in the calendar's zone."""
     if value is None or isinstance(value, datetime):
         return value
@@ -48,7 +56,13 @@ def _local_date(value: date | datetime, calendar: Calendar) -> date:
     return calendar.local_date(value) if isinstance(value, datetime) else value
 
 
+@overload
+def _need(name: str, value: Missing) -> Missing: ...
+@overload
+def _need(name: str, value: Value | None) -> Missing | None: ...
 def _need(name: str, value: Value | None) -> Missing | None:
+    """The reason a dependent KPI inherits (typed ``Missing`` once the caller has narrowed
+    ``value``, so ``_need(a, x) or _need(b, y)`` forwards the first reason as-is)."""
     return Missing(f"needs {name}: {value.reason}") if isinstance(value, Missing) else None
 
 
@@ -106,8 +120,8 @@ def _ac(p: ProjectInputs) -> Value:
 
 
 def _planned_span(p: ProjectInputs, calendar: Calendar) -> tuple[datetime, datetime] | Missing:
-    start = _instant(p.planned_start, calendar)
-    end = _instant(p.planned_end, calendar)
+    start = as_instant_on(p.planned_start, calendar)
+    end = as_instant_on(p.planned_end, calendar)
     if start is None:
         return Missing("no planned start")
     if end is None:
@@ -140,7 +154,7 @@ def evm_kpis(p: ProjectInputs, calendar: Calendar, now: datetime, out: KpiResult
     out.put("evm.cv", _combine(_minus, ("evm.ev", ev), ("evm.ac", ac)))
 
     if isinstance(ev, Missing) or isinstance(pv, Missing):
-        out.put("evm.spi", _combine(_minus, ("evm.ev", ev), ("evm.pv", pv)))
+        out.put("evm.spi", _need("evm.ev", ev) or _need("evm.pv", pv))
     elif pv == 0:
         out.null("evm.spi", "evm.pv is 0 (the planned start has not been reached)")
     else:
@@ -148,7 +162,7 @@ def evm_kpis(p: ProjectInputs, calendar: Calendar, now: datetime, out: KpiResult
 
     cpi: Value | None
     if isinstance(ev, Missing) or isinstance(ac, Missing):
-        cpi = out.put("evm.cpi", _combine(_minus, ("evm.ev", ev), ("evm.ac", ac)))
+        cpi = out.put("evm.cpi", _need("evm.ev", ev) or _need("evm.ac", ac))
     elif ac == 0:
         out.null("evm.cpi", "evm.ac is 0 (no cost recorded yet)")
         cpi = None
@@ -199,7 +213,7 @@ def effort_kpis(p: ProjectInputs, out: KpiResult) -> None:
     )
     forecast: Value
     if isinstance(actual, Missing):
-        forecast = _combine(float, ("effort.actual_hours", actual))
+        forecast = _need("effort.actual_hours", actual)
     elif p.done:
         forecast = actual
     elif p.remaining_hours is None:
@@ -245,10 +259,12 @@ def schedule_kpis(p: ProjectInputs, calendar: Calendar, now: datetime, out: KpiR
     )
 
 
-def cost_kpis(out: KpiResult) -> None:
-    """``cost.variance_pct`` = CV / EV × 100, from the EVM values already computed."""
-    cv = out.values.get("evm.cv")
-    ev = out.values.get("evm.ev")
+def cost_kpis(out: KpiResult, evm: Mapping[str, Any] | None = None) -> None:
+    """``cost.variance_pct`` = CV / EV × 100. ``evm`` names where CV and EV come from when a
+    rule asks for cost without the EVM KPIs, which then stay out of ``out``."""
+    source = out.values if evm is None else evm
+    cv = source.get("evm.cv")
+    ev = source.get("evm.ev")
     if cv is None or ev is None:
         out.put("cost.variance_pct", Missing("needs evm.cv and evm.ev"))
     elif ev == 0:

@@ -18,6 +18,7 @@ from bridge.connectors.base import ConnectorContext, LiveConnector
 from bridge.errors import ConfigError
 from bridge.kpi.compute import KpiEngine
 from bridge.plugins import Registry, default_registry
+from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.rules.loader import LastGoodRules, RulesStatus, rule_files
 from bridge.store import open_store
@@ -28,11 +29,16 @@ __all__ = ["Evaluators", "Runtime"]
 
 @dataclass(frozen=True, slots=True)
 class Evaluators:
-    """The compiled rule engine and KPI engine of one rule set."""
+    """The compiled rule engine and KPI engine of one rule set, and that rule set.
+
+    One snapshot serves a whole task: a reload between reading the rules and using the
+    engines could otherwise prepare a connector for rules the engines do not evaluate.
+    """
 
     digest: str
     engine: Engine
     kpis: KpiEngine
+    rule_set: RuleSet
 
 
 class Runtime:
@@ -77,11 +83,11 @@ class Runtime:
     def evaluators(self) -> Evaluators:
         """Engines for the rule set in force (rebuilt only when it changes)."""
         self.refresh_rules()
-        rule_set = self.rules.current
-        with self._lock:
+        with self._lock:  # read inside: a slower thread must not put back an older rule set
+            rule_set = self.rules.current
             if self._evaluators is None or self._evaluators.digest != rule_set.digest:
                 self._evaluators = Evaluators(
-                    rule_set.digest, Engine(rule_set), KpiEngine(rule_set)
+                    rule_set.digest, Engine(rule_set), KpiEngine(rule_set), rule_set
                 )
             return self._evaluators
 

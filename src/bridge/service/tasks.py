@@ -99,7 +99,7 @@ class Jobs:
     def _process(self, source: str, key: str) -> ItemOutcome:
         evaluators = self.runtime.evaluators()
         connector = self.runtime.connector(source)
-        connector.prepare(self.runtime.rules.current)  # cheap when the rules are unchanged
+        connector.prepare(evaluators.rule_set)  # cheap when the rules are unchanged
         now = datetime.now(UTC)
         try:
             return process_item(
@@ -115,16 +115,19 @@ class Jobs:
         """One sync of one source, unless another worker is already syncing it."""
         try:
             with self.huey.lock_task(f"sync:{source}"):
-                self.runtime.refresh_rules()
+                # The runtime's engines, not fresh ones: their caches stay warm across syncs.
+                evaluators = self.runtime.evaluators()
                 connector = self.runtime.connector(source)
                 return sync_source(
                     source,
                     connector,
-                    self.runtime.rules.current,
+                    evaluators.rule_set,
                     self.runtime.store,
                     datetime.now(UTC),
                     full=full,
                     concurrency=getattr(connector, "concurrency", 8),
+                    engine=evaluators.engine,
+                    kpis=evaluators.kpis,
                 )
         except TaskLockedException:
             log.info("%s: a sync is already running; skipped this one", source)
