@@ -10,13 +10,14 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 __all__ = [
-    "format_duration",
+    "format_servicenow_instant",
     "parse_date_or_instant",
     "parse_duration",
     "parse_instant",
     "parse_jira_instant",
     "parse_servicenow_duration",
     "parse_servicenow_instant",
+    "parse_servicenow_seconds",
     "to_utc",
 ]
 
@@ -54,9 +55,30 @@ def parse_servicenow_instant(text: str) -> datetime:
         ) from None
 
 
+def format_servicenow_instant(instant: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in UTC (a naive datetime is UTC already): how the Table API
+    reads and compares dates with display values off, whatever the API user's time zone."""
+    return to_utc(instant).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def parse_servicenow_duration(text: str) -> timedelta:
     """A ``glide_duration``: an offset from the epoch, ``1970-01-03 14:33:00`` = 2 d 14 h 33 min."""
     return parse_servicenow_instant(text) - _EPOCH
+
+
+def parse_servicenow_seconds(text: str) -> float:
+    """A ServiceNow duration in seconds, from a ``glide_duration`` or a whole number of
+    seconds: which of the two a record holds depends on the column and the API answering."""
+    text = text.strip()
+    if text.isascii() and text.isdigit():
+        return float(text)
+    try:
+        return parse_servicenow_duration(text).total_seconds()
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a ServiceNow duration like 1970-01-03 14:33:00 (2 d 14 h 33 min) "
+            "or a number of seconds"
+        ) from None
 
 
 def parse_instant(text: str) -> datetime:
@@ -107,17 +129,3 @@ def parse_duration(text: str) -> timedelta:
     if pos != len(compact):
         raise ValueError(f"{text!r} is not a duration; write e.g. 4h, 1h30m, 5d or 2w")
     return timedelta(seconds=total)
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as ``1d 2h 3m`` (sign kept, seconds dropped unless under a minute)."""
-    sign = "-" if seconds < 0 else ""
-    rest = round(abs(seconds))
-    if rest < 60:
-        return f"{sign}{rest}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        amount, rest = divmod(rest, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return sign + " ".join(parts)

@@ -9,6 +9,9 @@ this module decides *when* to send and whether to try again:
   else ``X-RateLimit-Reset`` as ISO 8601 or epoch seconds), then tries again;
 - 5xx, timeouts and dropped connections back off exponentially with jitter (0.7–1.3×),
   capped, for idempotent requests only — a POST is never repeated blindly;
+- a success status that the caller's ``accept`` check refuses (ServiceNow's empty 202) says,
+  like a 429, that the request was dropped unapplied: it backs off and is sent again, for any
+  method, within the same attempts and budget;
 - a total retry budget bounds how long one request may keep trying; exhausting it raises
   an error that says how many attempts were made and why.
 
@@ -193,8 +196,9 @@ class HttpClient:
 
         :param ok: statuses that count as success.
         :param idempotent: whether repeating the request is harmless (default: by method).
-        :param accept: an extra check of a successful response (False → treated like a 503,
-            e.g. ServiceNow's 202 from an overloaded session).
+        :param accept: an extra check of a successful response. False means the system
+            dropped the request without applying it (ServiceNow's 202 from an overloaded
+            session), so it is sent again whatever the method, like after a 429.
         """
         method = method.upper()
         safe = method in IDEMPOTENT if idempotent is None else idempotent
@@ -241,7 +245,8 @@ class HttpClient:
                         method=method,
                         url=path,
                     )
-                    wait = self.retry.backoff(attempt, self._rng) if safe else None
+                    # Dropped, not applied: repeating it is safe for any method.
+                    wait = self.retry.backoff(attempt, self._rng)
                 else:
                     error = self.error_from_response(response)
                     error.method, error.url = method, path

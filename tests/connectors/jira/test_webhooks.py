@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from bridge.connectors.base import WebhookEvent
-from bridge.connectors.jira.webhooks import parse_webhook, verify_signature
+from bridge.connectors.jira.webhooks import (
+    authenticate,
+    parse_payload,
+    parse_webhook,
+    verify_signature,
+)
 from bridge.errors import WebhookPayloadError, WebhookSignatureError
 
 DATA = Path(__file__).parents[2] / "data" / "jira" / "jira-to-matrix"
@@ -94,6 +99,19 @@ def test_without_a_secret_deliveries_are_refused_unless_unsigned_is_allowed() ->
         {}, body, secret=None, bridge_account_id=None, bridge_field_ids=(), allow_unsigned=True
     )
     assert event.keys == ("BBCOM-1398",)
+
+
+def test_authenticate_then_parse_payload_is_parse_webhook() -> None:
+    body = payload("issue__created")
+    with pytest.raises(WebhookSignatureError, match="does not match"):
+        authenticate(signed(body, secret="another secret"), body, secret=SECRET)
+    with pytest.raises(WebhookSignatureError, match="webhook_unsigned: true"):
+        authenticate({}, body, secret=None)
+    authenticate(signed(body), body, secret=SECRET)
+    authenticate({}, body, secret=None, allow_unsigned=True)
+    # parse_payload trusts its caller: it reads the body without looking at the signature.
+    event = parse_payload({}, body, bridge_account_id=BRIDGE, bridge_field_ids=())
+    assert event == parse(body)
 
 
 # -- real payloads --------------------------------------------------------------------------------

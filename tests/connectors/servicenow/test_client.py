@@ -18,7 +18,6 @@ from bridge.connectors.servicenow.client import (
     ServiceNowClient,
     changed_query,
     link_offset,
-    utc_literal,
 )
 from bridge.errors import (
     ConnectorAuthError,
@@ -29,6 +28,7 @@ from bridge.errors import (
     RemoteValidationError,
 )
 from bridge.testing.openapi import OpenApiSpec
+from bridge.timefmt import format_servicenow_instant
 
 from .conftest import Sleeps, fixture, spec_problems
 
@@ -108,7 +108,7 @@ def test_changed_query_windows_every_alternative_and_orders_by_keyset() -> None:
 
 def test_literals_are_plain_utc_never_javascript() -> None:
     berlin = datetime(2026, 3, 29, 3, 30, tzinfo=timezone(timedelta(hours=2)))
-    assert utc_literal(berlin) == "2026-03-29 01:30:00"
+    assert format_servicenow_instant(berlin) == "2026-03-29 01:30:00"
     assert "javascript" not in changed_query("", since=berlin, until=berlin)
 
 
@@ -522,6 +522,27 @@ def test_a_journal_patch_dropped_with_202_is_sent_again(
     assert stored == {"sys_id": SYS_ID}
     assert len(mocked.calls) == 3
     assert len(sleeps.waits) == 2
+
+
+@pytest.mark.parametrize("rate_limited", [False, True])
+def test_a_journal_patch_refused_every_time_stays_within_max_attempts(
+    mocked: responses.RequestsMock, sleeps: Sleeps, rate_limited: bool
+) -> None:
+    url = f"{TABLE}/incident/{SYS_ID}"
+    for n in range(10):
+        if rate_limited and n % 2:
+            mocked.patch(url, status=429, headers={"Retry-After": "1"}, json={"error": {}})
+        else:
+            mocked.patch(url, status=202, body="", content_type="text/html")
+    client = make_client(sleeps)  # max_attempts=4
+
+    with pytest.raises(ConnectorError, match="gave up after 4 attempts"):
+        client.patch_record(
+            "incident", SYS_ID, {"work_notes": "x"}, fields=("sys_id",), adds_journal=True
+        )
+    assert len(mocked.calls) == 4
+    assert len(sleeps.waits) == 3
+    assert client.http.retries == 3
 
 
 def test_journal_has(mocked: responses.RequestsMock, sleeps: Sleeps) -> None:

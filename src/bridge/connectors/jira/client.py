@@ -224,13 +224,8 @@ def error_from_response(
             **context,
         )
     if status == 429:
+        # Not logged here: HttpClient logs each retry with the wait and this reason.
         reason = response.headers.get("RateLimit-Reason")
-        log.warning(
-            "%s: rate limited (%s), Retry-After %s",
-            where,
-            reason or "no RateLimit-Reason",
-            response.headers.get("Retry-After", "not given"),
-        )
         return RateLimitedError(
             f"{where}: HTTP 429 — Jira's rate limit ({reason or 'no reason given'}){said}",
             reason=reason,
@@ -279,6 +274,28 @@ def _endpoint(path: str) -> str:
 
 def _csv(values: Sequence[str]) -> str:
     return ",".join(values)
+
+
+def _shape_params(
+    fields: Sequence[str], expand: Sequence[str], properties: Sequence[str]
+) -> dict[str, str]:
+    """``fields`` and, when asked for, ``expand`` and ``properties``: the same for a search
+    and for one issue, so both return issues of the same shape."""
+    params = {"fields": _csv(fields)}
+    if expand:
+        params["expand"] = _csv(expand)
+    if properties:
+        params["properties"] = _csv(properties)
+    return params
+
+
+def _issues_of(doc: Any, what: str) -> list[Any]:
+    """The ``issues`` of a search page. A body without the list is not a search answer (a
+    proxy's page, a changed API): read as empty, it would end the sweep early, unnoticed."""
+    issues = doc.get("issues") if isinstance(doc, Mapping) else None
+    if not isinstance(issues, list):
+        raise ConnectorError(f'jira: {what}: expected {{"issues": [...]}}', connector="jira")
+    return issues
 
 
 class JiraClient:
@@ -435,22 +452,18 @@ class JiraClient:
         properties: Sequence[str],
         page_size: int,
     ) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"jql": jql, "maxResults": page_size, "fields": _csv(fields)}
-        if expand:
-            params["expand"] = _csv(expand)
-        if properties:
-            params["properties"] = _csv(properties)
+        params: dict[str, Any] = {
+            "jql": jql,
+            "maxResults": page_size,
+            **_shape_params(fields, expand, properties),
+        }
         seen_tokens: set[str] = set()
         while True:
             doc = self._json(
                 self.request("GET", f"{self.api}/search/jql", kind="search", params=params),
                 "GET /search/jql",
             )
-            issues = doc.get("issues") if isinstance(doc, Mapping) else None
-            if not isinstance(issues, list):
-                raise ConnectorError(
-                    'jira: GET /search/jql: expected {"issues": [...]}', connector="jira"
-                )
+            issues = _issues_of(doc, "GET /search/jql")
             yield from (i for i in issues if isinstance(i, dict))
             token = doc.get("nextPageToken")
             if not isinstance(token, str) or not token or doc.get("isLast") is True:
@@ -476,12 +489,8 @@ class JiraClient:
             "jql": jql,
             "startAt": 0,
             "maxResults": page_size,
-            "fields": _csv(fields),
+            **_shape_params(fields, expand, properties),
         }
-        if expand:
-            params["expand"] = _csv(expand)
-        if properties:
-            params["properties"] = _csv(properties)
         start = 0
         while True:
             params["startAt"] = start
@@ -489,11 +498,7 @@ class JiraClient:
                 self.request("GET", f"{self.api}/search", kind="search", params=params),
                 "GET /search",
             )
-            issues = doc.get("issues") if isinstance(doc, Mapping) else None
-            if not isinstance(issues, list):
-                raise ConnectorError(
-                    'jira: GET /search: expected {"issues": [...]}', connector="jira"
-                )
+            issues = _issues_of(doc, "GET /search")
             yield from (i for i in issues if isinstance(i, dict))
             if not issues:
                 return False
@@ -516,11 +521,7 @@ class JiraClient:
         properties: Sequence[str] = (),
     ) -> dict[str, Any]:
         """``GET /issue/{key}``; ItemNotFoundError when it is gone or hidden."""
-        params: dict[str, Any] = {"fields": _csv(fields)}
-        if expand:
-            params["expand"] = _csv(expand)
-        if properties:
-            params["properties"] = _csv(properties)
+        params = _shape_params(fields, expand, properties)
         doc = self._json(
             self.request("GET", self._issue_path(key), kind="read", params=params),
             f"GET issue {key}",

@@ -47,7 +47,7 @@ from bridge.connectors.jira.settings import (
     parse_settings,
     resolve_auth,
 )
-from bridge.connectors.jira.webhooks import parse_webhook, verify_signature
+from bridge.connectors.jira.webhooks import account_ids, authenticate, parse_payload
 from bridge.connectors.jira.writes import (
     COMMENT_PROPERTY,
     FieldInfo,
@@ -193,7 +193,6 @@ class IssueWritePacer:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._log: dict[str, deque[float]] = {}
-        self.waited = 0.0
 
     def acquire(self, key: str) -> None:
         """Wait until one more write to ``key`` fits, and count it."""
@@ -213,7 +212,6 @@ class IssueWritePacer:
                     if len(self._log) > 4096:
                         self._forget(now)
                     return
-            self.waited += wait
             self._sleep(wait)
 
     def release(self, key: str) -> None:
@@ -284,12 +282,7 @@ class JiraConnector:
             if self._discovered:
                 return
             me = self.client.myself()
-            ids = {
-                str(me[a])
-                for a in ("accountId", "name", "key")
-                if isinstance(me.get(a), str) and me[a]
-            }
-            self.account_ids = frozenset(ids)
+            self.account_ids = frozenset(account_ids(me))
             zone = me.get("timeZone")
             try:
                 self.time_zone = ZoneInfo(zone) if isinstance(zone, str) and zone else UTC
@@ -763,12 +756,7 @@ class JiraConnector:
         """bridge's comment on an issue whose property was never written (the POST's answer
         was lost): bridge's account, and the summary's marker line."""
         for comment in self.client.comments(key):
-            author = comment.get("author")
-            ids = {
-                str(author[a])
-                for a in ("accountId", "name", "key")
-                if isinstance(author, Mapping) and isinstance(author.get(a), str)
-            }
+            ids = account_ids(comment.get("author"))
             if ids & self.account_ids and "bridge summary " in adf_plain_text(comment.get("body")):
                 return str(comment.get("id"))
         return None
@@ -777,27 +765,20 @@ class JiraConnector:
         """Verify, then parse. The signature is checked before anything else; the first
         verified delivery may trigger the one-time discovery (bridge's account id and the
         writeback fields, which loop prevention needs)."""
-        allow = self.settings.webhook_unsigned
-        if self._webhook_secret:
-            verify_signature(headers, body, self._webhook_secret)
-        elif not allow:
-            parse_webhook(
-                headers,
-                body,
-                secret=None,
-                bridge_account_id=None,
-                bridge_field_ids=(),
-            )
-        self.discover()
-        spec = self._spec
-        return parse_webhook(
+        authenticate(
             headers,
             body,
             secret=self._webhook_secret,
+            allow_unsigned=self.settings.webhook_unsigned,
+        )
+        self.discover()
+        spec = self._spec
+        return parse_payload(
+            headers,
+            body,
             bridge_account_id=self.account_ids,
             bridge_field_ids=spec.field_ids,
-            bridge_field_names={t.name for t in spec.targets.values()},
-            allow_unsigned=allow,
+            bridge_field_names=spec.field_names,
         )
 
     def close(self) -> None:

@@ -380,11 +380,7 @@ class _Context:
         if isinstance(value, str):
             return value or None
         if isinstance(value, Mapping):
-            for attr in ("displayName", "accountId", "name", "emailAddress"):
-                inner = value.get(attr)
-                if isinstance(inner, str) and inner:
-                    return inner
-            return None
+            return _author(value)
         return self.fail(f"fields.{field}", "a user object with a displayName", value)
 
     def labels(self, f: Mapping[str, Any]) -> tuple[str, ...]:
@@ -557,6 +553,8 @@ class _Context:
 
 
 def _author(value: Any) -> str | None:
+    """How a user object is named: the name people see, else the most readable id it has,
+    so a user without a display name is still named (None only when it carries nothing)."""
     if isinstance(value, Mapping):
         for attr in ("displayName", "accountId", "name", "emailAddress"):
             inner = value.get(attr)

@@ -16,8 +16,6 @@ an id as well as a key.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from collections.abc import Collection, Mapping
@@ -25,9 +23,23 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bridge.connectors.base import WebhookEvent
+from bridge.connectors.signatures import (
+    SignatureWording,
+    header_value,
+    hex_mac,
+    verify_sha256_signature,
+)
 from bridge.errors import WebhookPayloadError, WebhookSignatureError
 
-__all__ = ["COMMENT_EVENTS", "ISSUE_EVENTS", "parse_webhook", "verify_signature"]
+__all__ = [
+    "COMMENT_EVENTS",
+    "ISSUE_EVENTS",
+    "account_ids",
+    "authenticate",
+    "parse_payload",
+    "parse_webhook",
+    "verify_signature",
+]
 
 SIGNATURE_HEADER = "x-hub-signature"
 DELIVERY_HEADER = "x-atlassian-webhook-identifier"
@@ -35,55 +47,51 @@ DELIVERY_HEADER = "x-atlassian-webhook-identifier"
 ISSUE_EVENTS = frozenset(("jira:issue_created", "jira:issue_updated", "jira:issue_deleted"))
 COMMENT_EVENTS = frozenset(("comment_created", "comment_updated", "comment_deleted"))
 
-_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _COMMENT_SELF = re.compile(r"/rest/api/(?:2|3|latest)/issue/(?P<issue>[^/]+)/comment/")
 
-
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {str(k).lower(): str(v) for k, v in headers.items()}
+_SIGNATURE = SignatureWording(
+    header="X-Hub-Signature",
+    no_separator="expected 'sha256=<64 hex digits>'",
+    accepted="sha256 (HMAC-SHA256 of the body, 'sha256=<hex>')",
+    bad_mac="expected 'sha256=' followed by 64 hex digits",
+    mismatch=(
+        "the secret saved with the webhook in Jira differs from this source's webhook secret, "
+        "or the body was changed on the way"
+    ),
+)
 
 
 def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> None:
     """Raise WebhookSignatureError unless ``X-Hub-Signature`` is HMAC-SHA256(secret, body)."""
-    value = _lower(headers).get(SIGNATURE_HEADER)
+    value = header_value(headers, SIGNATURE_HEADER)
     if value is None or not value.strip():
         raise WebhookSignatureError(
             "the delivery has no X-Hub-Signature header: either the webhook in Jira was saved "
             "without a secret (set the same secret there as in webhook_secret_env / "
             "webhook_secret_file), or the request did not come from Jira"
         )
-    algorithm, sep, digest = value.strip().partition("=")
-    if not sep:
-        raise WebhookSignatureError(
-            "X-Hub-Signature is malformed: expected 'sha256=<64 hex digits>'"
-        )
-    if algorithm.strip().lower() != "sha256":
-        raise WebhookSignatureError(
-            f"X-Hub-Signature uses {algorithm.strip()!r}; bridge accepts only sha256 "
-            "(HMAC-SHA256 of the body, 'sha256=<hex>')"
-        )
-    if not _HEX.fullmatch(digest.strip()):
-        raise WebhookSignatureError(
-            "X-Hub-Signature is malformed: expected 'sha256=' followed by 64 hex digits"
-        )
-    expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, digest.strip().lower()):
-        raise WebhookSignatureError(
-            "X-Hub-Signature does not match the body: the secret saved with the webhook in "
-            "Jira differs from this source's webhook secret, or the body was changed on the way"
-        )
+    verify_sha256_signature(
+        value, body, secret.encode("utf-8"), decode_mac=hex_mac, wording=_SIGNATURE
+    )
 
 
-def _user_ids(user: Any) -> set[str]:
-    """Every identifier a user object carries (Cloud accountId; Data Center name and key)."""
+def account_ids(user: Any) -> set[str]:
+    """The identifiers of a user object that can name bridge's own account (Cloud accountId;
+    Data Center name and key): which one a payload or a comment carries depends on the
+    deployment and its age, so echoes are recognised by any of them."""
     if not isinstance(user, Mapping):
         return set()
-    ids = {
+    return {
         str(user[attr])
         for attr in ("accountId", "name", "key")
         if isinstance(user.get(attr), str) and user.get(attr)
     }
-    link = user.get("self")
+
+
+def _user_ids(user: Any) -> set[str]:
+    """:func:`account_ids`, plus those only the ``self`` link of old Server payloads names."""
+    ids = account_ids(user)
+    link = user.get("self") if isinstance(user, Mapping) else None
     if isinstance(link, str):
         # Old Server payloads name the user only in the link: .../user?username=jira_test
         for attr in ("accountId", "username", "key"):
@@ -128,26 +136,18 @@ def _only_bridge_fields(
     return True
 
 
-def parse_webhook(
+def authenticate(
     headers: Mapping[str, str],
     body: bytes,
     *,
     secret: str | None,
-    bridge_account_id: str | Collection[str] | None,
-    bridge_field_ids: Collection[str],
-    bridge_field_names: Collection[str] = (),
     allow_unsigned: bool = False,
-) -> WebhookEvent:
-    """Verify and parse one delivery.
+) -> None:
+    """Refuse a delivery that cannot be trusted, before anything reads its body.
 
     :param secret: the webhook secret; None refuses every delivery unless ``allow_unsigned``.
-    :param bridge_account_id: bridge's own account (Cloud accountId; on Data Center the user
-        name or key): its events are echoes of bridge's writes and are ignored.
-    :param bridge_field_ids: the fields bridge writes; an update that changed only these is
-        an echo too. ``bridge_field_names`` are their display names, which old payloads
-        carry in ``field`` instead of a ``fieldId``.
-    :raises WebhookSignatureError: the signature is missing, malformed or wrong.
-    :raises WebhookPayloadError: the body is not JSON or not a Jira event.
+    :raises WebhookSignatureError: the signature is missing, malformed or wrong, or there is
+        no secret to check it against.
     """
     if secret:
         verify_signature(headers, body, secret)
@@ -158,6 +158,27 @@ def parse_webhook(
             "same secret on the webhook in Jira), or — on a trusted network only — "
             "webhook_unsigned: true"
         )
+
+
+def parse_payload(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    bridge_account_id: str | Collection[str] | None,
+    bridge_field_ids: Collection[str],
+    bridge_field_names: Collection[str] = (),
+) -> WebhookEvent:
+    """Parse a delivery :func:`authenticate` has let through. Separate from it because
+    recognising echoes needs bridge's account and fields, which the connector discovers
+    only once a delivery is known to be genuine.
+
+    :param bridge_account_id: bridge's own account (Cloud accountId; on Data Center the user
+        name or key): its events are echoes of bridge's writes and are ignored.
+    :param bridge_field_ids: the fields bridge writes; an update that changed only these is
+        an echo too. ``bridge_field_names`` are their display names, which old payloads
+        carry in ``field`` instead of a ``fieldId``.
+    :raises WebhookPayloadError: the body is not JSON or not a Jira event.
+    """
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -170,7 +191,7 @@ def parse_webhook(
             "the delivery has no webhookEvent: not a Jira webhook payload "
             "(dynamic/Connect webhooks are not supported)"
         )
-    delivery_id = _lower(headers).get(DELIVERY_HEADER) or None
+    delivery_id = header_value(headers, DELIVERY_HEADER) or None
     key = _issue_key(payload)
     known = kind in ISSUE_EVENTS or kind in COMMENT_EVENTS
     if known and key is None:
@@ -205,4 +226,29 @@ def parse_webhook(
         keys,
         deleted=kind == "jira:issue_deleted",
         ignore_reason=ignore,
+    )
+
+
+def parse_webhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secret: str | None,
+    bridge_account_id: str | Collection[str] | None,
+    bridge_field_ids: Collection[str],
+    bridge_field_names: Collection[str] = (),
+    allow_unsigned: bool = False,
+) -> WebhookEvent:
+    """Verify and parse one delivery: :func:`authenticate`, then :func:`parse_payload`.
+
+    :raises WebhookSignatureError: the signature is missing, malformed or wrong.
+    :raises WebhookPayloadError: the body is not JSON or not a Jira event.
+    """
+    authenticate(headers, body, secret=secret, allow_unsigned=allow_unsigned)
+    return parse_payload(
+        headers,
+        body,
+        bridge_account_id=bridge_account_id,
+        bridge_field_ids=bridge_field_ids,
+        bridge_field_names=bridge_field_names,
     )

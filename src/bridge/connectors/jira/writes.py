@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal
 
@@ -74,7 +74,6 @@ class FieldInfo:
     name: str
     kind: FieldKind | None
     schema_type: str | None = None
-    custom_type: str | None = None
 
     @property
     def label(self) -> str:
@@ -114,13 +113,11 @@ def field_info(entry: Mapping[str, Any]) -> FieldInfo:
     schema = entry.get("schema")
     schema = schema if isinstance(schema, Mapping) else {}
     type_ = schema.get("type")
-    custom = schema.get("custom")
     return FieldInfo(
         id=str(entry.get("id")),
         name=str(entry.get("name") or entry.get("id")),
         kind=field_kind(entry),
         schema_type=type_ if isinstance(type_, str) else None,
-        custom_type=custom if isinstance(custom, str) else None,
     )
 
 
@@ -323,16 +320,29 @@ class WriteSpec:
     ``targets`` maps a writeback key (``evm.spi``, ``work_type``) to its field; ``adf`` is
     True on Cloud (REST v3); ``tz`` is the API user's time zone, in which an instant written
     into a date field is read.
+
+    The lookups by field id are derived from ``targets`` here, once, rather than by every
+    plan, edit and webhook that needs them; ``targets`` must not change afterwards.
     """
 
     targets: Mapping[str, FieldInfo]
     adf: bool = True
     tz: tzinfo = UTC
     comment: bool = True
+    field_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+    field_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    ids_by_key: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    keys_by_id: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    targets_by_id: Mapping[str, FieldInfo] = field(init=False, repr=False, compare=False)
 
-    @property
-    def field_ids(self) -> frozenset[str]:
-        return frozenset(t.id for t in self.targets.values())
+    def __post_init__(self) -> None:
+        # Frozen: the derived lookups are set the way dataclasses set frozen fields.
+        targets = self.targets
+        object.__setattr__(self, "field_ids", frozenset(t.id for t in targets.values()))
+        object.__setattr__(self, "field_names", frozenset(t.name for t in targets.values()))
+        object.__setattr__(self, "ids_by_key", {key: t.id for key, t in targets.items()})
+        object.__setattr__(self, "keys_by_id", {t.id: key for key, t in targets.items()})
+        object.__setattr__(self, "targets_by_id", {t.id: t for t in targets.values()})
 
 
 def comment_state(issue: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -362,14 +372,12 @@ def plan_writes(
     with only the changed fields (field id → bridge value), and an :class:`UpsertSummary`
     (rendered for the API version) when the summary's digest differs from the one the
     issue's property records."""
-    mapping = {key: target.id for key, target in spec.targets.items()}
-    by_id = {target.id: (key, target) for key, target in spec.targets.items()}
-    desired = desired_values(decision, kpis.values, mapping)
+    desired = desired_values(decision, kpis.values, spec.ids_by_key)
     fields = item.raw.get("fields")
     current = dict(fields) if isinstance(fields, Mapping) else {}
 
     def same(field_id: str, now: Any, want: Any) -> bool:
-        key, target = by_id[field_id]
+        key, target = spec.keys_by_id[field_id], spec.targets_by_id[field_id]
         return same_value(target, now, want, spec.tz, key)
 
     ops: list[WriteOp] = []
@@ -394,11 +402,10 @@ def edit_body(
     values: Mapping[str, Any], spec: WriteSpec, *, keys: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """``{"fields": {...}}`` for ``PUT /issue/{key}`` from a :class:`SetFields`' values."""
-    by_id = {target.id: target for target in spec.targets.values()}
-    key_of = keys or {target.id: key for key, target in spec.targets.items()}
+    key_of = keys or spec.keys_by_id
     encoded: dict[str, Any] = {}
     for field_id, value in values.items():
-        target = by_id.get(field_id)
+        target = spec.targets_by_id.get(field_id)
         if target is None:
             raise WritebackError(f"writeback: {field_id} is not a field in writeback.fields")
         encoded[field_id] = encode_value(

@@ -7,8 +7,9 @@ with what is particular to ServiceNow:
   a time, and drops them with an empty HTTP 202 once too many queue up; without the cookie,
   concurrent requests are independent.
 - **A 202 is not a success**, on a read or a write: the request was dropped unapplied, so it is
-  retried like a 503 (``accept`` hook). A 200 with an HTML page (a hibernating developer
-  instance, a login page, a proxy) is an error that says so, not a JSON parse failure.
+  sent again like after a 429, even a PATCH that adds a journal entry (``accept`` hook). A
+  200 with an HTML page (a hibernating developer instance, a login page, a proxy) is an
+  error that says so, not a JSON parse failure.
 - **OAuth tokens** (``/oauth_token.do``, password or client-credentials grant) are renewed
   before they expire (refresh token first, the grant again if that is refused), and once more
   when a request gets a 401 anyway; the request is then repeated once.
@@ -35,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,12 +46,12 @@ from bridge.connectors.http import HttpClient, RateLimiter, RetryPolicy
 from bridge.errors import (
     ConnectorAuthError,
     ConnectorError,
-    ConnectorTransportError,
     ItemNotFoundError,
     RateLimitedError,
     RemoteValidationError,
     WriteConflictError,
 )
+from bridge.timefmt import format_servicenow_instant
 
 __all__ = [
     "OAuthGrant",
@@ -60,7 +61,6 @@ __all__ = [
     "changed_query",
     "error_factory",
     "link_offset",
-    "utc_literal",
 ]
 
 log = logging.getLogger("bridge.servicenow")
@@ -75,13 +75,6 @@ Record = dict[str, Any]
 # --------------------------------------------------------------------------------------------
 # Queries and paging (pure)
 # --------------------------------------------------------------------------------------------
-
-
-def utc_literal(instant: datetime) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC, the form ServiceNow compares dates in."""
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _alternatives(filter_text: str) -> list[str]:
@@ -107,9 +100,11 @@ def changed_query(
     right after it. Every ``^NQ`` alternative of the filter gets the window, so a filter with
     alternatives stays correct.
     """
-    bound = [f"sys_updated_on<={utc_literal(until)}"] if until is not None else []
+    bound = [f"sys_updated_on<={format_servicenow_instant(until)}"] if until is not None else []
     if after is None:
-        tails = [[f"sys_updated_on>={utc_literal(since)}"] if since is not None else []]
+        tails = [
+            [f"sys_updated_on>={format_servicenow_instant(since)}"] if since is not None else []
+        ]
     else:
         stamp, sys_id = after
         tails = [[f"sys_updated_on={stamp}", f"sys_id>{sys_id}"], [f"sys_updated_on>{stamp}"]]
@@ -461,7 +456,6 @@ class ServiceNowClient:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.retry = retry or RetryPolicy()
-        self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self.oauth: OAuthTokens | None = None
         if oauth is not None:
@@ -648,7 +642,7 @@ class ServiceNowClient:
             if not page.records or page.next_offset is None:
                 return
             last = page.records[-1]
-            stamp, sys_id = _plain(last.get("sys_updated_on")), _plain(last.get("sys_id"))
+            stamp, sys_id = plain_value(last.get("sys_updated_on")), plain_value(last.get("sys_id"))
             if not stamp or not sys_id:
                 raise ConnectorError(
                     f"ServiceNow returned {table} records without sys_updated_on or sys_id; "
@@ -694,38 +688,14 @@ class ServiceNowClient:
 
         A PATCH that adds a journal entry is not repeated after a timeout or a 5xx (it may
         have been applied, and a second entry cannot be removed); only after a 429 or a 202,
-        which say it was not.
+        which say it was not — :class:`HttpClient` repeats those for any method, within the
+        one retry policy.
         """
         path = f"/api/now/table/{table}/{sys_id}"
         params = {"sysparm_fields": ",".join(fields)} if fields else None
-        if not adds_journal:
-            response = self.request("PATCH", path, params=params, json=dict(body))
-        else:
-            attempt = 0
-            while True:
-                attempt += 1
-                response = self.request(
-                    "PATCH", path, params=params, json=dict(body), accept=None, idempotent=False
-                )
-                if response.status_code != 202:
-                    break
-                if attempt >= self.retry.max_attempts:
-                    raise ConnectorTransportError(
-                        f"{self.name}: PATCH {path}: HTTP 202 without a result (ServiceNow "
-                        f"dropped the update) — gave up after {attempt} attempts",
-                        connector=self.name,
-                        status=202,
-                        method="PATCH",
-                        url=path,
-                    )
-                wait = self.retry.backoff(attempt, self._rng)
-                log.warning(
-                    "%s: PATCH %s: HTTP 202 (dropped, not applied); retrying in %.1fs",
-                    self.name,
-                    path,
-                    wait,
-                )
-                self._sleep(wait)
+        response = self.request(
+            "PATCH", path, params=params, json=dict(body), idempotent=not adds_journal
+        )
         if response.status_code == 204 or not response.content:
             return {}
         result = self._result(response, "PATCH", path)
@@ -750,7 +720,9 @@ def _list_params(query: str, fields: Sequence[str], limit: int) -> dict[str, str
     }
 
 
-def _plain(value: Any) -> str:
+def plain_value(value: Any) -> str:
+    """A field as stripped text, ``{"value": ...}`` unwrapped, anything else ``""``: how
+    keys (sys_id, sys_updated_on, sys_mod_count) are compared, whatever the display mode."""
     if isinstance(value, Mapping):
         value = value.get("value")
     return value.strip() if isinstance(value, str) else ""

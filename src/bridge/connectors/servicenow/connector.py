@@ -39,7 +39,7 @@ from jsonschema import Draft202012Validator
 from bridge.config import secret
 from bridge.connectors.base import ConnectorContext, WebhookEvent
 from bridge.connectors.http import RateLimiter, RetryPolicy
-from bridge.connectors.servicenow.client import OAuthGrant, ServiceNowClient
+from bridge.connectors.servicenow.client import OAuthGrant, ServiceNowClient, plain_value
 from bridge.connectors.servicenow.mapping import item_from_record
 from bridge.connectors.servicenow.sla import TASK_SLA_FIELDS, native_slas, slas_by_task
 from bridge.connectors.servicenow.webhooks import WebhookConfig, parse_delivery
@@ -436,12 +436,6 @@ class _MemoryMemos:
             self._values[(source, key)] = value
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, Mapping):
-        value = value.get("value")
-    return value.strip() if isinstance(value, str) else ""
-
-
 class ServiceNowConnector:
     """A ServiceNow instance as a :class:`~bridge.connectors.base.LiveConnector`.
 
@@ -679,7 +673,7 @@ class ServiceNowConnector:
             )
             stored = None
         if stored:
-            mod = _text(stored.get("sys_mod_count"))
+            mod = plain_value(stored.get("sys_mod_count"))
             if mod:  # our own write moves the record to the end of this pull's sweep
                 with self._seen_lock:
                     self._seen.add((sys_id, mod))
@@ -714,7 +708,7 @@ class ServiceNowConnector:
         fresh = []
         with self._seen_lock:
             for record in records:
-                key = (_text(record.get("sys_id")), _text(record.get("sys_mod_count")))
+                key = (plain_value(record.get("sys_id")), plain_value(record.get("sys_mod_count")))
                 if key in self._seen:
                     self.duplicates += 1
                     continue
@@ -760,11 +754,11 @@ class ServiceNowConnector:
     ) -> Iterator[WorkItem]:
         if not records:
             return
-        ids = [i for r in records if _SYS_ID.fullmatch(i := _text(r.get("sys_id")))]
+        ids = [i for r in records if _SYS_ID.fullmatch(i := plain_value(r.get("sys_id")))]
         slas = self._task_slas(ids) if self.read_task_sla and ids else {}
         for record in records:
-            sys_id = _text(record.get("sys_id"))
-            real = _text(record.get("sys_class_name")) or table
+            sys_id = plain_value(record.get("sys_id"))
+            real = plain_value(record.get("sys_class_name")) or table
             try:
                 memo = RecordMemo.from_text(self._memos.get_memo(self.name, memo_key(real, sys_id)))
                 item = item_from_record(

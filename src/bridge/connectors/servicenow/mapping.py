@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from bridge.errors import InputError
 from bridge.model import StatusCategory, WorkItem
-from bridge.timefmt import parse_servicenow_duration, parse_servicenow_instant
+from bridge.timefmt import parse_servicenow_instant, parse_servicenow_seconds
 
 __all__ = [
     "PRIORITY_LABELS",
@@ -161,7 +161,7 @@ def item_from_record(
     """
     if not isinstance(record, Mapping):
         raise InputError(f"a ServiceNow record must be a JSON object, found {_json_type(record)}")
-    sys_id = _loose_text(_value(record.get("sys_id")))
+    sys_id = _loose_text(stored_value(record.get("sys_id")))
     number = _Fields(record, f"the record with sys_id {sys_id}" if sys_id else "a record").value(
         "number"
     )
@@ -206,7 +206,7 @@ def item_from_record(
         spent = fields.hours("time_worked")  # incidents and other service tasks
 
     raw = dict(record)
-    if table_name and _loose_text(_value(record.get("sys_class_name"))) is None:
+    if table_name and _loose_text(stored_value(record.get("sys_class_name"))) is None:
         raw["sys_class_name"] = table_name
 
     return WorkItem(
@@ -242,7 +242,7 @@ def item_from_record(
 
 def _table_of(record: Mapping[str, Any]) -> str | None:
     """The record's table from ``sys_class_name``: a name, or a label (display values on)."""
-    name = _loose_text(_value(record.get("sys_class_name")))
+    name = _loose_text(stored_value(record.get("sys_class_name")))
     if name is None:
         return None
     name = name.strip()
@@ -298,8 +298,11 @@ def _url(
 # --------------------------------------------------------------------------------------------
 
 
-def _value(field: Any) -> Any:
-    """The stored value: ``value`` of a ``{"display_value", "value"}`` pair, else the field."""
+def stored_value(field: Any) -> Any:
+    """The stored value of a field in any display-value mode: ``value`` of a ``{"link",
+    "value"}`` or ``{"display_value", "value"}`` pair, the display value when that is all
+    there is, else the field itself. Codes and dates are read from it because, unlike the
+    display value, it does not follow the API user's language, time zone and formats."""
     if isinstance(field, Mapping):
         return field["value"] if "value" in field else field.get("display_value")
     return field
@@ -360,7 +363,7 @@ class _Fields:
             raise self._error(field, f"expected {exc}") from None
 
     def value(self, field: str) -> str | None:
-        return self._text(field, _value(self.record.get(field)))
+        return self._text(field, stored_value(self.record.get(field)))
 
     def display(self, field: str) -> str | None:
         return self._text(field, _display(self.record.get(field)))
@@ -385,10 +388,8 @@ class _Fields:
         if text is None:
             return None
         text = text.strip()
-        if text.isascii() and text.isdigit():
-            return int(text) / 3600
         try:
-            return parse_servicenow_duration(text).total_seconds() / 3600
+            return parse_servicenow_seconds(text) / 3600
         except ValueError:
             raise self._error(
                 field,

@@ -21,9 +21,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from bridge.connectors.servicenow.mapping import stored_value
 from bridge.errors import InputError
 from bridge.model import NativeSla, NativeSlaCycle
-from bridge.timefmt import parse_servicenow_duration, parse_servicenow_instant
+from bridge.timefmt import parse_servicenow_instant, parse_servicenow_seconds
 
 __all__ = [
     "TASK_SLA_FIELDS",
@@ -56,15 +57,8 @@ TASK_SLA_FIELDS: tuple[str, ...] = (
 _STOPPED = frozenset(("completed", "breached", "cancelled"))
 
 
-def _value(field: Any) -> Any:
-    """The stored value: plain, or from ``{link, value}`` / ``{display_value, value}``."""
-    if isinstance(field, Mapping):
-        return field["value"] if "value" in field else field.get("display_value")
-    return field
-
-
 def _text(row: Mapping[str, Any], name: str) -> str | None:
-    value = _value(row.get(name))
+    value = stored_value(row.get(name))
     if value is None or isinstance(value, Mapping | list):
         return None
     if isinstance(value, bool):
@@ -96,10 +90,8 @@ class _Row:
         text = self.text(field)
         if text is None:
             return None
-        if text.isascii() and text.isdigit():
-            return float(text)
         try:
-            return parse_servicenow_duration(text).total_seconds()
+            return parse_servicenow_seconds(text)
         except ValueError:
             raise InputError(
                 f"{self.name}: {field}: {text!r} is not a ServiceNow duration like "

@@ -28,11 +28,17 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bridge.connectors.base import WebhookEvent
+from bridge.connectors.signatures import (
+    SignatureWording,
+    header_value,
+    hex_mac,
+    verify_sha256_signature,
+)
 from bridge.errors import WebhookPayloadError, WebhookSignatureError
+from bridge.timefmt import parse_servicenow_instant
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -52,7 +58,6 @@ _OPERATIONS = frozenset(("insert", "update", "delete"))
 _TABLE = re.compile(r"[a-z][a-z0-9_]{0,79}")
 _SYS_ID = re.compile(r"[0-9a-fA-F]{32}")
 _FIELD = re.compile(r"[a-z][a-z0-9_]*")
-_HEX_MAC = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,29 +83,28 @@ def sign(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def _mac_bytes(text: str) -> bytes:
-    """The 32 MAC bytes of ``<hex>`` or ``<base64>``; raises WebhookSignatureError."""
-    text = text.strip()
-    if _HEX_MAC.fullmatch(text):
-        return bytes.fromhex(text)
+def _mac_bytes(text: str) -> bytes | None:
+    """The 32 MAC bytes of ``<hex>`` or ``<base64>``: a Business Rule can send what
+    ``generateMac`` returns (Base64) without converting it."""
+    mac = hex_mac(text)
+    if mac is not None:
+        return mac
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
-        raise WebhookSignatureError(
-            f"{SIGNATURE_HEADER} is malformed: expected sha256=<64 hex digits or 44 Base64 "
-            "characters of the HMAC-SHA256 of the body>"
-        )
-    return raw
+        return None
+    return raw if len(raw) == 32 else None
+
+
+_SIGNATURE = SignatureWording(
+    header=SIGNATURE_HEADER,
+    no_separator="expected sha256=<HMAC-SHA256 of the body>",
+    accepted="sha256=<HMAC-SHA256 of the body> (HmacSHA256 in generateMac)",
+    bad_mac=(
+        "expected sha256=<64 hex digits or 44 Base64 characters of the HMAC-SHA256 of the body>"
+    ),
+    mismatch="the Business Rule signs with another secret, or the body was changed on the way",
+)
 
 
 def verify_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfig) -> None:
@@ -109,30 +113,17 @@ def verify_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConf
     :raises WebhookSignatureError: nothing is configured to check against, the header is
         missing or malformed, it uses another algorithm, or it does not match.
     """
-    signature = _header(headers, SIGNATURE_HEADER)
-    token = _header(headers, TOKEN_HEADER)
+    signature = header_value(headers, SIGNATURE_HEADER)
+    token = header_value(headers, TOKEN_HEADER)
     if config.secret is None and config.token is None:
         raise WebhookSignatureError(
             "this source has no webhook secret: set webhook_secret_env or webhook_secret_file "
             "(HMAC signature) or webhook_token_env or webhook_token_file (shared-secret header)"
         )
     if config.secret is not None and signature is not None:
-        algorithm, sep, mac = signature.strip().partition("=")
-        if not sep:
-            raise WebhookSignatureError(
-                f"{SIGNATURE_HEADER} is malformed: expected sha256=<HMAC-SHA256 of the body>"
-            )
-        if algorithm.strip().lower() != "sha256":
-            raise WebhookSignatureError(
-                f"{SIGNATURE_HEADER} uses {algorithm.strip()!r}; bridge accepts only "
-                "sha256=<HMAC-SHA256 of the body> (HmacSHA256 in generateMac)"
-            )
-        expected = hmac.new(config.secret, body, hashlib.sha256).digest()
-        if not hmac.compare_digest(expected, _mac_bytes(mac)):
-            raise WebhookSignatureError(
-                f"{SIGNATURE_HEADER} does not match the body: the Business Rule signs with "
-                "another secret, or the body was changed on the way"
-            )
+        verify_sha256_signature(
+            signature, body, config.secret, decode_mac=_mac_bytes, wording=_SIGNATURE
+        )
         return
     if config.token is not None and token is not None:
         if not hmac.compare_digest(token.strip().encode("utf-8"), config.token):
@@ -228,7 +219,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfi
     updated_on = doc.get("sys_updated_on")
     if updated_on not in (None, ""):
         try:
-            datetime.strptime(str(updated_on), "%Y-%m-%d %H:%M:%S")
+            parse_servicenow_instant(str(updated_on))
         except ValueError:
             raise WebhookPayloadError(
                 f"sys_updated_on {updated_on!r} is not a ServiceNow date-time like "

@@ -28,13 +28,14 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any
 
 from bridge.errors import WritebackError
 from bridge.model import Classification, WorkItem
+from bridge.timefmt import format_servicenow_instant, parse_instant
 from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp, desired_values, diff_fields
 from bridge.writeback.render import build_summary, to_text
 
@@ -139,13 +140,12 @@ def encode_value(value: Any) -> str:
         text = f"{value:.4f}".rstrip("0").rstrip(".")
         return "0" if text in ("-0", "") else text
     if isinstance(value, datetime):
-        instant = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return format_servicenow_instant(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
         if _ISO_INSTANT.fullmatch(value):
-            return encode_value(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            return format_servicenow_instant(parse_instant(value))
         return value
     return str(value)
 
