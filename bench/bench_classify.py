@@ -48,6 +48,7 @@ from bridge.model import WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine, evaluate_condition
 from bridge.rules.loader import load_rules
+from bridge.testing.servicenow import NUMBER_PREFIXES
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 JIRA_SITE = "https://acme.atlassian.net"
@@ -769,18 +770,6 @@ SN_TABLES: Sequence[tuple[str, float, str]] = (
     ("pm_project_task", 5, "Task"),
     ("task", 3, "Risk"),
 )
-SN_PREFIX = {
-    "incident": "INC",
-    "sc_req_item": "RITM",
-    "sc_task": "SCTASK",
-    "sc_request": "REQ",
-    "problem": "PRB",
-    "change_request": "CHG",
-    "change_task": "CTASK",
-    "pm_project": "PRJ",
-    "pm_project_task": "PRJTASK",
-    "task": "TASK",
-}
 SN_SERVICES = ("Email", "VPN", "SAP ERP", "HR", "Payroll", "Intranet", "Service Desk")
 # Category weights for picking a state: mostly open or recently closed work.
 _SN_CATEGORY_WEIGHT = {"todo": 2, "in_progress": 3, "done": 3}
@@ -933,7 +922,7 @@ class ItemFactory:
         rng = self.rng
         table, _, kind = rng.choices(SN_TABLES, weights=[t[1] for t in SN_TABLES])[0]
         self.counters[table] += 1
-        number = f"{SN_PREFIX[table]}{self.counters[table]:07d}"
+        number = f"{NUMBER_PREFIXES[table]}{self.counters[table]:07d}"
         states = STATES[table] if table in STATES else STATES["task"]
         code, (label, category) = _weighted(
             rng, [(entry, _SN_CATEGORY_WEIGHT[entry[1][1]]) for entry in states.items()]

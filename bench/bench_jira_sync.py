@@ -35,7 +35,7 @@ from bridge.connectors.jira.connector import make_connector
 from bridge.rules.loader import load_rules
 from bridge.store.sqlite import SqliteStore
 from bridge.sync import SyncReport, sync_source
-from bridge.testing.jira_double import JiraDouble, RecordedRequest
+from bridge.testing.jira import JiraDouble, RecordedRequest
 
 NOW = datetime(2025, 6, 30, 12, 0, tzinfo=UTC)
 TOKEN_ENV = "BENCH_JIRA_TOKEN"  # noqa: S105 - the name of a variable, not a secret

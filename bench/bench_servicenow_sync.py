@@ -31,7 +31,7 @@ from bridge.connectors.servicenow.connector import ServiceNowConnector
 from bridge.rules.loader import load_rules
 from bridge.store.sqlite import SqliteStore
 from bridge.sync import SyncReport, sync_source
-from bridge.testing.servicenow_double import ServiceNowDouble
+from bridge.testing.servicenow import ServiceNowDouble
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-only"  # noqa: S105 - the fake instance's, passed through the environment

@@ -18,7 +18,7 @@ from bridge.connectors.jira.writes import COMMENT_PROPERTY
 from bridge.service.app import create_app
 from bridge.service.runtime import Runtime
 from bridge.service.tasks import Jobs, make_huey
-from bridge.testing.jira_double import JiraDouble
+from bridge.testing.jira import JiraDouble
 
 SECRET = "hook-secret"
 RULES = """bridge: 1

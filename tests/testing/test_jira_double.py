@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from bridge.testing import JiraDouble, OpenApiSpec
-from bridge.testing.jira_double import HUMAN_ACCOUNT_ID, JqlError, adf_text
+from bridge.testing.jira import HUMAN_ACCOUNT_ID, JqlError, adf_text
 
 SPEC = Path(__file__).resolve().parents[1] / "data" / "jira" / "openapi-cloud-platform-v3.json"
 AUTH = ("bot@example.com", "token")

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bridge.testing.servicenow_double import (
+from bridge.testing.servicenow import (
     EncodedQuery,
     QueryNotSupportedError,
     ServiceNowDouble,

@@ -7,9 +7,9 @@ without a live site. Nothing here is imported by bridge at run time.
 
 from __future__ import annotations
 
-from bridge.testing.jira_double import JiraDouble, JqlError
+from bridge.testing.jira import JiraDouble, JqlError
 from bridge.testing.openapi import OpenApiSpec, OperationInfo, OperationMatch
-from bridge.testing.servicenow_double import ServiceNowDouble
+from bridge.testing.servicenow import ServiceNowDouble
 
 __all__ = [
     "JiraDouble",

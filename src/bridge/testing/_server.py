@@ -48,6 +48,14 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
+def group_query(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """Every value of each parameter, in order, for callers that must see repeats."""
+    query: dict[str, list[str]] = {}
+    for name, value in pairs:
+        query.setdefault(name, []).append(value)
+    return query
+
+
 def json_response(status: int, doc: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
     """A compact JSON answer."""
     body = json.dumps(doc, separators=(",", ":")).encode()

@@ -30,7 +30,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -104,14 +104,12 @@ class _Operation:
     media: dict[str, _Compiled | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class _Compiled:
     """One schema, checked by the fast predicate first and explained by jsonschema."""
 
-    __slots__ = ("fast", "validator")
-
-    def __init__(self, validator: Draft4Validator, fast: Callable[[Any], bool] | None) -> None:
-        self.validator = validator
-        self.fast = fast
+    validator: Draft4Validator
+    fast: Callable[[Any], bool] | None
 
     def errors(self, instance: Any) -> list[ValidationError]:
         if self.fast is not None and self.fast(instance):
@@ -279,14 +277,13 @@ def _simplify(schema: dict[str, Any]) -> dict[str, Any]:
             schema["properties"] = kept
         else:
             del schema["properties"]
-    for key in ("allOf", "anyOf", "oneOf"):
-        subs = schema.get(key)
-        if key == "allOf" and isinstance(subs, list):
-            subs = [s for s in subs if s != {}]
-            if subs:
-                schema[key] = subs
-            else:
-                del schema[key]
+    subs = schema.get("allOf")
+    if isinstance(subs, list):
+        kept_subs = [s for s in subs if s != {}]
+        if kept_subs:
+            schema["allOf"] = kept_subs
+        else:
+            del schema["allOf"]
     return schema
 
 
@@ -503,14 +500,15 @@ class OpenApiSpec:
     def load(cls, path: str | os.PathLike[str]) -> OpenApiSpec:
         """Read a JSON or YAML document (YAML by extension or when it is not JSON)."""
         text = Path(path).read_text(encoding="utf-8")
-        doc: Any
-        if str(path).endswith((".yaml", ".yml")):
-            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-        else:
+        doc: Any = None
+        is_yaml = str(path).endswith((".yaml", ".yml"))
+        if not is_yaml:
             try:
                 doc = json.loads(text)
             except json.JSONDecodeError:
-                doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+                is_yaml = True
+        if is_yaml:
+            doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
         return cls(doc, source=str(path))
 
     # -- lookup -------------------------------------------------------------------------------
@@ -537,9 +535,9 @@ class OpenApiSpec:
         found = self.match(method, path)
         return found.operation.operation_id if found else None
 
-    def _match_uncached(
-        self, method: str, path: str
-    ) -> tuple[_Operation, tuple[tuple[str, str], ...]] | None:
+    def _candidates(self, path: str) -> Iterator[tuple[_Template, dict[str, str]]]:
+        """Templates matching ``path`` under any method, in precedence order, with what each
+        binds: lazy, because a match usually stops at the first one."""
         for base in self._base_paths:
             if base and not (path == base or path.startswith(base + "/")):
                 continue
@@ -547,27 +545,17 @@ class OpenApiSpec:
             parts = rest.split("/") if rest else []
             for template in self._by_length.get(len(parts), ()):
                 bound = _match_template(template, parts)
-                if bound is None:
-                    continue
-                op = self._ops.get((method, template.path))
-                if op is not None:
-                    return op, tuple(bound.items())
-        return None
+                if bound is not None:
+                    yield template, bound
 
-    def _templates_for(self, path: str) -> list[str]:
-        """Templates matching ``path`` under any method (for a better error message)."""
-        out: list[str] = []
-        for base in self._base_paths:
-            if base and not (path == base or path.startswith(base + "/")):
-                continue
-            rest = path[len(base) :].strip("/")
-            parts = rest.split("/") if rest else []
-            out.extend(
-                t.path
-                for t in self._by_length.get(len(parts), ())
-                if _match_template(t, parts) is not None
-            )
-        return out
+    def _match_uncached(
+        self, method: str, path: str
+    ) -> tuple[_Operation, tuple[tuple[str, str], ...]] | None:
+        for template, bound in self._candidates(path):
+            op = self._ops.get((method, template.path))
+            if op is not None:
+                return op, tuple(bound.items())
+        return None
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -592,9 +580,9 @@ class OpenApiSpec:
             others = sorted(
                 {
                     m
-                    for t in self._templates_for(path)
+                    for t, _ in self._candidates(path)
                     for (m, p) in self._ops
-                    if p == t and m != method
+                    if p == t.path and m != method
                 }
             )
             if others:
@@ -605,9 +593,10 @@ class OpenApiSpec:
             self._compile(op)
         problems: list[str] = []
         where = f"{method} {op.info.template}"
+        path_values = dict(bound)
         for (name, location), path_param in op.params.items():
             if location == "path":
-                value = dict(bound).get(name)
+                value = path_values.get(name)
                 if value is not None:
                     problems.extend(self._check_value(path_param, [value], where))
         normalized = {k: v if isinstance(v, list) else [v] for k, v in query.items()}
@@ -693,11 +682,9 @@ class OpenApiSpec:
         if self._components is None:
             comps = self.document.get("components")
             converted: dict[str, Any] = {}
-            if isinstance(comps, Mapping):
-                for kind in ("schemas",):
-                    section = comps.get(kind)
-                    if isinstance(section, Mapping):
-                        converted[kind] = {k: _convert(v) for k, v in section.items()}
+            section = comps.get("schemas") if isinstance(comps, Mapping) else None
+            if isinstance(section, Mapping):
+                converted["schemas"] = {k: _convert(v) for k, v in section.items()}
             self._components = converted
         return self._components
 
@@ -852,19 +839,11 @@ def _media_type(content_type: str, media: Mapping[str, Any]) -> str | None:
 
 
 def _default_media(media: Mapping[str, Any]) -> str | None:
-    if not media:
-        return None
-    for candidate in media:
-        if "json" in candidate:
-            return candidate
-    return next(iter(media))
+    return next((c for c in media if "json" in c), next(iter(media), None))
 
 
 def _pointer(path: Iterable[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
 
 
 def _short(message: str) -> str:

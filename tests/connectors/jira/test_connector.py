@@ -3,6 +3,8 @@ every v3 request against Atlassian's OpenAPI document and refuses what Jira refu
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import time
@@ -42,7 +44,7 @@ from bridge.rules.ast import RuleSet
 from bridge.rules.loader import load_rules
 from bridge.store.sqlite import SqliteStore
 from bridge.testing import OpenApiSpec
-from bridge.testing.jira_double import HUMAN_ACCOUNT_ID, JiraDouble, adf_to_text
+from bridge.testing.jira import HUMAN_ACCOUNT_ID, JiraDouble, adf_to_text
 from bridge.writeback.plan import SetFields, UpsertSummary
 
 SPEC_PATH = Path(__file__).parents[2] / "data" / "jira" / "openapi-cloud-platform-v3.json"
@@ -778,6 +780,25 @@ def test_webhooks_through_the_connector(double: JiraDouble, tmp_path: Path) -> N
     forged = dict(headers, **{"X-Hub-Signature": "sha256=" + "0" * 64})
     with pytest.raises(WebhookSignatureError):
         connector.parse_webhook(forged, body)
+
+
+def test_a_webhook_signature_is_checked_once_per_delivery(
+    double: JiraDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector = connect(double)
+    body, headers = double.webhook("jira:issue_created", story(double), secret=SECRET)
+    mac = hmac.new(SECRET.encode(), body, hashlib.sha256).digest()
+    checks = 0
+    compare = hmac.compare_digest
+
+    def counting(a: Any, b: Any) -> bool:
+        nonlocal checks
+        checks += any(x in (mac, mac.hex()) for x in (a, b))  # the double checks auth too
+        return compare(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    assert connector.parse_webhook(headers, body).kind == "jira:issue_created"
+    assert checks == 1
 
 
 def test_unsigned_webhooks_are_refused_before_any_request(double: JiraDouble) -> None:

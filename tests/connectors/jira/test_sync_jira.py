@@ -14,7 +14,7 @@ from bridge.model import WorkItem
 from bridge.store.sqlite import SqliteStore
 from bridge.sync import sync_source
 from bridge.testing import OpenApiSpec
-from bridge.testing.jira_double import JiraDouble
+from bridge.testing.jira import JiraDouble
 from tests.connectors.jira.test_connector import (
     PAT_ENV,
     T0,

@@ -18,7 +18,7 @@ from bridge.rules.ast import RuleSet
 from bridge.rules.loader import load_rules
 from bridge.store.base import Store
 from bridge.testing.openapi import OpenApiSpec
-from bridge.testing.servicenow_double import ServiceNowDouble
+from bridge.testing.servicenow import ServiceNowDouble
 
 DATA = Path(__file__).parents[2] / "data" / "servicenow"
 SPEC_PATH = DATA / "openapi-table-api.yaml"

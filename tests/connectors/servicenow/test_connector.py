@@ -38,7 +38,7 @@ from bridge.plugins import load_registry, make_plugin_manager
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.rules.loader import load_rules
-from bridge.testing.servicenow_double import ServiceNowDouble
+from bridge.testing.servicenow import ServiceNowDouble
 from bridge.writeback.plan import SetFields, UpsertSummary
 
 from .conftest import (

@@ -12,7 +12,7 @@ from bridge.connectors.servicenow.connector import ServiceNowConnector
 from bridge.rules.ast import RuleSet
 from bridge.store.sqlite import SqliteStore
 from bridge.sync import sync_source
-from bridge.testing.servicenow_double import ServiceNowDouble
+from bridge.testing.servicenow import ServiceNowDouble
 from bridge.writeback.render import MARKER
 
 from .conftest import NOW, SLA_NAME, ConnectorFactory, InstanceClock, incident

@@ -11,7 +11,7 @@ from __future__ import annotations
 from bridge.testing.jira.http import JiraDouble
 from bridge.testing.jira.jql import JqlError
 from bridge.testing.jira.site import HUMAN_ACCOUNT_ID
-from bridge.testing.jira.values import adf_text, adf_to_text
+from bridge.testing.jira.values import adf_text, adf_to_text, jira_time
 from bridge.testing.jira.wire import RecordedRequest
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "RecordedRequest",
     "adf_text",
     "adf_to_text",
+    "jira_time",
 ]

@@ -47,6 +47,7 @@ from bridge.testing.jira.wire import (
     errors,
     expand_set,
     int_param,
+    offset_page,
     reply,
 )
 from bridge.testing.openapi import OpenApiSpec
@@ -265,13 +266,17 @@ class JiraDouble(JiraSite):
             {"X-Seraph-LoginReason": "AUTHENTICATED_FAILED"},
         )
 
+    def _no_such_uri(self, path: str) -> Reject:
+        """Jira answers a path it does not serve with Jersey's text, not its own messages."""
+        return Reject(404, errors(f"null for uri: {self.url}{path}"))
+
     def _version_of(self, path: str) -> int:
         m = re.match(r"/rest/api/(2|3|latest)/", path)
         if m is None:
-            raise Reject(404, errors(f"null for uri: {self.url}{path}"))
+            raise self._no_such_uri(path)
         version = 2 if m.group(1) in ("2", "latest") else 3
         if version == 3 and self.deployment == "datacenter":
-            raise Reject(404, errors(f"null for uri: {self.url}{path}"))
+            raise self._no_such_uri(path)
         return version
 
     _ROUTES: Sequence[tuple[str, re.Pattern[str]]] = [
@@ -301,7 +306,7 @@ class JiraDouble(JiraSite):
             handler = getattr(self, f"_ep_{name}")
             ctx = Ctx(request, caller, version, {k: unquote(v) for k, v in m.groupdict().items()})
             return cast(Response, handler(ctx))
-        raise Reject(404, errors(f"null for uri: {self.url}{request.path}"))
+        raise self._no_such_uri(request.path)
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -342,9 +347,7 @@ class JiraDouble(JiraSite):
         if self.deployment == "cloud":
             return reply(410, errors(_REMOVED))
         params = ctx.params(("jql", "startAt", "maxResults", "fields", "expand", "validateQuery"))
-        start = int_param(params.get("startAt"), "startAt", 0)
-        wanted = int_param(params.get("maxResults"), "maxResults", 50)
-        page = max(0, min(wanted, self.max_page))
+        start, page = offset_page(params, default=50, cap=self.max_page)
         selection = Selection.parse(params.get("fields"), default="*navigable")
         expand = expand_set(params.get("expand"))
         with self._lock:
@@ -364,7 +367,7 @@ class JiraDouble(JiraSite):
     def _ep_search_jql(self, ctx: Ctx) -> Response:
         ctx.allow("GET", "POST")
         if self.deployment != "cloud":
-            raise Reject(404, errors(f"null for uri: {self.url}{ctx.request.path}"))
+            raise self._no_such_uri(ctx.request.path)
         params = ctx.params(
             (
                 "jql",
@@ -412,7 +415,7 @@ class JiraDouble(JiraSite):
     def _ep_approximate_count(self, ctx: Ctx) -> Response:
         ctx.allow("POST")
         if self.deployment != "cloud":
-            raise Reject(404, errors(f"null for uri: {self.url}{ctx.request.path}"))
+            raise self._no_such_uri(ctx.request.path)
         jql = str(ctx.params(("jql",)).get("jql") or "")
         with self._lock:
             return reply(200, {"count": len(self._run(jql, ctx.caller, bounded=True))})
@@ -451,11 +454,7 @@ class JiraDouble(JiraSite):
                     expand=expand,
                     properties=params.get("properties"),
                 )
-                fids = list(out.get("fields", {}))
-                if "names" in expand:
-                    out["names"] = self._names(fids)
-                if "schema" in expand:
-                    out["schema"] = self._schemas(fids)
+                self._add_meta(out, [out], expand)
             return reply(200, out)
         return self._edit_issue(ctx)
 
@@ -520,8 +519,7 @@ class JiraDouble(JiraSite):
     def _ep_changelog(self, ctx: Ctx) -> Response:
         ctx.allow("GET")
         params = ctx.params(("startAt", "maxResults"))
-        start = int_param(params.get("startAt"), "startAt", 0)
-        page = max(0, min(int_param(params.get("maxResults"), "maxResults", 100), 100))
+        start, page = offset_page(params, default=100, cap=100)
         with self._lock:
             issue = self._find(ctx.args["key"])
             chunk = issue.histories[start : start + page]
@@ -543,8 +541,7 @@ class JiraDouble(JiraSite):
         ctx.allow("GET", "POST")
         if ctx.request.method == "GET":
             params = ctx.params(("startAt", "maxResults", "orderBy", "expand"))
-            start = int_param(params.get("startAt"), "startAt", 0)
-            page = max(0, min(int_param(params.get("maxResults"), "maxResults", 100), 100))
+            start, page = offset_page(params, default=100, cap=100)
             with self._lock:
                 issue = self._find(ctx.args["key"])
                 ordered = list(issue.comments)

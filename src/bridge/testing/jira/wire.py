@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.testing import _server
-from bridge.testing._server import JSON_CONTENT_TYPE, Request, Response, json_response
+from bridge.testing._server import (
+    JSON_CONTENT_TYPE,
+    Request,
+    Response,
+    group_query,
+    json_response,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +72,14 @@ class JiraRequest:
             except ValueError:
                 json_ok = False
                 body = request.body.decode("utf-8", "replace")
-        query: dict[str, list[str]] = {}
-        for name, value in request.query:
-            query.setdefault(name, []).append(value)
         return JiraRequest(
-            request.method, request.path, query, request.headers, request.body, body, json_ok
+            request.method,
+            request.path,
+            group_query(request.query),
+            request.headers,
+            request.body,
+            body,
+            json_ok,
         )
 
 
@@ -107,6 +116,14 @@ def int_param(value: Any, name: str, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise Reject(400, errors(f"The value '{value}' is not valid for '{name}'.")) from None
+
+
+def offset_page(params: Mapping[str, Any], *, default: int, cap: int) -> tuple[int, int]:
+    """``startAt`` and the page size Jira really sends: it clamps ``maxResults`` to
+    ``[0, cap]`` rather than refusing a large one."""
+    start = int_param(params.get("startAt"), "startAt", 0)
+    page = max(0, min(int_param(params.get("maxResults"), "maxResults", default), cap))
+    return start, page
 
 
 def expand_set(value: Any) -> set[str]:

@@ -34,7 +34,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, urlencode
 
-from bridge.testing._server import Fault, Request, Response
+from bridge.testing._server import Fault, Request, Response, group_query
 from bridge.testing._server import json_response as _json
 from bridge.testing.servicenow.encoded_query import (
     EncodedQuery,
@@ -487,13 +487,10 @@ class ServiceNowDouble(ServiceNowInstance):
                 body = request.body
         # The spec lists the unversioned Table API paths only, and HEAD goes where GET does.
         path = re.sub(r"^/api/now/v[12]/", "/api/now/", request.path)
-        query: dict[str, list[str]] = {}
-        for name, value in request.query:
-            query.setdefault(name, []).append(value)
         problems = self.spec.validate_request(
             "GET" if request.method == "HEAD" else request.method,
             path,
-            query,
+            group_query(request.query),
             body,
             content_type=request.headers.get("content-type"),
         )

@@ -180,10 +180,7 @@ class ServiceNowInstance(HttpDouble[RecordedRequest]):
     def record(self, table: str, sys_id: str) -> Record:
         """A copy of the stored record (reference fields hold sys_ids); KeyError if none."""
         with self._lock:
-            found = self._find(table, sys_id)
-            if found is None:
-                raise KeyError(f"no {table} record with sys_id {sys_id}")
-            return dict(found[1])
+            return dict(self._require(table, sys_id)[1])
 
     def records(self, table: str) -> list[Record]:
         """Copies of every record of a table (and of its child tables for task/planned_task)."""
@@ -196,10 +193,7 @@ class ServiceNowInstance(HttpDouble[RecordedRequest]):
         ``sys_updated_by`` when given, else ``admin``. Returns a copy of the record."""
         user = fields.pop("sys_updated_by", "admin")
         with self._lock:
-            found = self._find(table, sys_id)
-            if found is None:
-                raise KeyError(f"no {table} record with sys_id {sys_id}")
-            real_table, record = found
+            real_table, record = self._require(table, sys_id)
             for name, value in fields.items():
                 if name in JOURNAL_FIELDS:
                     if value:
@@ -213,10 +207,7 @@ class ServiceNowInstance(HttpDouble[RecordedRequest]):
     def delete(self, table: str, sys_id: str) -> None:
         """Remove a record (its last state is kept for ``webhook(..., "delete")``)."""
         with self._lock:
-            found = self._find(table, sys_id)
-            if found is None:
-                raise KeyError(f"no {table} record with sys_id {sys_id}")
-            real_table, record = found
+            real_table, record = self._require(table, sys_id)
             del self._tables[real_table][sys_id]
             self._tombstones[(real_table, sys_id)] = record
 
@@ -249,10 +240,8 @@ class ServiceNowInstance(HttpDouble[RecordedRequest]):
     ) -> str:
         """Seed a past journal entry without touching the record (history before the test)."""
         with self._lock:
-            found = self._find(table, sys_id)
-            if found is None:
-                raise KeyError(f"no {table} record with sys_id {sys_id}")
-            return self._add_journal(found[0], sys_id, element, value, user, created_on)
+            real_table = self._require(table, sys_id)[0]
+            return self._add_journal(real_table, sys_id, element, value, user, created_on)
 
     def _add_journal(
         self, table: str, sys_id: str, element: str, value: str, user: str, created_on: str | None
@@ -308,10 +297,7 @@ class ServiceNowInstance(HttpDouble[RecordedRequest]):
         ``business_time_left``, ``duration``, ``percentage``, ``business_percentage``,
         ``time_left``, ``schedule``, ...) default to the shapes in NOTES.md §4.1."""
         with self._lock:
-            found = self._find("task", task_sys_id)
-            if found is None:
-                raise KeyError(f"no task record with sys_id {task_sys_id}")
-            task = found[1]
+            task_table, task = self._require("task", task_sys_id)
             if sla is None:
                 sla = next(
                     (
@@ -326,7 +312,7 @@ class ServiceNowInstance(HttpDouble[RecordedRequest]):
                         "name": sla_name,
                         "type": "SLA",
                         "target": "resolution",
-                        "collection": found[0],
+                        "collection": task_table,
                     },
                 )
             zero = "1970-01-01 00:00:00"
@@ -364,6 +350,14 @@ class ServiceNowInstance(HttpDouble[RecordedRequest]):
             if record is not None:
                 return name, record
         return None
+
+    def _require(self, table: str, sys_id: str) -> tuple[str, Record]:
+        """Seeding and inspection helpers fail loudly on a missing record, unlike the Table
+        API, whose 404 answers are built by the HTTP side from :meth:`_find`."""
+        found = self._find(table, sys_id)
+        if found is None:
+            raise KeyError(f"no {table} record with sys_id {sys_id}")
+        return found
 
     def _bump(self, record: Record, user: str) -> None:
         record["sys_mod_count"] = str(int(record.get("sys_mod_count") or 0) + 1)
