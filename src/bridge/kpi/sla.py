@@ -257,18 +257,19 @@ def _synthesized(item: WorkItem, created: datetime) -> list[Snapshot]:
     return [(created, initial), (began, item)]
 
 
-class Cycle:
-    """One run of an SLA clock from start to stop (or cancel, or still going at ``now``)."""
+Pauses = list[tuple[datetime, datetime]] | None
 
-    __slots__ = ("cancelled", "end", "last_state", "paused_since", "pauses", "start")
 
-    def __init__(self, start: datetime) -> None:
-        self.start = start
-        self.end: datetime | None = None
-        self.cancelled = False
-        self.pauses: list[tuple[datetime, datetime]] = []
-        self.paused_since: datetime | None = None
-        self.last_state: WorkItem | None = None
+class Cycle(NamedTuple):
+    """One run of an SLA clock from start to stop (or cancel, or still going at ``now``).
+    Built as a plain tuple in the walk (one per cycle, and most items have one)."""
+
+    start: datetime
+    end: datetime | None  # None: still running at ``now``
+    cancelled: bool
+    pauses: Pauses  # closed pauses, oldest first; None when there were none
+    paused_since: datetime | None  # an open pause (running cycles only)
+    last_state: WorkItem  # the state the goal is chosen on
 
 
 _NAMES = (
@@ -320,40 +321,46 @@ class Clock:
 def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycle]:
     """The clock's cycles over the item's states, oldest first (the last may be running)."""
     cycles: list[Cycle] = []
-    current: Cycle | None = None
     on_created = clock.sla.start_on_created
     start, cancel, stop, pause = clock.start, clock.cancel, clock.stop, clock.pause
+    began: datetime | None = None  # the running cycle's start
+    pauses: Pauses = None
+    paused_since: datetime | None = None
+    last: WorkItem | None = None
     for at, state in snapshots:
         if at > now:
             break
-        if current is None:
+        if began is None:
             if on_created:
                 if cycles:  # a clock started on creation runs once: nothing more to see
                     break
             elif start is None or not start(state, at):
                 continue
-            current = Cycle(at)
-        current.last_state = state
+            began, pauses = at, None
+        last = state
         if cancel is not None and cancel(state, at):
-            current.end, current.cancelled = at, True
+            cancelled = True
         elif stop is not None and stop(state, at):
-            current.end = at
+            cancelled = False
         else:
-            paused = pause is not None and pause(state, at)
-            if paused:
-                if current.paused_since is None:
-                    current.paused_since = at
-            elif current.paused_since is not None:
-                current.pauses.append((current.paused_since, at))
-                current.paused_since = None
+            if pause is not None and pause(state, at):
+                if paused_since is None:
+                    paused_since = at
+            elif paused_since is not None:
+                if pauses is None:
+                    pauses = []
+                pauses.append((paused_since, at))
+                paused_since = None
             continue
-        if current.paused_since is not None:  # a pause open at the stop ends at the stop
-            current.pauses.append((current.paused_since, at))
-            current.paused_since = None
-        cycles.append(current)
-        current = None
-    if current is not None:
-        cycles.append(current)
+        if paused_since is not None:  # a pause open at the stop ends at the stop
+            if pauses is None:
+                pauses = []
+            pauses.append((paused_since, at))
+            paused_since = None
+        cycles.append((began, at, cancelled, pauses, None, state))  # type: ignore[arg-type]
+        began = None
+    if began is not None and last is not None:
+        cycles.append((began, None, False, pauses, paused_since, last))  # type: ignore[arg-type]
     return cycles
 
 
@@ -376,21 +383,15 @@ class SlaOutcome(NamedTuple):
     completed: tuple[bool, ...]  # per completed cycle: breached?
 
 
-def _goal(clock: Clock, state: WorkItem, at: datetime) -> float | None:
-    for when, target in clock.goals:
-        if when is None or when(state, at):
-            return target
-    return None
-
-
 def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> datetime:
     """The instant the clock reached ``goal``: walk the running spans between pauses."""
-    if not cycle.pauses:  # one running span: the goal ran out at start + goal
-        return calendar.add(cycle.start, goal)
+    start, pauses = cycle[0], cycle[3]
+    if not pauses:  # one running span: the goal ran out at start + goal
+        return calendar.add(start, goal)
     spent = 0.0
-    cursor = cycle.start
+    cursor = start
     spans: list[tuple[datetime, datetime]] = []
-    for pause_start, pause_end in [*cycle.pauses, (end, end)]:
+    for pause_start, pause_end in [*pauses, (end, end)]:
         spans.append((cursor, pause_start))
         cursor = pause_end
     for begin, finish in spans:
@@ -404,31 +405,37 @@ def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> d
 
 
 def _cycle_figures(
-    clock: Clock, cycle: Cycle, calendar: Calendar, now: datetime, first_state: WorkItem
+    clock: Clock, cycle: Cycle, calendar: Calendar, now: datetime
 ) -> tuple[float | None, float, float, str]:
     """(goal, business elapsed, wall elapsed, state) of one cycle."""
-    end = cycle.end or now
-    start = cycle.start
+    start, end, cancelled, pauses, paused_since, last = cycle
+    running = end is None
+    if end is None:
+        end = now
     elapsed = calendar.elapsed(start, end)
     wall = (end - start).total_seconds()
-    for a, b in cycle.pauses:
-        elapsed -= calendar.elapsed(a, b)
-        wall -= (b - a).total_seconds()
-    running = cycle.end is None
-    if running and cycle.paused_since is not None:
-        elapsed -= calendar.elapsed(cycle.paused_since, now)
-        wall -= (now - cycle.paused_since).total_seconds()
-    goal = _goal(clock, cycle.last_state or first_state, end)
+    if pauses:
+        for a, b in pauses:
+            elapsed -= calendar.elapsed(a, b)
+            wall -= (b - a).total_seconds()
+    if paused_since is not None:  # only a running cycle has an open pause
+        elapsed -= calendar.elapsed(paused_since, now)
+        wall -= (now - paused_since).total_seconds()
+    goal = None
+    for when, target in clock.goals:
+        if when is None or when(last, end):
+            goal = target
+            break
     late = goal is not None and elapsed > goal
-    if cycle.cancelled:
+    if cancelled:
         state = "cancelled"
     elif not running:
         state = "breached" if late else "met"
-    elif cycle.paused_since is not None:
+    elif paused_since is not None:
         state = "paused"
     else:
         state = "breaching" if late else "running"
-    return goal, max(elapsed, 0.0), max(wall, 0.0), state
+    return goal, elapsed if elapsed > 0.0 else 0.0, wall if wall > 0.0 else 0.0, state
 
 
 def compute_sla(
@@ -438,44 +445,53 @@ def compute_sla(
     return _run_clock(Clock.of(sla), snapshots, calendar, now)
 
 
+_NEVER_STARTED = Missing("the SLA never started (its start condition never held)")
+
+
 def _run_clock(
     clock: Clock, snapshots: list[Snapshot], calendar: Calendar, now: datetime
 ) -> SlaOutcome | Missing:
     cycles = _cycles(clock, snapshots, now)
     if not cycles:
-        return Missing("the SLA never started (its start condition never held)")
-    first_state = snapshots[0][1]
+        return _NEVER_STARTED
     ever_breached = False
-    completed: list[bool] = []
-    for cycle in cycles[:-1]:  # earlier cycles only matter for ever_breached / attainment
-        goal, elapsed, _, state = _cycle_figures(clock, cycle, calendar, now, first_state)
-        late = goal is not None and elapsed > goal
-        ever_breached = ever_breached or late
-        if state in ("met", "breached"):
-            completed.append(late)
+    completed: tuple[bool, ...] = ()
+    if len(cycles) > 1:  # earlier cycles only matter for ever_breached / attainment
+        earlier = []
+        for cycle in cycles[:-1]:
+            goal, elapsed, _, state = _cycle_figures(clock, cycle, calendar, now)
+            late = goal is not None and elapsed > goal
+            ever_breached = ever_breached or late
+            if state in ("met", "breached"):
+                earlier.append(late)
+        completed = tuple(earlier)
     cycle = cycles[-1]
-    goal, elapsed, wall, state = _cycle_figures(clock, cycle, calendar, now, first_state)
-    breached = None if goal is None else elapsed > goal
+    goal, elapsed, wall, state = _cycle_figures(clock, cycle, calendar, now)
+    if goal is None:
+        breached = remaining = breach_time = None
+    else:
+        breached = elapsed > goal
+        remaining = goal - elapsed
+        breach_time = None
+        if state == "running":
+            breach_time = calendar.add(now, remaining)
+        elif state == "breaching":
+            breach_time = _crossing(calendar, cycle, now, goal)
+        ever_breached = ever_breached or breached
     if state in ("met", "breached"):
-        completed.append(bool(breached))
-    remaining = None if goal is None else goal - elapsed
-    breach_time = None
-    if state == "running" and remaining is not None:
-        breach_time = calendar.add(now, remaining)
-    elif state == "breaching" and goal is not None:
-        breach_time = _crossing(calendar, cycle, now, goal)
+        completed = (*completed, bool(breached))
     return SlaOutcome(
-        state=state,
-        goal_seconds=goal,
-        elapsed_seconds=elapsed,
-        elapsed_wall_seconds=wall,
-        remaining_seconds=remaining,
-        breach_time=breach_time,
-        breached=breached,
-        ever_breached=ever_breached or bool(breached),
-        source="computed",
-        cycles=len(cycles),
-        completed=tuple(completed),
+        state,
+        goal,
+        elapsed,
+        wall,
+        remaining,
+        breach_time,
+        breached,
+        ever_breached,
+        "computed",
+        len(cycles),
+        completed,
     )
 
 
