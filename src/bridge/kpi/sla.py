@@ -10,7 +10,7 @@ definition, the calendar and ``now``, so any past answer can be recomputed exact
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -92,6 +92,9 @@ DEFAULT_STATUS_CATEGORIES: Mapping[str, str] = {
 }
 
 
+_MAX_REMEMBERED = 4096
+
+
 class StatusCategories:
     """Status name → category, for replaying history (changelogs name statuses, not their
     categories). Known from: configuration, then the items of the same export, then common
@@ -101,6 +104,8 @@ class StatusCategories:
         self._known = {k.casefold(): v for k, v in DEFAULT_STATUS_CATEGORIES.items()}
         for name, category in (known or {}).items():
             self._known[name.casefold()] = category
+        # The same few status names recur in every history: remember each as written.
+        self._exact: dict[str, str | None] = {}
 
     @classmethod
     def learn(
@@ -114,7 +119,15 @@ class StatusCategories:
         return cls(learned)
 
     def category(self, status: str | None) -> str | None:
-        return None if status is None else self._known.get(status.casefold())
+        if status is None:
+            return None
+        try:
+            return self._exact[status]
+        except KeyError:
+            found = self._known.get(status.casefold())
+            if len(self._exact) < _MAX_REMEMBERED:  # status names are few; bound them anyway
+                self._exact[status] = found
+            return found
 
 
 _STATE_FIELDS = (
@@ -148,19 +161,9 @@ class _State(NamedTuple):
         return getattr(self.base, name)
 
 
-def _state(base: WorkItem, values: Mapping[str, Any]) -> WorkItem:
-    """A replayed state; ``values`` holds every replayed field."""
-    return _State(
-        base,
-        values["status"],
-        values["status_category"],
-        values["priority"],
-        values["assignee"],
-        values["labels"],
-        values["type"],
-        values["components"],
-        values["due"],
-    )  # type: ignore[return-value]
+_new_state: Callable[[type, Iterable[Any]], Any] = tuple.__new__
+# A state's position of each replayed field (position 0 holds the item itself).
+_SLOT = {name: index for index, name in enumerate(_STATE_FIELDS, start=1)}
 
 
 _AT = attrgetter("at")
@@ -196,44 +199,51 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     changes = sorted((c for c in item.history if c.field in _REPLAYED), key=_AT)
     if not changes:
         return _synthesized(item, created)
-    initial: dict[str, Any] = {name: getattr(item, name) for name in _STATE_FIELDS}
-    seen: set[str] = set()
-    for change in changes:
-        if change.field not in seen:
-            seen.add(change.field)
-            initial[change.field] = _history_value(change.field, change.from_value)
-    if "status" in seen:
-        initial["status_category"] = categories.category(initial["status"])
-    snapshots: list[Snapshot] = [(created, _state(item, initial))]
-    values = dict(initial)
+    # The row a state is built from: the item, then the replayed fields in _STATE_FIELDS order.
+    row: list[Any] = [
+        item,
+        item.status,
+        item.status_category,
+        item.priority,
+        item.assignee,
+        item.labels,
+        item.type,
+        item.components,
+        item.due,
+    ]
+    status_seen = False
+    for change in reversed(changes):  # the earliest change of a field says what it was before
+        name = change.field
+        if name == "status":
+            row[1] = change.from_value
+            status_seen = True
+        else:
+            row[_SLOT[name]] = _history_value(name, change.from_value)
+    category = categories.category
+    if status_seen:
+        row[2] = category(row[1])
+    snapshots: list[Snapshot] = [(created, _new_state(_State, row))]
     own_status, own_category = item.status, item.status_category
-    count = len(changes)
-    index = 0
-    while index < count:
-        at = changes[index].at
-        at = max(at, created)
-        while index < count:
-            change = changes[index]
-            change_at = change.at if change.at > created else created
-            if change_at != at:
-                break
-            name = change.field
-            if name == "status":
-                status = change.to_value
-                values["status"] = status
-                values["status_category"] = (
-                    own_category
-                    if status == own_status and own_category is not None
-                    else categories.category(status)
-                )
-            else:
-                values[name] = _history_value(name, change.to_value)
-            index += 1
-        state = _state(item, values)
-        if snapshots[-1][0] == at:
+    last_at = created
+    for change in changes:
+        at = max(change.at, created)  # a change stamped before creation counts at creation
+        name = change.field
+        if name == "status":
+            status = change.to_value
+            row[1] = status
+            row[2] = (
+                own_category
+                if status == own_status and own_category is not None
+                else category(status)
+            )
+        else:
+            row[_SLOT[name]] = _history_value(name, change.to_value)
+        state = _new_state(_State, row)
+        if at == last_at:  # changes at one instant make one state: the last one wins
             snapshots[-1] = (at, state)
         else:
             snapshots.append((at, state))
+            last_at = at
     return snapshots
 
 
@@ -251,10 +261,9 @@ def _synthesized(item: WorkItem, created: datetime) -> list[Snapshot]:
         began = item.updated
     if began is None or began <= created:
         return [(created, item)]
-    values = {name: getattr(item, name) for name in _STATE_FIELDS}
-    values.update(status=None, status_category="todo")
-    initial = _state(item, values)
-    return [(created, initial), (began, item)]
+    row = [item, *(getattr(item, name) for name in _STATE_FIELDS)]
+    row[_SLOT["status"]], row[_SLOT["status_category"]] = None, "todo"
+    return [(created, _new_state(_State, row)), (began, item)]
 
 
 Pauses = list[tuple[datetime, datetime]] | None
