@@ -53,6 +53,7 @@ WEEK_24X7: Final[WeekHours] = (((0, DAY_SECONDS),),) * 7
 
 _US: Final = 1_000_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US: Final = timedelta(microseconds=1)
 _CHUNK_BITS: Final = 7
 _CHUNK_DAYS: Final = 1 << _CHUNK_BITS  # days per cached block
 _CHUNK_MASK: Final = _CHUNK_DAYS - 1
@@ -67,8 +68,7 @@ def _to_us(t: datetime) -> int:
     """Integer UTC microseconds since the epoch (exact, unlike ``timestamp()`` after 2255)."""
     if t.tzinfo is None:
         raise ValueError(f"{t!r} is a naive datetime; calendar arithmetic needs aware instants")
-    d = t - _EPOCH
-    return (d.days * DAY_SECONDS + d.seconds) * _US + d.microseconds
+    return (t - _EPOCH) // _ONE_US
 
 
 def _from_us(us: int) -> datetime:
@@ -173,8 +173,9 @@ class Calendar:
 
     def elapsed(self, a: datetime, b: datetime) -> float:
         """B(a, b): seconds of [a, b) inside working time; 0 when b <= a."""
-        ua, na = self._point(a)
-        ub, nb = self._point(b)
+        points = self._points
+        ua, na = points.get(a) or self._point(a)
+        ub, nb = points.get(b) or self._point(b)
         if ub <= ua:
             return 0.0
         if self._always_open:

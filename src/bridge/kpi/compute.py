@@ -37,6 +37,11 @@ DEFAULT_KPI_CALENDAR = Calendar(
 )
 _PROJECT_GROUPS = frozenset(("evm", "effort", "schedule", "cost"))
 
+# A KPI group, with its clock and calendar for ``sla.<name>``; and whether a list of groups
+# needs the project inputs.
+_Step = tuple[str, Clock | None, Calendar | None]
+_Plan = tuple[bool, tuple[_Step, ...]]
+
 
 class KpiEngine:
     """Computes the KPIs a classification asks for, for one rule set."""
@@ -52,7 +57,7 @@ class KpiEngine:
         )
         self.inputs = Inputs(self.config)
         self.clocks = {name: Clock.of(sla) for name, sla in rule_set.slas.items()}
-        self._plans: dict[tuple[str, ...], tuple[bool, tuple[str | Clock, ...]]] = {}
+        self._plans: dict[tuple[str, ...], _Plan] = {}
         self.categories = categories or StatusCategories(self.config.status_categories)
 
     @classmethod
@@ -82,48 +87,53 @@ class KpiEngine:
             rate=self.rate(item, now),
         )
 
-    def _plan(self, groups: tuple[str, ...]) -> tuple[bool, tuple[str | Clock, ...]]:
+    def _plan(self, groups: tuple[str, ...]) -> _Plan:
         """What a KPI list asks for, resolved once per distinct list (rules share a few)."""
         plan = self._plans.get(groups)
         if plan is None:
-            needs_project = bool(_PROJECT_GROUPS & set(groups))
-            steps = tuple(self.clocks[g[4:]] if g.startswith("sla.") else g for g in groups)
-            plan = self._plans[groups] = (needs_project, steps)
+            steps: list[_Step] = []
+            for group in groups:
+                if group.startswith("sla."):
+                    clock = self.clocks[group[4:]]
+                    name = clock.sla.calendar
+                    steps.append((group, clock, self.calendars[name] if name else UTC_24X7))
+                else:
+                    steps.append((group, None, None))
+            plan = self._plans[groups] = (bool(_PROJECT_GROUPS & set(groups)), tuple(steps))
         return plan
 
     def compute(self, item: WorkItem, decision: Classification, now: datetime) -> KpiResult:
         """The KPIs ``decision.kpis`` names, for one item at ``now``."""
         out = KpiResult()
-        if not decision.kpis:
+        groups = decision.kpis
+        if not groups:
             return out
-        needs_project, steps = self._plan(decision.kpis)
+        needs_project, steps = self._plans.get(groups) or self._plan(groups)
         project = self.project_inputs(item, now) if needs_project else None
         snapshots: list[Snapshot] | Missing | None = None
-        for step in steps:
-            if isinstance(step, Clock):
+        for group, clock, calendar in steps:
+            if clock is not None and calendar is not None:
                 if snapshots is None:
                     snapshots = timeline(item, self.categories)
-                name = step.sla.calendar
-                calendar = self.calendars[name] if name else UTC_24X7
-                outcome = sla_kpis(step, item, snapshots, calendar, now, out)
+                outcome = sla_kpis(clock, item, snapshots, calendar, now, out)
                 if outcome is not None and outcome.completed:
                     out.facts.setdefault("sla_completed", []).extend(outcome.completed)
-            elif project is not None and step == "evm":
+            elif project is not None and group == "evm":
                 evm_kpis(project, self.calendar, now, out)
-            elif project is not None and step == "effort":
+            elif project is not None and group == "effort":
                 effort_kpis(project, out)
-            elif project is not None and step == "schedule":
+            elif project is not None and group == "schedule":
                 schedule_kpis(project, self.calendar, now, out)
-            elif project is not None and step == "cost":
+            elif project is not None and group == "cost":
                 evm = None
                 if "evm.ev" not in out.values:
                     scratch = KpiResult()
                     evm_kpis(project, self.calendar, now, scratch)
                     evm = scratch.values
                 cost_kpis(out, evm)
-            elif step == "csat":
+            elif group == "csat":
                 csat_kpis(self.inputs.number(item, "satisfaction"), out)
-            elif step == "tco":
+            elif group == "tco":
                 others = [
                     value
                     for ref in self.config.cost_fields

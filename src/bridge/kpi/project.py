@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing
@@ -134,8 +134,21 @@ def _planned_span(p: ProjectInputs, calendar: Calendar) -> tuple[datetime, datet
 def evm_kpis(p: ProjectInputs, calendar: Calendar, now: datetime, out: KpiResult) -> None:
     """``evm.*``: budget at completion through the variance at completion, plus earned
     schedule in days (which, unlike SV in money, stays meaningful after completion)."""
-    bac = out.put("evm.bac", _bac(p))
+    bac = _bac(p)
     span = _planned_span(p, calendar)
+    percent, source = _percent_complete(p)
+    ac = _ac(p)
+    if (
+        not isinstance(bac, Missing)
+        and not isinstance(span, Missing)
+        and not isinstance(percent, Missing)
+        and not isinstance(ac, Missing)
+        and ac != 0
+        and (p.resolved is not None or not p.done)
+        and _evm_complete(bac, span, percent, source, ac, p, now, out)
+    ):
+        return
+    out.put("evm.bac", bac)
     if isinstance(span, Missing):
         planned_pct: Value = span
     else:
@@ -143,13 +156,12 @@ def evm_kpis(p: ProjectInputs, calendar: Calendar, now: datetime, out: KpiResult
         fraction = (now - start).total_seconds() / (end - start).total_seconds()
         planned_pct = min(max(fraction, 0.0), 1.0)
     out.put("evm.planned_pct", planned_pct)
-    percent, source = _percent_complete(p)
     out.put("evm.percent_complete", percent)
     out.values["evm.percent_complete_source"] = source
 
     pv = out.put("evm.pv", _combine(_times, ("evm.bac", bac), ("evm.planned_pct", planned_pct)))
     ev = out.put("evm.ev", _combine(_times, ("evm.bac", bac), ("evm.percent_complete", percent)))
-    ac = out.put("evm.ac", _ac(p))
+    out.put("evm.ac", ac)
     out.put("evm.sv", _combine(_minus, ("evm.ev", ev), ("evm.pv", pv)))
     out.put("evm.cv", _combine(_minus, ("evm.ev", ev), ("evm.ac", ac)))
 
@@ -201,8 +213,70 @@ def evm_kpis(p: ProjectInputs, calendar: Calendar, now: datetime, out: KpiResult
     out.put("evm.sv_days", _combine(_minus, ("evm.es_days", es_days), ("evm.at_days", at_days)))
 
 
+def _evm_complete(
+    bac: float,
+    span: tuple[datetime, datetime],
+    percent: float,
+    source: str | None,
+    ac: float,
+    p: ProjectInputs,
+    now: datetime,
+    out: KpiResult,
+) -> bool:
+    """Every ``evm.*`` value when all inputs are there and no ratio divides by zero (the
+    usual case: one dict update instead of a reason check per KPI). The arithmetic is that of
+    :func:`evm_kpis`, operation for operation, so both give the same floats. False: nothing
+    written, take the general path."""
+    start, end = span
+    planned_seconds = (end - start).total_seconds()
+    planned_pct = min(max((now - start).total_seconds() / planned_seconds, 0.0), 1.0)
+    pv = bac * planned_pct
+    ev = bac * percent
+    if pv == 0 or ev == 0:
+        return False
+    cpi = ev / ac
+    eac = bac / cpi
+    es_days = percent * (planned_seconds / DAY)
+    finish = p.resolved if p.done and p.resolved is not None else now
+    at_days = (finish - start).total_seconds() / DAY
+    out.values.update(
+        {
+            "evm.bac": bac,
+            "evm.planned_pct": planned_pct,
+            "evm.percent_complete": percent,
+            "evm.percent_complete_source": source,
+            "evm.pv": pv,
+            "evm.ev": ev,
+            "evm.ac": ac,
+            "evm.sv": ev - pv,
+            "evm.cv": ev - ac,
+            "evm.spi": ev / pv,
+            "evm.cpi": cpi,
+            "evm.eac": eac,
+            "evm.etc": eac - ac,
+            "evm.vac": bac - eac,
+            "evm.es_days": es_days,
+            "evm.at_days": at_days,
+            "evm.sv_days": es_days - at_days,
+        }
+    )
+    return True
+
+
 def effort_kpis(p: ProjectInputs, out: KpiResult) -> None:
     """``effort.*``: hours planned (original estimate), spent and forecast, and the variance."""
+    estimate, spent = p.estimate_hours, p.spent_hours
+    if estimate and spent is not None and (p.done or p.remaining_hours is not None):
+        forecast_hours = spent if p.done else spent + cast(float, p.remaining_hours)
+        out.values.update(  # everything known: no reason to check per KPI
+            {
+                "effort.planned_hours": estimate,
+                "effort.actual_hours": spent,
+                "effort.forecast_hours": forecast_hours,
+                "effort.variance_pct": (forecast_hours - estimate) / estimate * 100,
+            }
+        )
+        return
     planned = out.put(
         "effort.planned_hours",
         p.estimate_hours if p.estimate_hours is not None else Missing("no original estimate"),

@@ -16,8 +16,8 @@ def csat_kpis(rating: float | None, out: KpiResult) -> None:
     elif not 1 <= rating <= 5:
         reason = Missing(f"satisfaction {rating:g} is not a rating from 1 to 5")
     else:
-        out.put("csat.rating", rating)
-        out.put("csat.satisfied", rating >= 4)
+        out.values["csat.rating"] = rating
+        out.values["csat.satisfied"] = rating >= 4
         return
     out.put("csat.rating", reason)
     out.put("csat.satisfied", reason)
@@ -27,6 +27,18 @@ def tco_kpis(
     spent_hours: float | None, rate: float | None, other_costs: Iterable[float], out: KpiResult
 ) -> None:
     """``tco.*``: labour (time spent × rate) plus the configured cost fields that are set."""
+    if spent_hours is not None and rate is not None:
+        labour = spent_hours * rate
+        other_cost = float(sum(other_costs))
+        out.values.update(  # everything known: no reason to check per KPI
+            {
+                "tco.labour_hours": spent_hours,
+                "tco.labour_cost": labour,
+                "tco.other_cost": other_cost,
+                "tco.total": labour + other_cost,
+            }
+        )
+        return
     labour_hours = out.put(
         "tco.labour_hours", spent_hours if spent_hours is not None else Missing("no time spent")
     )

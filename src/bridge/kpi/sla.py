@@ -596,7 +596,8 @@ def sla_kpis(
     values[k_elapsed] = outcome.elapsed_seconds
     values[k_wall] = outcome.elapsed_wall_seconds
     values[k_remaining] = outcome.remaining_seconds
-    values[k_breach_time] = iso(outcome.breach_time)
+    breach_time = outcome.breach_time
+    values[k_breach_time] = None if breach_time is None else iso(breach_time)
     values[k_breached] = outcome.breached
     values[k_ever] = outcome.ever_breached
     values[k_source] = outcome.source
