@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -63,7 +62,7 @@ def test_cost_variance_pct() -> None:
 
 
 def test_bac_and_ac_from_hours_and_rate() -> None:
-    v = evm(replace(BASE, budget=None, actual_cost=None)).values
+    v = evm(BASE._replace(budget=None, actual_cost=None)).values
     assert v["evm.bac"] == 8_000  # 100 h × 80
     assert v["evm.ac"] == 4_800  # 60 h × 80
     assert v["evm.ev"] == pytest.approx(3_200)
@@ -71,10 +70,10 @@ def test_bac_and_ac_from_hours_and_rate() -> None:
 
 def test_percent_complete_sources() -> None:
     done = evm(
-        replace(BASE, percent_field=None, done=True, resolved=datetime(2026, 2, 1, tzinfo=UTC))
+        BASE._replace(percent_field=None, done=True, resolved=datetime(2026, 2, 1, tzinfo=UTC))
     ).values
     assert (done["evm.percent_complete"], done["evm.percent_complete_source"]) == (1.0, "done")
-    effort = evm(replace(BASE, percent_field=None)).values
+    effort = evm(BASE._replace(percent_field=None)).values
     assert effort["evm.percent_complete"] == pytest.approx(60 / 110)
     assert effort["evm.percent_complete_source"] == "effort"
 
@@ -83,7 +82,7 @@ def test_planned_pct_is_clamped_and_done_items_use_resolution_for_actual_time() 
     late = evm(now=datetime(2026, 3, 1, tzinfo=UTC)).values
     assert late["evm.planned_pct"] == 1.0
     finished = evm(
-        replace(BASE, done=True, resolved=datetime(2026, 2, 5, 12, tzinfo=UTC)),
+        BASE._replace(done=True, resolved=datetime(2026, 2, 5, 12, tzinfo=UTC)),
         now=datetime(2026, 6, 1, tzinfo=UTC),
     ).values
     assert finished["evm.at_days"] == pytest.approx(35.5)
@@ -91,7 +90,7 @@ def test_planned_pct_is_clamped_and_done_items_use_resolution_for_actual_time() 
 
 
 def test_missing_inputs_are_reported_with_reasons_never_zero() -> None:
-    out = evm(replace(BASE, budget=None, estimate_hours=None, planned_start=None))
+    out = evm(BASE._replace(budget=None, estimate_hours=None, planned_start=None))
     v = out.values
     assert v["evm.bac"] is None
     assert v["evm.pv"] is None
@@ -105,14 +104,14 @@ def test_missing_inputs_are_reported_with_reasons_never_zero() -> None:
 
 
 def test_no_rate_to_price_hours() -> None:
-    out = evm(replace(BASE, budget=None, rate=None))
+    out = evm(BASE._replace(budget=None, rate=None))
     assert {m["kpi"]: m["reason"] for m in out.missing}["evm.bac"] == (
         "no budget, and no hourly_rate to price the original estimate"
     )
 
 
 def test_division_by_zero_gives_null_with_a_reason() -> None:
-    before_start = evm(replace(BASE, actual_cost=0.0), now=datetime(2025, 12, 1, tzinfo=UTC))
+    before_start = evm(BASE._replace(actual_cost=0.0), now=datetime(2025, 12, 1, tzinfo=UTC))
     v = before_start.values
     assert v["evm.pv"] == 0
     assert v["evm.spi"] is None
@@ -122,14 +121,14 @@ def test_division_by_zero_gives_null_with_a_reason() -> None:
     assert reasons["evm.spi"] == "evm.pv is 0 (the planned start has not been reached)"
     assert reasons["evm.cpi"] == "evm.ac is 0 (no cost recorded yet)"
     assert reasons["evm.vac"] == "evm.cpi is null (no cost recorded yet)"
-    zero_ev = evm(replace(BASE, percent_field=0.0))
+    zero_ev = evm(BASE._replace(percent_field=0.0))
     cost_kpis(zero_ev)
     assert zero_ev.values["evm.eac"] is None  # cpi = 0
     assert zero_ev.values["cost.variance_pct"] is None
 
 
 def test_planned_end_before_start_is_missing() -> None:
-    out = evm(replace(BASE, planned_end=date(2025, 12, 1)))
+    out = evm(BASE._replace(planned_end=date(2025, 12, 1)))
     assert out.values["evm.planned_pct"] is None
     assert out.missing[0]["reason"] == "the planned end is not after the planned start"
 
@@ -137,7 +136,7 @@ def test_planned_end_before_start_is_missing() -> None:
 def test_date_only_fields_are_local_midnight_in_the_calendar_zone() -> None:
     berlin = calendar_from_spec("b", {"timezone": "Europe/Berlin"})
     # 2026-03-29 is the spring-forward day; local midnight is still 23:00 UTC the day before.
-    p = replace(BASE, planned_start=date(2026, 3, 29), planned_end=date(2026, 3, 31))
+    p = BASE._replace(planned_start=date(2026, 3, 29), planned_end=date(2026, 3, 31))
     v = evm(p, now=datetime(2026, 3, 30, 11, tzinfo=UTC), cal=berlin).values
     # start 2026-03-28T23:00Z, end 2026-03-30T22:00Z (CEST): 47 h planned, 36 h gone.
     assert v["evm.at_days"] == pytest.approx(36 / 24)
@@ -154,19 +153,19 @@ def test_effort_open_and_done() -> None:
         "effort.variance_pct": pytest.approx(10.0),
     }
     done = KpiResult()
-    effort_kpis(replace(BASE, done=True), done)
+    effort_kpis(BASE._replace(done=True), done)
     assert done.values["effort.forecast_hours"] == 60.0
     assert done.values["effort.variance_pct"] == pytest.approx(-40.0)
 
 
 def test_effort_missing_and_zero_plan() -> None:
     out = KpiResult()
-    effort_kpis(replace(BASE, remaining_hours=None, estimate_hours=0.0), out)
+    effort_kpis(BASE._replace(remaining_hours=None, estimate_hours=0.0), out)
     reasons = {m["kpi"]: m["reason"] for m in out.missing}
     assert reasons["effort.forecast_hours"] == "open, and no remaining estimate"
     assert out.values["effort.variance_pct"] is None
     none = KpiResult()
-    effort_kpis(replace(BASE, spent_hours=None), none)
+    effort_kpis(BASE._replace(spent_hours=None), none)
     assert none.values["effort.actual_hours"] is None
     assert none.values["effort.forecast_hours"] is None
 
@@ -189,7 +188,7 @@ def test_schedule_slip(
     done: bool, resolved: datetime | None, now: datetime, slip: int, business: int
 ) -> None:
     out = KpiResult()
-    schedule_kpis(replace(BASE, done=done, resolved=resolved), CAL, now, out)
+    schedule_kpis(BASE._replace(done=done, resolved=resolved), CAL, now, out)
     assert out.values == {"schedule.slip_days": slip, "schedule.slip_business_days": business}
 
 
@@ -205,8 +204,7 @@ def test_slip_counts_holidays_as_non_working() -> None:
     out = KpiResult()
     # due Thu 2026-12-24, resolved Mon 2026-12-28: Fri 25 and Sat/Sun are not working days
     schedule_kpis(
-        replace(
-            BASE,
+        BASE._replace(
             planned_end=date(2026, 12, 24),
             done=True,
             resolved=datetime(2026, 12, 28, 9, tzinfo=UTC),
@@ -220,6 +218,6 @@ def test_slip_counts_holidays_as_non_working() -> None:
 
 def test_slip_without_due_date_is_missing() -> None:
     out = KpiResult()
-    schedule_kpis(replace(BASE, planned_end=None), CAL, MID, out)
+    schedule_kpis(BASE._replace(planned_end=None), CAL, MID, out)
     assert out.values == {"schedule.slip_days": None, "schedule.slip_business_days": None}
     assert out.missing[0]["reason"] == "no due date (planned end)"

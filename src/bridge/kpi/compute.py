@@ -7,8 +7,10 @@ the engine does the per-rule-set work once (calendars, input fields); ``compute`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from operator import attrgetter
+from typing import Any, cast
 
 from bridge.kpi.calendar import UTC_24X7, Calendar
 from bridge.kpi.calendar_spec import calendar_from_spec
@@ -36,6 +38,17 @@ DEFAULT_KPI_CALENDAR = Calendar(
     timezone="UTC", week=(((0, 86400),),) * 5 + ((), ()), name="weekdays"
 )
 _PROJECT_GROUPS = frozenset(("evm", "effort", "schedule", "cost"))
+# ProjectInputs' numeric fields, in its order (``percent_field`` reads ``percent_complete``).
+_PROJECT_NUMBERS = (
+    "estimate_hours",
+    "spent_hours",
+    "remaining_hours",
+    "budget",
+    "actual_cost",
+    "percent_complete",
+)
+# Builds a NamedTuple without its generated ``__new__``, from values in field order.
+_new_tuple: Callable[[type, Iterable[Any]], Any] = tuple.__new__
 
 # A KPI group, with its clock and calendar for ``sla.<name>``; and whether a list of groups
 # needs the project inputs.
@@ -56,6 +69,11 @@ class KpiEngine:
             self.calendars[self.config.calendar] if self.config.calendar else DEFAULT_KPI_CALENDAR
         )
         self.inputs = Inputs(self.config)
+        # With the default inputs (normalized fields), the numbers are read in one step.
+        plain = [self.inputs.plain.get(name) for name in _PROJECT_NUMBERS]
+        self._read_numbers: Callable[[WorkItem], tuple[Any, ...]] | None = (
+            None if None in plain else attrgetter(*cast(list[str], plain))
+        )
         self.clocks = {name: Clock.of(sla) for name, sla in rule_set.slas.items()}
         self._plans: dict[tuple[str, ...], _Plan] = {}
         self.categories = categories or StatusCategories(self.config.status_categories)
@@ -73,18 +91,22 @@ class KpiEngine:
 
     def project_inputs(self, item: WorkItem, now: datetime) -> ProjectInputs:
         moment = self.inputs.moment
-        return ProjectInputs(
-            done=item.status_category == "done",
-            planned_start=moment(item, "planned_start"),
-            planned_end=moment(item, "planned_end"),
-            resolved=as_instant_on(moment(item, "resolved"), self.calendar),
-            estimate_hours=self.inputs.number(item, "estimate_hours"),
-            spent_hours=self.inputs.number(item, "spent_hours"),
-            remaining_hours=self.inputs.number(item, "remaining_hours"),
-            budget=self.inputs.number(item, "budget"),
-            actual_cost=self.inputs.number(item, "actual_cost"),
-            percent_field=self.inputs.number(item, "percent_complete"),
-            rate=self.rate(item, now),
+        read = self._read_numbers
+        numbers = (
+            [self.inputs.number(item, name) for name in _PROJECT_NUMBERS]
+            if read is None
+            else [v if v is None or type(v) is float else number(v) for v in read(item)]
+        )
+        return _new_tuple(  # type: ignore[no-any-return]
+            ProjectInputs,
+            (
+                item.status_category == "done",
+                moment(item, "planned_start"),
+                moment(item, "planned_end"),
+                as_instant_on(moment(item, "resolved"), self.calendar),
+                *numbers,
+                self.rate(item, now),
+            ),
         )
 
     def _plan(self, groups: tuple[str, ...]) -> _Plan:

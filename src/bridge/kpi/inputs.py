@@ -71,6 +71,12 @@ class Inputs:
         for name, refs in config.inputs.items():
             if refs:
                 self.refs[name] = refs
+        # Inputs read from exactly one normalized field: that field's name.
+        self.plain: dict[str, str] = {
+            name: refs[0].name
+            for name, refs in self.refs.items()
+            if len(refs) == 1 and refs[0].type is not None
+        }
 
     def raw_value(self, item: WorkItem, name: str) -> Any:
         for ref in self.refs[name]:

@@ -7,9 +7,8 @@ Every function is pure: the item's inputs, the calendar and ``now`` in, values o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast, overload
+from typing import Any, NamedTuple, cast, overload
 
 from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing
@@ -28,9 +27,9 @@ DAY = 86400.0
 Value = float | Missing
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectInputs:
-    """What the project KPIs read from one item (None: not available)."""
+class ProjectInputs(NamedTuple):
+    """What the project KPIs read from one item (None: not available). A NamedTuple: one is
+    built per project item, and a frozen dataclass pays an ``object.__setattr__`` per field."""
 
     done: bool
     planned_start: date | datetime | None

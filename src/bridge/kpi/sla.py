@@ -196,9 +196,8 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     created = item.created
     if created is None:
         return Missing("no creation date to start the clock")
-    changes = sorted((c for c in item.history if c.field in _REPLAYED), key=_AT)
-    if not changes:
-        return _synthesized(item, created)
+    # Sorted whole; changes of fields that are not replayed are skipped below.
+    changes = sorted(item.history, key=_AT)
     # The row a state is built from: the item, then the replayed fields in _STATE_FIELDS order.
     row: list[Any] = [
         item,
@@ -211,14 +210,17 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
         item.components,
         item.due,
     ]
-    status_seen = False
+    status_seen = replayed = False
     for change in reversed(changes):  # the earliest change of a field says what it was before
         name = change.field
         if name == "status":
             row[1] = change.from_value
-            status_seen = True
-        else:
+            status_seen = replayed = True
+        elif name in _REPLAYED:
             row[_SLOT[name]] = _history_value(name, change.from_value)
+            replayed = True
+    if not replayed:
+        return _synthesized(item, created)
     category = categories.category
     if status_seen:
         row[2] = category(row[1])
@@ -226,7 +228,9 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     own_status, own_category = item.status, item.status_category
     last_at = created
     for change in changes:
-        at = max(change.at, created)  # a change stamped before creation counts at creation
+        at = change.at
+        if at < created:  # noqa: PLR1730 - a change stamped before creation counts at creation
+            at = created
         name = change.field
         if name == "status":
             status = change.to_value
@@ -236,8 +240,10 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
                 if status == own_status and own_category is not None
                 else category(status)
             )
-        else:
+        elif name in _REPLAYED:
             row[_SLOT[name]] = _history_value(name, change.to_value)
+        else:
+            continue
         state = _new_state(_State, row)
         if at == last_at:  # changes at one instant make one state: the last one wins
             snapshots[-1] = (at, state)
@@ -454,6 +460,8 @@ def compute_sla(
     return _run_clock(Clock.of(sla), snapshots, calendar, now)
 
 
+# Built without the generated ``__new__`` (a Python frame per SLA per item).
+_new_outcome: Callable[[type, Iterable[Any]], Any] = tuple.__new__
 _NEVER_STARTED = Missing("the SLA never started (its start condition never held)")
 
 
@@ -489,18 +497,21 @@ def _run_clock(
         ever_breached = ever_breached or breached
     if state in ("met", "breached"):
         completed = (*completed, bool(breached))
-    return SlaOutcome(
-        state,
-        goal,
-        elapsed,
-        wall,
-        remaining,
-        breach_time,
-        breached,
-        ever_breached,
-        "computed",
-        len(cycles),
-        completed,
+    return _new_outcome(  # type: ignore[no-any-return]
+        SlaOutcome,
+        (
+            state,
+            goal,
+            elapsed,
+            wall,
+            remaining,
+            breach_time,
+            breached,
+            ever_breached,
+            "computed",
+            len(cycles),
+            completed,
+        ),
     )
 
 
@@ -580,34 +591,26 @@ def sla_kpis(
             values[key] = None
             out.missing.append({"kpi": key, "reason": outcome.reason})
         return None
-    (
-        k_state,
-        k_goal,
-        k_elapsed,
-        k_wall,
-        k_remaining,
-        k_breach_time,
-        k_breached,
-        k_ever,
-        k_source,
-    ) = keys
-    values[k_state] = outcome.state
-    values[k_goal] = outcome.goal_seconds
-    values[k_elapsed] = outcome.elapsed_seconds
-    values[k_wall] = outcome.elapsed_wall_seconds
-    values[k_remaining] = outcome.remaining_seconds
-    breach_time = outcome.breach_time
+    k_state, k_goal, k_elapsed, k_wall, k_remaining, k_breach_time, k_breached, k_ever, k_source = (
+        keys
+    )
+    state, goal, elapsed, wall, remaining, breach_time, breached, ever, source, _, _ = outcome
+    values[k_state] = state
+    values[k_goal] = goal
+    values[k_elapsed] = elapsed
+    values[k_wall] = wall
+    values[k_remaining] = remaining
     values[k_breach_time] = None if breach_time is None else iso(breach_time)
-    values[k_breached] = outcome.breached
-    values[k_ever] = outcome.ever_breached
-    values[k_source] = outcome.source
-    if outcome.goal_seconds is None:
+    values[k_breached] = breached
+    values[k_ever] = ever
+    values[k_source] = source
+    if goal is None:
         out.missing.extend(
             {"kpi": k, "reason": _NO_GOAL} for k in (k_goal, k_remaining, k_breached)
         )
-    if outcome.elapsed_seconds is None:
+    if elapsed is None:
         out.missing.append({"kpi": k_elapsed, "reason": "not in the system's SLA data"})
-    if outcome.elapsed_wall_seconds is None:
+    if wall is None:
         out.missing.append(
             {"kpi": k_wall, "reason": "the system's SLA data has no wall-clock time"}
         )
