@@ -313,3 +313,33 @@ def test_boundaries_in_dst_transitions(
     assert not calendar.is_open(close_at)
     next_day = calendar.local_midnight(local_day + timedelta(days=1))
     assert calendar.elapsed(start, next_day) == length
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(CALENDARS),
+    st.dates(date(2020, 1, 1), date(2032, 12, 31)),
+    st.one_of(st.integers(-40, 40), st.integers(-3000, 3000)),
+)
+def test_working_days_between_counts_each_working_day_once(
+    calendar: Calendar, d1: date, offset: int
+) -> None:
+    """The cached count (across cache blocks) equals counting day by day, and the reverse
+    count is its negation; DST-change days stay working days whatever their hours."""
+    d2 = d1 + timedelta(days=offset)
+    lo, hi = min(d1, d2), max(d1, d2)
+    expected = sum(
+        1 for n in range(1, (hi - lo).days + 1) if calendar.is_working_day(lo + timedelta(days=n))
+    )
+    assert calendar.working_days_between(lo, hi) == expected
+    assert calendar.working_days_between(hi, lo) == -expected
+    assert calendar.working_days_between(d1, d2) == (expected if d1 <= d2 else -expected)
+
+
+def test_working_days_between_over_decades_matches_the_weekly_count() -> None:
+    calendar = CALENDARS[0]
+    d1, d2 = date(1990, 5, 17), date(2049, 2, 3)  # beyond the cached span: counted by weeks
+    expected = sum(
+        1 for n in range(1, (d2 - d1).days + 1) if calendar.is_working_day(d1 + timedelta(days=n))
+    )
+    assert calendar.working_days_between(d1, d2) == expected

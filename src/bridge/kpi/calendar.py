@@ -59,6 +59,7 @@ _CHUNK_DAYS: Final = 1 << _CHUNK_BITS  # days per cached block
 _CHUNK_MASK: Final = _CHUNK_DAYS - 1
 _MAX_CHUNKS: Final = 128  # ≈ 45 years of days cached per calendar
 _MAX_HOLIDAY_YEARS: Final = 256
+_MAX_COUNTED_CHUNKS: Final = 16  # ≈ 5.6 years: longer spans count working days by weeks
 _MAX_IDLE_CHUNKS: Final = 30  # ≈ 10 years without working time: add()/next_open() give up
 _MIN_ORDINAL: Final = 2  # days at the very ends of `date` cannot be converted; treat as closed
 _MAX_ORDINAL: Final = date.max.toordinal() - 1
@@ -78,12 +79,20 @@ def _from_us(us: int) -> datetime:
 class _Chunk:
     """128 consecutive local dates: each day's open UTC intervals (µs) and running totals."""
 
-    __slots__ = ("prefix", "spans")
+    __slots__ = ("days", "prefix", "spans")
 
-    def __init__(self, spans: tuple[tuple[Interval, ...], ...], prefix: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        spans: tuple[tuple[Interval, ...], ...],
+        prefix: tuple[int, ...],
+        days: tuple[int, ...],
+    ) -> None:
         self.spans = spans
         # prefix[j] = working µs in the block before day j; prefix[128] = the block's total.
         self.prefix = prefix
+        # days[j] = working days in the block before day j (is_working_day; a working day
+        # whose hours a DST gap swallowed still counts).
+        self.days = days
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +267,20 @@ class Calendar:
         """Working days d with d1 < d <= d2; the negated reverse count when d2 < d1."""
         if d2 < d1:
             return -self.working_days_between(d2, d1)
+        lo, hi = d1.toordinal() + 1, d2.toordinal() + 1  # count the ordinals lo <= n < hi
+        c_lo, c_hi = lo >> _CHUNK_BITS, hi >> _CHUNK_BITS
+        if c_hi - c_lo > _MAX_COUNTED_CHUNKS or lo < _MIN_ORDINAL or hi > _MAX_ORDINAL:
+            return self._working_days_counted(d1, d2)  # decades apart: count by weeks
+        first = self._chunks.get(c_lo) or self._chunk(c_lo)
+        if c_lo == c_hi:
+            return first.days[hi & _CHUNK_MASK] - first.days[lo & _CHUNK_MASK]
+        count = first.days[_CHUNK_DAYS] - first.days[lo & _CHUNK_MASK]
+        for c in range(c_lo + 1, c_hi):
+            count += self._chunk(c).days[_CHUNK_DAYS]
+        return count + self._chunk(c_hi).days[hi & _CHUNK_MASK]
+
+    def _working_days_counted(self, d1: date, d2: date) -> int:
+        """working_days_between for d1 <= d2 without the cache: whole weeks, then holidays."""
         weeks, rest = divmod((d2 - d1).days, 7)
         working = self._working_weekdays
         first = d1.weekday()
@@ -309,7 +332,8 @@ class Calendar:
     def _build_chunk(self, c: int) -> _Chunk:
         spans: list[tuple[Interval, ...]] = []
         prefix = [0]
-        running = 0
+        days = [0]
+        running = working = 0
         for n in range(c << _CHUNK_BITS, (c + 1) << _CHUNK_BITS):
             day_spans: tuple[Interval, ...] = ()
             if _MIN_ORDINAL <= n <= _MAX_ORDINAL:
@@ -317,10 +341,12 @@ class Calendar:
                 local = self.week[d.weekday()]
                 if local and not self.is_holiday(d):
                     day_spans = self._day_spans(d, local)
+                    working += 1
             spans.append(day_spans)
             running += sum(e - s for s, e in day_spans)
             prefix.append(running)
-        return _Chunk(tuple(spans), tuple(prefix))
+            days.append(working)
+        return _Chunk(tuple(spans), tuple(prefix), tuple(days))
 
     def _day_spans(self, d: date, local: tuple[Interval, ...]) -> tuple[Interval, ...]:
         out: list[Interval] = []
