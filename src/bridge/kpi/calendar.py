@@ -116,7 +116,7 @@ class Calendar:
     _chunks: dict[int, _Chunk] = field(init=False, repr=False, compare=False)
     _holiday_years: dict[int, frozenset[date]] = field(init=False, repr=False, compare=False)
     _midnights: dict[date, datetime] = field(init=False, repr=False, compare=False)
-    _points: dict[datetime, tuple[int, int]] = field(init=False, repr=False, compare=False)
+    _points: dict[datetime, tuple[int, int, int]] = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -169,12 +169,25 @@ class Calendar:
 
     # -- queries ------------------------------------------------------------------------------
 
-    def _point(self, t: datetime) -> tuple[int, int]:
-        """(UTC µs, local date ordinal) of an instant, remembered: the same instants recur
-        (an item's creation in each of its SLAs, ``now`` in every running one)."""
+    def _point(self, t: datetime) -> tuple[int, int, int]:
+        """(UTC µs, local date ordinal, working µs in its cache block before ``t``) of an
+        instant, remembered: the same instants recur (an item's creation in each of its SLAs,
+        ``now`` in every running one), and with the third figure B(a, b) within a block is
+        one subtraction."""
         point = self._points.get(t)
         if point is None:
-            point = (_to_us(t), t.astimezone(self._tz).toordinal())
+            u = _to_us(t)
+            n = t.astimezone(self._tz).toordinal()
+            before = 0
+            if not self._always_open:
+                c = n >> _CHUNK_BITS
+                j = n & _CHUNK_MASK
+                chunk = self._chunks.get(c) or self._chunk(c)
+                before = chunk.prefix[j]
+                for s, e in chunk.spans[j]:
+                    if s < u:
+                        before += (e if e < u else u) - s
+            point = (u, n, before)
             if len(self._points) >= 8192:
                 self._points.clear()
             self._points[t] = point
@@ -183,40 +196,19 @@ class Calendar:
     def elapsed(self, a: datetime, b: datetime) -> float:
         """B(a, b): seconds of [a, b) inside working time; 0 when b <= a."""
         points = self._points
-        ua, na = points.get(a) or self._point(a)
-        ub, nb = points.get(b) or self._point(b)
+        ua, na, wa = points.get(a) or self._point(a)
+        ub, nb, wb = points.get(b) or self._point(b)
         if ub <= ua:
             return 0.0
         if self._always_open:
             return (ub - ua) / _US
         ca = na >> _CHUNK_BITS
-        ja = na & _CHUNK_MASK
-        chunk_a = self._chunks.get(ca) or self._chunk(ca)
-        total = 0
-        if na == nb:
-            for s, e in chunk_a.spans[ja]:
-                lo = max(s, ua)
-                hi = min(e, ub)
-                if hi > lo:
-                    total += hi - lo
-            return total / _US
-        for s, e in chunk_a.spans[ja]:
-            if e > ua:
-                total += e - max(s, ua)
         cb = nb >> _CHUNK_BITS
-        jb = nb & _CHUNK_MASK
         if ca == cb:
-            chunk_b = chunk_a
-            total += chunk_a.prefix[jb] - chunk_a.prefix[ja + 1]
-        else:
-            chunk_b = self._chunks.get(cb) or self._chunk(cb)
-            total += chunk_a.prefix[_CHUNK_DAYS] - chunk_a.prefix[ja + 1]
-            for c in range(ca + 1, cb):
-                total += self._chunk(c).prefix[_CHUNK_DAYS]
-            total += chunk_b.prefix[jb]
-        for s, e in chunk_b.spans[jb]:
-            if s < ub:
-                total += min(e, ub) - s
+            return (wb - wa) / _US
+        total = self._chunk(ca).prefix[_CHUNK_DAYS] - wa + wb
+        for c in range(ca + 1, cb):
+            total += self._chunk(c).prefix[_CHUNK_DAYS]
         return total / _US
 
     def add(self, a: datetime, seconds: float) -> datetime:
@@ -228,7 +220,7 @@ class Calendar:
         if not 0 <= seconds < math.inf:
             raise ValueError(f"cannot add {seconds!r} seconds of working time; need >= 0")
         rem = round(seconds * _US)
-        ua, n = self._point(a)
+        ua, n, _ = self._point(a)
         if rem == 0 or self._always_open:
             return _from_us(ua + rem)
         c = n >> _CHUNK_BITS
