@@ -220,18 +220,13 @@ class Calendar:
         if not 0 <= seconds < math.inf:
             raise ValueError(f"cannot add {seconds!r} seconds of working time; need >= 0")
         rem = round(seconds * _US)
-        ua, n, _ = self._point(a)
+        ua, n, before = self._point(a)
         if rem == 0 or self._always_open:
             return _from_us(ua + rem)
         c = n >> _CHUNK_BITS
         j = n & _CHUNK_MASK
-        for s, e in self._chunk(c).spans[j]:
-            if e > ua:
-                start = max(s, ua)
-                if rem <= e - start:
-                    return _from_us(start + rem)
-                rem -= e - start
-        return _from_us(self._add_from_day(c, j + 1, rem))
+        # Counted from the start of a's day: the working time before a on that day, plus rem.
+        return _from_us(self._add_from_day(c, j, before - self._chunk(c).prefix[j] + rem))
 
     def next_open(self, a: datetime) -> datetime:
         """The first working instant at or after ``a`` (``a`` itself, in UTC, when open)."""

@@ -17,7 +17,9 @@ def iso(instant: datetime | None) -> str | None:
     """An instant as ISO 8601 UTC with a ``Z``, the form every output uses."""
     if instant is None:
         return None
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if instant.tzinfo is not UTC:  # calendar results are UTC already
+        instant = instant.astimezone(UTC)
+    return instant.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
