@@ -495,3 +495,26 @@ def test_spec_that_is_not_a_mapping() -> None:
     assert [p.path for p in problems] == [()]
     assert "must be a mapping" in problems[0].message
     assert str(problems[0]).startswith("calendar: ")
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Europe/Berlin",
+        "America/Santiago",
+        "America/Asuncion",
+        "Australia/Lord_Howe",
+        "Pacific/Apia",
+        "Asia/Kolkata",
+    ],
+)
+def test_instants_find_their_local_day_among_the_cached_midnights(zone: str) -> None:
+    """The day an instant is looked up in (by bisecting the block's local midnights, not by
+    converting it) is its local date, every 30 minutes over years with DST changes at odd
+    times, a half-hour DST shift (Lord Howe) and a skipped day (Samoa, 30 Dec 2011)."""
+    calendar = Calendar(timezone=zone, week=WEEK_24X7, extra_holidays=frozenset({date(2011, 1, 3)}))
+    tz = ZoneInfo(zone)
+    t = datetime(2010, 1, 1, tzinfo=UTC)
+    while t < datetime(2013, 1, 1, tzinfo=UTC):
+        assert calendar._point(t)[1] == t.astimezone(tz).toordinal(), t
+        t += timedelta(minutes=30)

@@ -54,6 +54,8 @@ WEEK_24X7: Final[WeekHours] = (((0, DAY_SECONDS),),) * 7
 _US: Final = 1_000_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US: Final = timedelta(microseconds=1)
+_DAY_US: Final = DAY_SECONDS * _US
+_EPOCH_ORDINAL: Final = _EPOCH.toordinal()
 _CHUNK_BITS: Final = 7
 _CHUNK_DAYS: Final = 1 << _CHUNK_BITS  # days per cached block
 _CHUNK_MASK: Final = _CHUNK_DAYS - 1
@@ -79,15 +81,19 @@ def _from_us(us: int) -> datetime:
 class _Chunk:
     """128 consecutive local dates: each day's open UTC intervals (µs) and running totals."""
 
-    __slots__ = ("days", "prefix", "spans")
+    __slots__ = ("days", "midnights", "prefix", "spans")
 
     def __init__(
         self,
         spans: tuple[tuple[Interval, ...], ...],
         prefix: tuple[int, ...],
         days: tuple[int, ...],
+        midnights: tuple[int, ...],
     ) -> None:
         self.spans = spans
+        # midnights[j] = the first UTC µs of day j (129 entries: the last is the next block's
+        # first day), non-decreasing, so an instant's day is a bisection away.
+        self.midnights = midnights
         # prefix[j] = working µs in the block before day j; prefix[128] = the block's total.
         self.prefix = prefix
         # days[j] = working days in the block before day j (is_working_day; a working day
@@ -170,24 +176,32 @@ class Calendar:
     # -- queries ------------------------------------------------------------------------------
 
     def _point(self, t: datetime) -> tuple[int, int, int]:
-        """(UTC µs, local date ordinal, working µs in its cache block before ``t``) of an
+        """(UTC µs, local day ordinal, working µs in its cache block before ``t``) of an
         instant, remembered: the same instants recur (an item's creation in each of its SLAs,
         ``now`` in every running one), and with the third figure B(a, b) within a block is
         one subtraction."""
         point = self._points.get(t)
         if point is None:
             u = _to_us(t)
-            n = t.astimezone(self._tz).toordinal()
-            before = 0
-            if not self._always_open:
-                c = n >> _CHUNK_BITS
-                j = n & _CHUNK_MASK
+            if self._always_open:  # no days needed
+                point = (u, 0, 0)
+            else:
+                # The local day is within a day of the UTC one: find it among the block's
+                # midnights (cheaper than converting to local time, and exact).
+                c = (u // _DAY_US + _EPOCH_ORDINAL) >> _CHUNK_BITS
                 chunk = self._chunks.get(c) or self._chunk(c)
+                j = bisect_right(chunk.midnights, u) - 1
+                if j < 0:
+                    c, j = c - 1, _CHUNK_DAYS - 1
+                    chunk = self._chunk(c)
+                elif j == _CHUNK_DAYS:
+                    c, j = c + 1, 0
+                    chunk = self._chunk(c)
                 before = chunk.prefix[j]
                 for s, e in chunk.spans[j]:
                     if s < u:
                         before += (e if e < u else u) - s
-            point = (u, n, before)
+                point = (u, (c << _CHUNK_BITS) | j, before)
             if len(self._points) >= 8192:
                 self._points.clear()
             self._points[t] = point
@@ -333,7 +347,14 @@ class Calendar:
             running += sum(e - s for s, e in day_spans)
             prefix.append(running)
             days.append(working)
-        return _Chunk(tuple(spans), tuple(prefix), tuple(days))
+        midnights: list[int] = []
+        for n in range(c << _CHUNK_BITS, ((c + 1) << _CHUNK_BITS) + 1):
+            if _MIN_ORDINAL <= n <= _MAX_ORDINAL:
+                midnight = self._wall_to_us(date.fromordinal(n), 0)
+            else:  # days bridge cannot convert are closed; UTC midnight keeps the order
+                midnight = (n - _EPOCH_ORDINAL) * _DAY_US
+            midnights.append(max(midnight, midnights[-1]) if midnights else midnight)
+        return _Chunk(tuple(spans), tuple(prefix), tuple(days), tuple(midnights))
 
     def _day_spans(self, d: date, local: tuple[Interval, ...]) -> tuple[Interval, ...]:
         out: list[Interval] = []
