@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from bridge.model import WorkItem
 from bridge.rules.ast import RuleSet
-from bridge.rules.engine import Engine, evaluate_condition
+from bridge.rules.engine import Engine, compile_first_match, evaluate_condition
 from bridge.rules.loader import load_rules
 
 CATALOG = Path(__file__).parent.parent / "data" / "rules" / "engine" / "catalog.yaml"
@@ -130,6 +130,30 @@ def test_first_match_and_explain_agree(item: WorkItem) -> None:
     explanation = FULL.explain(item, NOW)
     assert explanation.winner == (RULES.rules[expected].id if expected >= 0 else None)
     assert FULL.classify(item, NOW) == explanation.classification
+
+
+# The catalog's conditions in slices, with None (always holds) at the end of some: the
+# chooser SLA clocks use for cancel/stop/pause and for goals.
+CHOOSERS = [
+    (conds, compile_first_match(conds))
+    for conds in (
+        [r.when for r in RULES.rules[:4]],
+        [r.when for r in RULES.rules[4:9]] + [None],
+        [r.when for r in RULES.rules[::3]],
+        [None, RULES.rules[0].when],
+        [],
+    )
+]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(items)
+def test_first_match_chooser_agrees_with_the_interpreter(item: WorkItem) -> None:
+    for conds, chooser in CHOOSERS:
+        expected = next(
+            (i for i, c in enumerate(conds) if c is None or evaluate_condition(c, item, NOW)), -1
+        )
+        assert chooser(item, NOW) == expected
 
 
 def _engine(tmp_path: Path, text: str) -> Engine:

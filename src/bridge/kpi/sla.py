@@ -20,7 +20,7 @@ from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing, iso
 from bridge.model import NativeSla, WorkItem
 from bridge.rules.ast import Cond, SlaDef
-from bridge.rules.engine import Predicate, compile_condition
+from bridge.rules.engine import Predicate, compile_condition, compile_first_match
 from bridge.timefmt import parse_date_or_instant
 
 __all__ = [
@@ -305,30 +305,42 @@ def _compiled(cond: Cond | None) -> Predicate | None:
     return None if cond is None else compile_condition(cond)
 
 
+# What a clock does at a change: the first of cancel, stop and pause whose condition holds.
+_CANCEL, _STOP, _PAUSE, _RUN = range(4)
+Chooser = Callable[[WorkItem, datetime], int]
+
+
 @dataclass(frozen=True, slots=True)
 class Clock:
     """An SLA definition with its conditions compiled, built once per rule set: the
-    conditions run at every change of every item's history, so they must be cheap."""
+    conditions run at every change of every item's history, so they must be cheap. Cancel,
+    stop and pause are one generated function (the index of the first that holds), and so
+    are the goals' conditions."""
 
     sla: SlaDef
     start: Predicate | None
-    pause: Predicate | None
-    stop: Predicate | None
-    cancel: Predicate | None
-    goals: tuple[tuple[Predicate | None, float], ...]
+    phase: Chooser | None  # None: no cancel, stop or pause condition
+    phases: tuple[int, ...]  # phase's result → _CANCEL, _STOP or _PAUSE; -1 (none) → _RUN
+    goal: Chooser | None  # None: no goals
+    targets: tuple[float | None, ...]  # goal's result → seconds; -1 (none matched) → None
     keys: tuple[str, ...]  # the KPI names, "sla.<name>.state" ..., in _NAMES order
 
     @classmethod
     def of(cls, sla: SlaDef | Clock) -> Clock:
         if isinstance(sla, Clock):
             return sla
+        steps = [
+            (cond, kind)
+            for cond, kind in ((sla.cancel, _CANCEL), (sla.stop, _STOP), (sla.pause, _PAUSE))
+            if cond is not None
+        ]
         return cls(
             sla,
             _compiled(sla.start),
-            _compiled(sla.pause),
-            _compiled(sla.stop),
-            _compiled(sla.cancel),
-            tuple((_compiled(when), target) for when, target in sla.goals),
+            compile_first_match([cond for cond, _ in steps]) if steps else None,
+            (*(kind for _, kind in steps), _RUN),
+            compile_first_match([when for when, _ in sla.goals]) if sla.goals else None,
+            (*(target for _, target in sla.goals), None),
             tuple(f"sla.{sla.name}.{name}" for name in _NAMES),
         )
 
@@ -337,7 +349,7 @@ def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycl
     """The clock's cycles over the item's states, oldest first (the last may be running)."""
     cycles: list[Cycle] = []
     on_created = clock.sla.start_on_created
-    start, cancel, stop, pause = clock.start, clock.cancel, clock.stop, clock.pause
+    start, phase, phases = clock.start, clock.phase, clock.phases
     began: datetime | None = None  # the running cycle's start
     pauses: Pauses = None
     paused_since: datetime | None = None
@@ -353,12 +365,13 @@ def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycl
                 continue
             began, pauses = at, None
         last = state
-        if cancel is not None and cancel(state, at):
+        kind = _RUN if phase is None else phases[phase(state, at)]
+        if kind == _CANCEL:
             cancelled = True
-        elif stop is not None and stop(state, at):
+        elif kind == _STOP:
             cancelled = False
         else:
-            if pause is not None and pause(state, at):
+            if kind == _PAUSE:
                 if paused_since is None:
                     paused_since = at
             elif paused_since is not None:
@@ -436,11 +449,7 @@ def _cycle_figures(
     if paused_since is not None:  # only a running cycle has an open pause
         elapsed -= calendar.elapsed(paused_since, now)
         wall -= (now - paused_since).total_seconds()
-    goal = None
-    for when, target in clock.goals:
-        if when is None or when(last, end):
-            goal = target
-            break
+    goal = None if clock.goal is None else clock.targets[clock.goal(last, end)]
     late = goal is not None and elapsed > goal
     if cancelled:
         state = "cancelled"
