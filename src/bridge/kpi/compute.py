@@ -23,7 +23,7 @@ from bridge.kpi.project import (
     evm_kpis,
     schedule_kpis,
 )
-from bridge.kpi.result import KpiResult, Missing
+from bridge.kpi.result import KpiResult, Missing, new_tuple
 from bridge.kpi.service import csat_kpis, tco_kpis
 from bridge.kpi.sla import Clock, Snapshot, StatusCategories, sla_kpis, timeline
 from bridge.model import Classification, WorkItem
@@ -47,8 +47,6 @@ _PROJECT_NUMBERS = (
     "actual_cost",
     "percent_complete",
 )
-# Builds a NamedTuple without its generated ``__new__``, from values in field order.
-_new_tuple: Callable[[type, Iterable[Any]], Any] = tuple.__new__
 
 # A KPI group, with its clock and calendar for ``sla.<name>``; and whether a list of groups
 # needs the project inputs.
@@ -97,7 +95,7 @@ class KpiEngine:
             if read is None
             else [v if v is None or type(v) is float else number(v) for v in read(item)]
         )
-        return _new_tuple(  # type: ignore[no-any-return]
+        return new_tuple(  # type: ignore[no-any-return]
             ProjectInputs,
             (
                 item.status_category == "done",

@@ -6,11 +6,16 @@ reader can tell "on budget" from "we don't know". Dependent KPIs inherit the rea
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["KpiResult", "Missing", "iso"]
+new_tuple: Callable[[type, Iterable[Any]], Any] = tuple.__new__
+"""``new_tuple(SomeNamedTuple, values)``: a NamedTuple from values in field order, without
+its generated ``__new__`` (a Python frame each; KPI code builds several per item)."""
+
+__all__ = ["KpiResult", "Missing", "iso", "new_tuple"]
 
 
 def iso(instant: datetime | None) -> str | None:

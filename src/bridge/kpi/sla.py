@@ -17,7 +17,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
 from bridge.kpi.calendar import Calendar
-from bridge.kpi.result import KpiResult, Missing, iso
+from bridge.kpi.result import KpiResult, Missing, iso, new_tuple
 from bridge.model import NativeSla, WorkItem
 from bridge.rules.ast import Cond, SlaDef
 from bridge.rules.engine import Predicate, compile_condition, compile_first_match
@@ -161,7 +161,6 @@ class _State(NamedTuple):
         return getattr(self.base, name)
 
 
-_new_state: Callable[[type, Iterable[Any]], Any] = tuple.__new__
 # A state's position of each replayed field (position 0 holds the item itself).
 _SLOT = {name: index for index, name in enumerate(_STATE_FIELDS, start=1)}
 
@@ -224,7 +223,7 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     category = categories.category
     if status_seen:
         row[2] = category(row[1])
-    snapshots: list[Snapshot] = [(created, _new_state(_State, row))]
+    snapshots: list[Snapshot] = [(created, new_tuple(_State, row))]
     own_status, own_category = item.status, item.status_category
     last_at = created
     for change in changes:
@@ -244,7 +243,7 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
             row[_SLOT[name]] = _history_value(name, change.to_value)
         else:
             continue
-        state = _new_state(_State, row)
+        state = new_tuple(_State, row)
         if at == last_at:  # changes at one instant make one state: the last one wins
             snapshots[-1] = (at, state)
         else:
@@ -269,10 +268,10 @@ def _synthesized(item: WorkItem, created: datetime) -> list[Snapshot]:
         return [(created, item)]
     row = [item, *(getattr(item, name) for name in _STATE_FIELDS)]
     row[_SLOT["status"]], row[_SLOT["status_category"]] = None, "todo"
-    return [(created, _new_state(_State, row)), (began, item)]
+    return [(created, new_tuple(_State, row)), (began, item)]
 
 
-Pauses = list[tuple[datetime, datetime]] | None
+Pauses = list[tuple[datetime, datetime]]
 
 
 class Cycle(NamedTuple):
@@ -282,7 +281,7 @@ class Cycle(NamedTuple):
     start: datetime
     end: datetime | None  # None: still running at ``now``
     cancelled: bool
-    pauses: Pauses  # closed pauses, oldest first; None when there were none
+    pauses: Pauses  # closed pauses, oldest first
     paused_since: datetime | None  # an open pause (running cycles only)
     last_state: WorkItem  # the state the goal is chosen on
 
@@ -351,7 +350,7 @@ def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycl
     on_created = clock.sla.start_on_created
     start, phase, phases = clock.start, clock.phase, clock.phases
     began: datetime | None = None  # the running cycle's start
-    pauses: Pauses = None
+    pauses: Pauses = []
     paused_since: datetime | None = None
     last: WorkItem | None = None
     for at, state in snapshots:
@@ -363,7 +362,7 @@ def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycl
                     break
             elif start is None or not start(state, at):
                 continue
-            began, pauses = at, None
+            began, pauses = at, []
         last = state
         kind = _RUN if phase is None else phases[phase(state, at)]
         if kind == _CANCEL:
@@ -375,14 +374,10 @@ def _cycles(clock: Clock, snapshots: list[Snapshot], now: datetime) -> list[Cycl
                 if paused_since is None:
                     paused_since = at
             elif paused_since is not None:
-                if pauses is None:
-                    pauses = []
                 pauses.append((paused_since, at))
                 paused_since = None
             continue
         if paused_since is not None:  # a pause open at the stop ends at the stop
-            if pauses is None:
-                pauses = []
             pauses.append((paused_since, at))
             paused_since = None
         cycles.append((began, at, cancelled, pauses, None, state))  # type: ignore[arg-type]
@@ -442,10 +437,9 @@ def _cycle_figures(
         end = now
     elapsed = calendar.elapsed(start, end)
     wall = (end - start).total_seconds()
-    if pauses:
-        for a, b in pauses:
-            elapsed -= calendar.elapsed(a, b)
-            wall -= (b - a).total_seconds()
+    for a, b in pauses:
+        elapsed -= calendar.elapsed(a, b)
+        wall -= (b - a).total_seconds()
     if paused_since is not None:  # only a running cycle has an open pause
         elapsed -= calendar.elapsed(paused_since, now)
         wall -= (now - paused_since).total_seconds()
@@ -469,8 +463,6 @@ def compute_sla(
     return _run_clock(Clock.of(sla), snapshots, calendar, now)
 
 
-# Built without the generated ``__new__`` (a Python frame per SLA per item).
-_new_outcome: Callable[[type, Iterable[Any]], Any] = tuple.__new__
 _NEVER_STARTED = Missing("the SLA never started (its start condition never held)")
 
 
@@ -506,7 +498,7 @@ def _run_clock(
         ever_breached = ever_breached or breached
     if state in ("met", "breached"):
         completed = (*completed, bool(breached))
-    return _new_outcome(  # type: ignore[no-any-return]
+    return new_tuple(  # type: ignore[no-any-return]
         SlaOutcome,
         (
             state,
@@ -609,7 +601,7 @@ def sla_kpis(
     values[k_elapsed] = elapsed
     values[k_wall] = wall
     values[k_remaining] = remaining
-    values[k_breach_time] = None if breach_time is None else iso(breach_time)
+    values[k_breach_time] = iso(breach_time)
     values[k_breached] = breached
     values[k_ever] = ever
     values[k_source] = source
