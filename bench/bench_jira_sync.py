@@ -32,6 +32,7 @@ from typing import Any
 
 from bridge.connectors.base import ConnectorContext
 from bridge.connectors.jira.connector import make_connector
+from bridge.model import PHASES
 from bridge.rules.loader import load_rules
 from bridge.store.sqlite import SqliteStore
 from bridge.sync import SyncReport, sync_source
@@ -71,7 +72,7 @@ WRITEBACK = {
 
 
 def seed(site: JiraDouble, n: int) -> None:
-    site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+    site.add_field("Bridge phase", "select", options=list(PHASES))
     site.add_field("Effort variance %", "number")
     site.add_field("Forecast hours", "number")
     site.add_field("TTR state", "string")

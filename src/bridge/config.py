@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from bridge.errors import ConfigError, ConfigInvalidError, Diagnostic
 from bridge.plugins import Registry, default_registry
 from bridge.rules.compile import did_you_mean
-from bridge.rules.source import SourceDoc, parse_yaml
+from bridge.rules.source import Loc, Path_, SourceDoc, parse_yaml
 from bridge.rules.validate import schema_errors_for
 
 __all__ = ["Config", "ConfigInvalidError", "Schedule", "SourceConfig", "load_config", "secret"]
@@ -36,6 +36,18 @@ class SourceConfig:
     connector: str
     settings: Mapping[str, Any]
     base_dir: Path
+    file: str = "bridge.yaml"
+    positions: Mapping[Path_, Loc] = field(default_factory=dict, compare=False, repr=False)
+
+    def locate(self, path: Path_) -> Diagnostic:
+        """Where the value at ``path`` (inside this ``sources:`` entry) was written, as an
+        empty diagnostic: a connector that finds a problem only once it has asked the site
+        (a select option the site lacks) still names the line of bridge.yaml to change."""
+        current = tuple(path)
+        while current and current not in self.positions:
+            current = current[:-1]
+        loc = self.positions.get(current, Loc(1, 1))
+        return Diagnostic(self.file, loc.line, loc.col, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +161,17 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
         rules=rule_paths,
         store=doc.data.get("store"),
         queue=doc.data.get("queue"),
-        sources=tuple(SourceConfig(s["name"], s["connector"], s, base) for s in sources or []),
+        sources=tuple(
+            SourceConfig(
+                s["name"],
+                s["connector"],
+                s,
+                base,
+                str(file),
+                {p[2:]: loc for p, loc in doc.values.items() if p[:2] == ("sources", index)},
+            )
+            for index, s in enumerate(sources or [])
+        ),
         schedules=tuple(
             Schedule(e["source"], e["cron"], bool(e.get("full", False))) for e in schedules or []
         ),

@@ -127,6 +127,11 @@ class WorkItem:
     history: tuple[FieldChange, ...] = ()
     native_slas: tuple[NativeSla, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY_RAW, compare=False, repr=False)
+    #: The system gave the item's whole change history (a Jira issue read with its changelog),
+    #: so a state with no recorded change has held since creation. False (ServiceNow's Table
+    #: API, an export without changelogs): when it began is unknown, and SLA clocks have to
+    #: guess it from ``updated`` — which bridge's own write-back moves.
+    history_complete: bool = False
 
     def status_changes(self) -> tuple[FieldChange, ...]:
         """The status transitions only, oldest first."""

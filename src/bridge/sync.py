@@ -29,7 +29,7 @@ from bridge.model import WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.store.base import Store
-from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp
+from bridge.writeback.plan import Applied, SetFields, UpsertSummary, WriteOp
 
 __all__ = ["ItemOutcome", "SyncReport", "evaluate_item", "process_item", "sync_source"]
 
@@ -70,12 +70,21 @@ def evaluate_item(
     return connector.plan(item, decision, result, currency=kpis.config.currency)
 
 
-def _tally(ops: Sequence[WriteOp]) -> tuple[int, int, str]:
-    """Field values and summaries written, and the audit text for them: the report and the
-    audit trail of both the sync and the webhook path must tell the same story."""
-    fields = sum(len(op.values) for op in ops if isinstance(op, SetFields))
-    comments = sum(1 for op in ops if isinstance(op, UpsertSummary))
-    return fields, comments, f"{fields} field(s), {comments} summary"
+def _tally(ops: Sequence[WriteOp], applied: Applied | None) -> Applied:
+    """What was written: as the connector says (a comment found up to date was not
+    written), else as planned. The report and the audit trail of both the sync and the
+    webhook path must tell the same story, and that story is what the system saw."""
+    if applied is not None:
+        return applied
+    return Applied(
+        sum(len(op.values) for op in ops if isinstance(op, SetFields)),
+        sum(1 for op in ops if isinstance(op, UpsertSummary)),
+    )
+
+
+def _partly_written(exc: BaseException) -> Applied | None:
+    applied = getattr(exc, "applied", None)
+    return applied if isinstance(applied, Applied) and applied else None
 
 
 def _load_overlap(store: Store, source: str) -> dict[str, str]:
@@ -126,6 +135,11 @@ def sync_source(
     # A connector may name a finer version than ``updated`` (ServiceNow's timestamps have
     # one-second resolution; sys_mod_count tells two edits within a second apart).
     version: Callable[[WorkItem], str] | None = getattr(connector, "version_of", None)
+    # And a cursor other than ``updated``: ServiceNow's ``updated`` leaves bridge's own
+    # writes out (for the KPIs), while the next pull must start after them.
+    cursor_of: Callable[[WorkItem], datetime | None] = getattr(
+        connector, "cursor_of", lambda item: item.updated
+    )
     lock = threading.Lock()
     in_flight: list[Future[None]] = []
     limit = threading.BoundedSemaphore(max(1, concurrency) * 2)
@@ -137,24 +151,33 @@ def sync_source(
             if isinstance(exc, BridgeError)
             else (f"internal error: {type(exc).__name__}: {exc}")
         )
+        partly = _partly_written(exc)
         with lock:
             (report.skipped if skipped else report.failed).append((key, message))
+            if partly is not None:
+                report.field_writes += partly.fields
+                report.comment_writes += partly.summaries
+        if partly is not None:
+            message += f" (written before it failed: {partly.detail})"
         store.audit(source, key, "skipped" if skipped else "failed", message, now)
         if not isinstance(exc, BridgeError):
             log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
 
     def write(item: WorkItem, ops: list[WriteOp]) -> None:
         try:
-            connector.apply(item, ops)
+            written = _tally(ops, connector.apply(item, ops))
         except Exception as exc:
             record_failure(item.key, exc)
         else:
-            fields, comments, detail = _tally(ops)
             with lock:
-                report.items_written += 1
-                report.field_writes += fields
-                report.comment_writes += comments
-            store.audit(source, item.key, "written", detail, now)
+                if written:
+                    report.items_written += 1
+                    report.field_writes += written.fields
+                    report.comment_writes += written.summaries
+                else:
+                    report.unchanged += 1
+            if written:
+                store.audit(source, item.key, "written", written.detail, now)
         finally:
             limit.release()
 
@@ -173,11 +196,12 @@ def sync_source(
             if already.get(item.key) == stamp and stamp:
                 report.duplicates += 1
                 continue
-            if item.updated is not None and (newest is None or item.updated > newest):
-                newest = item.updated
+            moment = cursor_of(item)
+            if moment is not None and (newest is None or moment > newest):
+                newest = moment
             handled[item.key] = stamp
-            if item.updated is not None:
-                updated_at[item.key] = item.updated
+            if moment is not None:
+                updated_at[item.key] = moment
             if on_item is not None:
                 on_item(item)
             try:
@@ -244,7 +268,14 @@ def process_item(
     ops = evaluate_item(item, engine, kpis, connector, now)
     if not ops:
         return ItemOutcome(item.key, "unchanged")
-    connector.apply(item, ops)
-    _, _, detail = _tally(ops)
-    store.audit(source, item.key, "written", detail, now)
-    return ItemOutcome(item.key, "written", detail)
+    try:
+        written = _tally(ops, connector.apply(item, ops))
+    except BridgeError as exc:
+        partly = _partly_written(exc)
+        if partly is not None:
+            store.audit(source, item.key, "written", f"{partly.detail}, then: {exc}", now)
+        raise
+    if not written:
+        return ItemOutcome(item.key, "unchanged")
+    store.audit(source, item.key, "written", written.detail, now)
+    return ItemOutcome(item.key, "written", written.detail)

@@ -133,6 +133,32 @@ def test_planned_end_before_start_is_missing() -> None:
     assert out.missing[0]["reason"] == "the planned end is not after the planned start"
 
 
+@pytest.mark.parametrize("planned_end", [None, date(2025, 12, 1)])
+def test_actual_time_needs_only_the_planned_start(planned_end: date | None) -> None:
+    out = evm(BASE._replace(planned_end=planned_end))
+    v = out.values
+    assert v["evm.at_days"] == pytest.approx(15)  # MID is 15 days after the planned start
+    reasons = {m["kpi"]: m["reason"] for m in out.missing}
+    assert "evm.at_days" not in reasons
+    # The figures that read the planned span stay missing, with the span's reason.
+    span_reason = reasons["evm.planned_pct"]
+    assert reasons["evm.es_days"] == span_reason
+    assert reasons["evm.sv_days"] == f"needs evm.es_days: {span_reason}"
+    assert v["evm.pv"] is None
+
+
+def test_actual_time_of_a_done_item_without_planned_end_runs_to_its_resolution() -> None:
+    done = BASE._replace(planned_end=None, done=True, resolved=datetime(2026, 2, 5, 12, tzinfo=UTC))
+    assert evm(done, now=datetime(2026, 6, 1, tzinfo=UTC)).values["evm.at_days"] == (
+        pytest.approx(35.5)
+    )
+    unresolved = evm(BASE._replace(planned_end=None, done=True, resolved=None))
+    reasons = {m["kpi"]: m["reason"] for m in unresolved.missing}
+    assert reasons["evm.at_days"] == "done but no resolved date"
+    no_start = evm(BASE._replace(planned_start=None, planned_end=None))
+    assert {m["kpi"]: m["reason"] for m in no_start.missing}["evm.at_days"] == "no planned start"
+
+
 def test_date_only_fields_are_local_midnight_in_the_calendar_zone() -> None:
     berlin = calendar_from_spec("b", {"timezone": "Europe/Berlin"})
     # 2026-03-29 is the spring-forward day; local midnight is still 23:00 UTC the day before.

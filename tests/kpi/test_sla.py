@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,126 @@ def test_breaching_reports_when_the_goal_was_crossed(tmp_path: Path) -> None:
     assert v["breach_time"] == "2026-03-09T13:00:00Z"  # 8-9 and 10-13 make 4 h
 
 
+FIVE_DAYS = RESOLUTION.replace(
+    "      - {when: {field: priority, equals: Highest}, target: 4h}\n      - {target: 8h}\n",
+    "      - {target: 45h}\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("now", "state"),
+    [
+        (at(13, 16), "running"),  # an hour before: the prediction
+        (at(13, 17), "running"),  # just as the goal is reached, at Friday's closing
+        (at(13, 22), "running"),  # a weekday night
+        (at(14, 12), "running"),  # Saturday
+        (at(16, 7, 59), "running"),  # Monday, just before opening
+        (at(16, 9), "breaching"),
+    ],
+)
+def test_goal_reached_at_closing_keeps_its_breach_time_through_the_closed_time(
+    tmp_path: Path, now: datetime, state: str
+) -> None:
+    work = item(at(9, 8))  # Mon 08:00; a 45 h goal is exactly five office days
+    v = run(tmp_path, work, now=now, slas=FIVE_DAYS)
+    assert v["state"] == state
+    if now >= at(13, 17) and state == "running":
+        assert (v["elapsed_seconds"], v["remaining_seconds"]) == (45 * 3600, 0)
+    assert v["breach_time"] == "2026-03-13T17:00:00Z"  # never `now` itself
+
+
+@pytest.mark.parametrize(
+    ("now", "state"),
+    [
+        (at(9, 16), "running"),
+        (at(9, 17), "running"),
+        (at(9, 23), "running"),  # a weekday night
+        (at(10, 7), "running"),
+        (at(10, 9), "breaching"),
+    ],
+)
+def test_goal_reached_at_closing_after_a_pause_keeps_its_breach_time(
+    tmp_path: Path, now: datetime, state: str
+) -> None:
+    work = item(
+        at(9, 8),
+        (at(9, 9), "Open", "Waiting for customer"),
+        (at(9, 10), "Waiting for customer", "In Progress"),
+    )
+    v = run(tmp_path, work, now=now)
+    assert v["state"] == state
+    assert v["breach_time"] == "2026-03-09T17:00:00Z"  # 8-9 and 10-17 make the 8 h goal
+
+
+@pytest.mark.parametrize("now", [at(9, 17), at(9, 20), at(10, 7)])
+def test_goal_reached_at_closing_with_millisecond_pauses_keeps_its_breach_time(
+    tmp_path: Path, now: datetime
+) -> None:
+    def ms(hour: int, minute: int, second: int, millis: int) -> datetime:
+        return at(9, hour, minute) + timedelta(seconds=second, milliseconds=millis)
+
+    # Jira stamps changes in ms: the pauses sum to exactly 1 h minus the late start, so the
+    # 8 h goal is reached at 17:00, yet the float subtraction leaves ~4e-12 s "remaining".
+    work = item(
+        ms(8, 17, 17, 846),
+        (ms(8, 35, 19, 898), "Open", "Waiting for customer"),
+        (ms(8, 50, 30, 8), "Waiting for customer", "In Progress"),
+        (ms(9, 37, 28, 754), "In Progress", "Waiting for customer"),
+        (ms(10, 5, 0, 798), "Waiting for customer", "In Progress"),
+    )
+    v = run(tmp_path, work, now=now)
+    assert v["state"] == "running"
+    assert v["remaining_seconds"] == pytest.approx(0, abs=1e-6)
+    assert v["breach_time"] == "2026-03-09T17:00:00Z"
+
+
+@pytest.mark.parametrize("now", [at(9, 17), at(9, 20), at(10, 7), at(10, 9)])
+def test_crossing_found_when_per_span_sums_fall_short_of_the_goal(
+    tmp_path: Path, now: datetime
+) -> None:
+    def ms(hour: int, minute: int, second: int, millis: int) -> datetime:
+        return at(9, hour, minute) + timedelta(seconds=second, milliseconds=millis)
+
+    # Six ms-stamped pauses leave exactly 8 h by 17:00, but the running spans summed one by
+    # one come to ~4e-12 s short of the goal: the crossing is still 17:00, never `now`.
+    pauses = [
+        (ms(8, 24, 1, 301), ms(8, 30, 16, 621)),
+        (ms(8, 47, 51, 842), ms(8, 51, 56, 977)),
+        (ms(9, 16, 19, 962), ms(9, 26, 48, 849)),
+        (ms(9, 43, 51, 820), ms(9, 44, 10, 852)),
+        (ms(10, 10, 54, 296), ms(10, 32, 13, 250)),
+        (ms(10, 56, 0, 541), ms(11, 1, 0, 918)),
+    ]
+    moves = [
+        move
+        for begin, end in pauses
+        for move in (
+            (begin, "In Progress", "Waiting for customer"),
+            (end, "Waiting for customer", "In Progress"),
+        )
+    ]
+    work = item(ms(8, 12, 32, 295), *moves)
+    v = run(tmp_path, work, now=now)
+    if now < at(10, 8):
+        assert v["elapsed_seconds"] == pytest.approx(8 * 3600, abs=1e-6)
+    assert v["breach_time"] == "2026-03-09T17:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("now", "state"),
+    [(at(9, 11), "running"), (at(9, 12), "running"), (at(9, 12, 30), "breaching")],
+)
+def test_goal_reached_exactly_now_during_open_hours(
+    tmp_path: Path, now: datetime, state: str
+) -> None:
+    work = item(at(9, 8), priority="Highest")  # 4 h goal, reached at 12:00
+    v = run(tmp_path, work, now=now)
+    assert v["state"] == state
+    if now == at(9, 12):
+        assert (v["remaining_seconds"], v["breached"]) == (0, False)  # equal is not breached
+    assert v["breach_time"] == "2026-03-09T12:00:00Z"
+
+
 def test_paused_at_now_has_no_breach_time(tmp_path: Path) -> None:
     work = item(at(9, 8), (at(9, 9), "Open", "Waiting for customer"))
     v = run(tmp_path, work, now=at(10, 12))
@@ -256,6 +377,86 @@ def test_servicenow_canceled_at_closed_at(tmp_path: Path) -> None:
     )
     v = run(tmp_path, work, now=at(11, 8), slas=SN_RESOLUTION)
     assert (v["state"], v["elapsed_seconds"]) == ("cancelled", 3600)
+
+
+# -- Jira issues read with their whole changelog -------------------------------------------------
+
+
+def custom_change(created: str, author: str, field_id: str, value: str) -> dict[str, Any]:
+    """A changelog entry for a field SLA clocks do not replay (bridge's own write-back)."""
+    return {
+        "created": created,
+        "author": {"displayName": author},
+        "items": [
+            {"field": field_id, "fieldtype": "custom", "fieldId": field_id, "toString": value}
+        ],
+    }
+
+
+def waiting_issue(updated: str, *histories: dict[str, Any]) -> WorkItem:
+    """Created Mon 08:00 straight into "Waiting for customer"; no status change since."""
+    return item_from_issue(
+        {
+            "key": "OPS-7",
+            "fields": {
+                "issuetype": {"name": "Incident"},
+                "status": {
+                    "name": "Waiting for customer",
+                    "statusCategory": {"key": "indeterminate"},
+                },
+                "priority": {"name": "Medium"},
+                "created": "2026-03-09T08:00:00.000+0000",
+                "updated": updated,
+            },
+            "changelog": {
+                "startAt": 0,
+                "maxResults": len(histories),
+                "total": len(histories),
+                "histories": list(histories),
+            },
+        }
+    )
+
+
+BRIDGE_WROTE = custom_change(
+    "2026-03-09T10:00:00.000+0000", "bridge", "customfield_10200", "paused"
+)
+
+
+def test_jira_item_without_a_replayed_change_has_been_as_it_is_since_creation(
+    tmp_path: Path,
+) -> None:
+    work = waiting_issue("2026-03-09T10:00:00.000+0000", BRIDGE_WROTE)
+    assert work.history_complete
+    assert timeline(work, CATEGORIES) == [(at(9, 8), work)]
+    v = run(tmp_path, work, now=at(10, 12))
+    # Paused from creation, not from bridge's write at 10:00 (which bumped `updated`).
+    assert v["state"] == "paused"
+    assert (v["elapsed_seconds"], v["elapsed_wall_seconds"]) == (0, 0)
+    assert v["remaining_seconds"] == 8 * 3600
+    assert v["breach_time"] is None
+
+
+def test_jira_sla_figures_do_not_move_with_updated_or_unreplayed_changes(
+    tmp_path: Path,
+) -> None:
+    before = run(tmp_path, waiting_issue("2026-03-09T10:00:00.000+0000", BRIDGE_WROTE), at(10, 12))
+    later = waiting_issue(
+        "2026-03-10T11:00:00.000+0000",
+        BRIDGE_WROTE,
+        custom_change("2026-03-10T11:00:00.000+0000", "Ann", "customfield_10020", "Sprint 3"),
+    )
+    assert run(tmp_path, later, at(10, 12)) == before
+
+
+def test_without_the_whole_history_the_state_is_taken_to_begin_at_the_last_update(
+    tmp_path: Path,
+) -> None:
+    # The same issue read without its changelog: when "Waiting for customer" began is unknown,
+    # so (as for ServiceNow) it is taken to be the last update.
+    work = replace(waiting_issue("2026-03-09T10:00:00.000+0000"), history_complete=False)
+    v = run(tmp_path, work, now=at(10, 12))
+    assert (v["state"], v["elapsed_seconds"]) == ("paused", 2 * 3600)
 
 
 # -- native SLA data -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from bridge.cli import cli
 from bridge.config import load_config
 from bridge.connectors.jira.writes import COMMENT_PROPERTY
+from bridge.model import PHASES
 from bridge.service.app import create_app
 from bridge.service.runtime import Runtime
 from bridge.service.tasks import Jobs, make_huey
@@ -38,7 +39,7 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[JiraDouble]:
     monkeypatch.setenv("E2E_JIRA_TOKEN", "token")
     monkeypatch.setenv("E2E_JIRA_HOOK", SECRET)
     with JiraDouble(max_page=50) as double:
-        double.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        double.add_field("Bridge phase", "select", options=list(PHASES))
         double.bulk_add(
             12,
             fields=lambda i: {

@@ -650,3 +650,20 @@ def test_search_results_map_to_work_items(jira: JiraDouble, http: requests.Sessi
     assert [(c.field, c.from_value, c.to_value) for c in item.history] == [
         ("status", "In Progress", "Done")
     ]
+
+
+@pytest.mark.parametrize(("deployment", "kind"), [("cloud", "Cloud"), ("datacenter", "Server")])
+def test_server_info_answers_anyone_like_jira(deployment: Any, kind: str) -> None:
+    """``GET /serverInfo`` "can be accessed anonymously"; wrong credentials are still 401."""
+    schema = json.loads(SPEC.read_text())["components"]["schemas"]["ServerInformation"]
+    with JiraDouble(deployment=deployment) as double:
+        url = f"{double.url}/rest/api/2/serverInfo"
+        info = requests.get(url, timeout=5).json()
+        assert info["deploymentType"] == kind
+        assert info["baseUrl"] == double.url
+        assert set(info) - {"defaultLocale"} <= set(schema["properties"])  # as captured
+        assert isinstance(info["versionNumbers"], list)
+        wrong = requests.get(url, headers={"Authorization": "Bearer nope"}, timeout=5)
+        assert wrong.status_code == 401
+        myself = requests.get(f"{double.url}/rest/api/2/myself", timeout=5)
+        assert myself.status_code == 401  # only serverInfo is anonymous

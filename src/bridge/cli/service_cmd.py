@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bridge.cli import handle_errors, stdout
+from bridge.cli import handle_errors, stderr, stdout
 from bridge.cli.options import CONFIG_OPTION, config_from
 
 __all__ = ["serve", "worker"]
@@ -31,7 +31,7 @@ def serve(config_path: str, bind: str, workers: int) -> None:
     config = config_from(config_path)
     from gunicorn.app.base import BaseApplication  # noqa: PLC0415 - only the server needs it
 
-    from bridge.service.app import create_app  # noqa: PLC0415
+    from bridge.service.app import check_webhook_sources, create_app  # noqa: PLC0415
     from bridge.service.runtime import Runtime  # noqa: PLC0415
     from bridge.service.tasks import Jobs, make_huey  # noqa: PLC0415
 
@@ -48,9 +48,19 @@ def serve(config_path: str, bind: str, workers: int) -> None:
             jobs = Jobs(runtime, make_huey(config))
             return create_app(runtime, jobs.enqueue)
 
+    # Before forking: a webhook secret bridge.yaml names but the environment lacks is an
+    # error now (exit 2, naming the variable), not a 500 on every delivery.
+    ready = check_webhook_sources(config)
+    for name in (n for n, ok in ready.items() if not ok):
+        stderr.print(
+            f"[yellow]warning:[/] source {name!r} configures no webhook secret, so every "
+            f"delivery to /webhooks/{name} will be refused",
+            markup=True,
+            highlight=False,
+        )
     stdout.print(
         f"bridge receiving webhooks on http://{bind}/webhooks/<source> "
-        f"({', '.join(s.name for s in config.sources)})"
+        f"({', '.join(n for n, ok in ready.items() if ok) or 'no source verifies them'})"
     )
     Server().run()
 

@@ -51,7 +51,8 @@ def sync(
         for source in selected:
             spec = registry.connectors[source.connector]
             connector = spec.factory(
-                source.settings, ConnectorContext(store=store, base_dir=str(source.base_dir))
+                source.settings,
+                ConnectorContext(store=store, base_dir=str(source.base_dir), locate=source.locate),
             )
             if not all(hasattr(connector, a) for a in ("fetch", "plan", "apply")):
                 raise ConfigError(

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from bridge.errors import Diagnostic
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.store.base import Store
-from bridge.writeback.plan import WriteOp
+from bridge.writeback.plan import Applied, WriteOp
 
 __all__ = [
     "Connector",
@@ -82,8 +83,10 @@ class LiveConnector(Connector, Protocol):
         that change something. Pure: reads what the item holds, does no I/O."""
         ...
 
-    def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
-        """Perform planned writes; raises a ConnectorError naming what failed."""
+    def apply(self, item: WorkItem, ops: list[WriteOp]) -> Applied | None:
+        """Perform planned writes and say what was really written (None: as planned);
+        raises a ConnectorError naming what failed, with ``applied`` set when part of the
+        plan was written before it failed."""
         ...
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
@@ -100,6 +103,9 @@ class ConnectorContext:
 
     store: Store | None = None
     base_dir: str = "."
+    # Where a path inside the source's ``sources:`` entry was written in bridge.yaml (an
+    # empty Diagnostic to fill in); None when the settings did not come from a file.
+    locate: Callable[[tuple[str | int, ...]], Diagnostic] | None = None
 
 
 @dataclass(frozen=True, slots=True)

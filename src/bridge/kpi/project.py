@@ -195,21 +195,28 @@ def evm_kpis(p: ProjectInputs, calendar: Calendar, now: datetime, out: KpiResult
         out.put("evm.vac", bac - eac)
 
     es_days: Value
-    at_days: Value
     if isinstance(span, Missing):
-        es_days = at_days = span
+        es_days = span
     else:
         start, end = span
         planned_days = (end - start).total_seconds() / DAY
         es_days = _combine(lambda pc: pc * planned_days, ("evm.percent_complete", percent))
-        if p.done and p.resolved is None:
-            at_days = Missing("done but no resolved date")
-        else:
-            finish = p.resolved if p.done and p.resolved is not None else now
-            at_days = (finish - start).total_seconds() / DAY
+    at_days = _at_days(p, calendar, now)
     out.put("evm.es_days", es_days)
     out.put("evm.at_days", at_days)
     out.put("evm.sv_days", _combine(_minus, ("evm.es_days", es_days), ("evm.at_days", at_days)))
+
+
+def _at_days(p: ProjectInputs, calendar: Calendar, now: datetime) -> Value:
+    """Actual time reads only the planned start (and the finish), not the planned span: an
+    item without a planned end, or with one not after its start, still has it."""
+    start = as_instant_on(p.planned_start, calendar)
+    if start is None:
+        return Missing("no planned start")
+    if p.done and p.resolved is None:
+        return Missing("done but no resolved date")
+    finish = p.resolved if p.done and p.resolved is not None else now
+    return (finish - start).total_seconds() / DAY
 
 
 def _evm_complete(

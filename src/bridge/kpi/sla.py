@@ -188,9 +188,12 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     """The item's states over time, oldest first, starting at its creation.
 
     With a history, the state before the first change of a field is that change's
-    ``from`` value. Without one (ServiceNow's Table API), the item is taken to be new from
-    creation until the moment its current state began: resolution (or closing) for a done
-    item, the last update otherwise — so On Hold pauses from ``sys_updated_on`` to now.
+    ``from`` value. A whole history (``history_complete``: a Jira changelog) that changes no
+    replayed field means the item has been as it is since creation — never since ``updated``,
+    which bridge's own write-back moves. Without one (ServiceNow's Table API), the item is
+    taken to be new from creation until the moment its current state began: resolution (or
+    closing) for a done item, the last update otherwise — so On Hold pauses from
+    ``sys_updated_on`` to now.
     """
     created = item.created
     if created is None:
@@ -219,7 +222,7 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
             row[_SLOT[name]] = _history_value(name, change.from_value)
             replayed = True
     if not replayed:
-        return _synthesized(item, created)
+        return [(created, item)] if item.history_complete else _synthesized(item, created)
     category = categories.category
     if status_seen:
         row[2] = category(row[1])
@@ -406,8 +409,16 @@ class SlaOutcome(NamedTuple):
     completed: tuple[bool, ...]  # per completed cycle: breached?
 
 
+_US_PER_SECOND = 1_000_000  # Calendar.add() rounds working time to whole microseconds
+
+
 def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> datetime:
-    """The instant the clock reached ``goal``: walk the running spans between pauses."""
+    """The first instant the clock reached ``goal``: walk the running spans between pauses.
+
+    ``calendar.add`` gives the earliest instant with that much working time, so a goal reached
+    just before a closed stretch (or a pause) is reached at its closing, not after it: the
+    answer does not move while ``now`` moves through the closed time.
+    """
     start, pauses = cycle[0], cycle[3]
     if not pauses:  # one running span: the goal ran out at start + goal
         return calendar.add(start, goal)
@@ -421,8 +432,12 @@ def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> d
         if finish <= begin:
             continue
         span = calendar.elapsed(begin, finish)
-        if spent + span >= goal:
-            return calendar.add(begin, goal - spent)
+        left = goal - spent
+        # Compared in whole µs, as add() counts: summed per span, elapsed time can fall short
+        # of the goal by a float rounding the cycle's own total does not have, and the answer
+        # would then be `end` (that is, `now`).
+        if round(left * _US_PER_SECOND) <= round(span * _US_PER_SECOND):
+            return calendar.add(begin, left)
         spent += span
     return end
 
@@ -492,7 +507,13 @@ def _run_clock(
         remaining = goal - elapsed
         breach_time = None
         if state == "running":
-            breach_time = calendar.add(now, remaining)
+            # With nothing left (to add()'s µs), add(now, 0) would be `now` itself, which
+            # moves with every evaluation while the calendar is closed: the goal was reached
+            # at a fixed past instant (now itself only when reached right now, while open).
+            if round(remaining * _US_PER_SECOND) > 0:
+                breach_time = calendar.add(now, remaining)
+            else:
+                breach_time = _crossing(calendar, cycle, now, goal)
         elif state == "breaching":
             breach_time = _crossing(calendar, cycle, now, goal)
         ever_breached = ever_breached or breached

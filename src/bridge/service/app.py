@@ -6,7 +6,9 @@ on the raw body, drops deliveries it has seen (by the system's delivery id, kept
 store so every node agrees), drops echoes of bridge's own writes, and queues the item for a
 worker, which fetches it fresh. Errors map to statuses a sender understands: 401 for a bad
 signature, 400 for a body it cannot read, 404 for an unknown source, 413 for an oversized
-body; a queue that is down gives 503 so the system retries later.
+body; a queue that is down gives 503 so the system retries later. A source whose webhook
+secret cannot be read (its variable unset) answers 500 and logs why; ``bridge serve`` checks
+every source's secret before it starts (:func:`check_webhook_sources`), so that is rare.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from requests.structures import CaseInsensitiveDict
 
 from bridge import __version__
+from bridge.config import Config
+from bridge.connectors.base import ConnectorContext
 from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, WebhookSignatureError
+from bridge.plugins import Registry, default_registry
 from bridge.service.runtime import Runtime
 
-__all__ = ["MAX_BODY_BYTES", "Enqueue", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "Enqueue", "check_webhook_sources", "create_app"]
 
 log = logging.getLogger("bridge.service")
 
@@ -37,6 +42,46 @@ Enqueue = Callable[[str, str, bool], None]
 
 def _json(code: int, **body: Any) -> Response:
     return Response(json.dumps(body), status=code, mimetype="application/json")
+
+
+def check_webhook_sources(config: Config, registry: Registry | None = None) -> dict[str, bool]:
+    """Before the receiver starts: for each source whose connector receives webhooks, True
+    when its deliveries can be verified, False when it configures no webhook secret (they
+    will all be refused with 401).
+
+    A connector reads its webhook secret only when a delivery arrives, so that a sync runs
+    without it; this check makes a secret bridge.yaml names but the environment lacks stop
+    ``bridge serve`` with a message naming the variable, rather than answer every delivery
+    with 500. A source that cannot be built for another reason (its site unreachable) is
+    logged and left to its first delivery.
+
+    :raises ConfigError: a source's webhook secret or credentials cannot be read.
+    """
+    registry = registry or default_registry()
+    ready: dict[str, bool] = {}
+    for source in config.sources:
+        spec = registry.connectors.get(source.connector)
+        if spec is None:
+            continue  # load_config has reported it
+        try:
+            connector = spec.factory(
+                source.settings, ConnectorContext(base_dir=str(source.base_dir))
+            )
+        except ConfigError:
+            raise
+        except BridgeError as exc:
+            log.warning("%s: cannot check its webhook secret before starting: %s", source.name, exc)
+            continue
+        try:
+            if not hasattr(connector, "parse_webhook"):
+                continue
+            check = getattr(connector, "webhook_ready", None)
+            ready[source.name] = bool(check()) if callable(check) else True
+        finally:
+            close = getattr(connector, "close", None)
+            if callable(close):
+                close()
+    return ready
 
 
 def create_app(

@@ -99,7 +99,11 @@ class Runtime:
                 spec = self.registry.connectors[settings.connector]
                 built = spec.factory(
                     settings.settings,
-                    ConnectorContext(store=self.store, base_dir=str(settings.base_dir)),
+                    ConnectorContext(
+                        store=self.store,
+                        base_dir=str(settings.base_dir),
+                        locate=settings.locate,
+                    ),
                 )
                 if not all(hasattr(built, a) for a in ("fetch", "plan", "apply", "parse_webhook")):
                     raise ConfigError(

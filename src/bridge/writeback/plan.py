@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.model import Classification
 
-__all__ = ["SetFields", "UpsertSummary", "WriteOp", "desired_values", "diff_fields"]
+__all__ = ["Applied", "SetFields", "UpsertSummary", "WriteOp", "desired_values", "diff_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,27 @@ class UpsertSummary:
 
 
 WriteOp = SetFields | UpsertSummary
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What an ``apply`` really wrote: field values set, summaries posted or edited.
+
+    Planned and written differ: a comment found already up to date is not written, and a
+    comment posted before its fields were refused was. Reports and the audit log count
+    this, so they say what the ticketing system saw. A connector that raises after writing
+    part of the plan attaches its ``Applied`` to the error as ``applied``.
+    """
+
+    fields: int = 0
+    summaries: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.summaries)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.fields} field(s), {self.summaries} summary"
 
 
 def desired_values(

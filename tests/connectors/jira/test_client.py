@@ -18,7 +18,13 @@ import requests
 import responses
 
 from bridge.connectors.http import RetryPolicy
-from bridge.connectors.jira.client import BasicAuth, BearerAuth, JiraClient, permission_for
+from bridge.connectors.jira.client import (
+    BasicAuth,
+    BearerAuth,
+    JiraClient,
+    deployment_of,
+    permission_for,
+)
 from bridge.connectors.jira.writes import property_value
 from bridge.errors import (
     ConnectorAuthError,
@@ -591,3 +597,97 @@ def test_oauth_token_read_again_after_a_401(sleeps: list[float], tmp_path: Path)
         assert client.myself() == {"accountId": "app"}
     assert seen == ["Bearer old", "Bearer new"]
     assert repr(client.http.session.auth) == "BearerAuth('***')"
+
+
+# -- which Jira the site is ----------------------------------------------------------------------
+
+# jira-cli's captured Cloud answer (fixtures/jira-cli/serverinfo.json, MIT), trimmed.
+CLOUD_SERVER_INFO = {
+    "baseUrl": "https://demo.atlassian.net",
+    "version": "1001.0.0-SNAPSHOT",
+    "versionNumbers": [1001, 0, 0],
+    "deploymentType": "Cloud",
+    "buildNumber": 100204,
+    "buildDate": "2022-08-12T12:59:12.000+0200",
+    "serverTime": "2022-08-15T21:08:52.725+0200",
+    "scmInfo": "948b370c557f4bbf768b92203f3aca5d86ee9758",
+    "serverTitle": "Jira",
+    "defaultLocale": {"locale": "en_US"},
+}
+SERVER_INFO = "/rest/api/2/serverInfo"
+
+
+@pytest.mark.parametrize(
+    ("info", "deployment"),
+    [
+        (CLOUD_SERVER_INFO, "cloud"),
+        ({"deploymentType": "cloud"}, "cloud"),
+        ({"deploymentType": "Server", "version": "9.12.0"}, "datacenter"),
+        ({"deploymentType": "DataCenter"}, "datacenter"),
+        ({"version": "6.4.14"}, "datacenter"),  # a Server older than deploymentType
+        ({}, None),
+        ({"deploymentType": "", "version": ""}, None),
+    ],
+)
+def test_deployment_of(info: dict[str, Any], deployment: str | None) -> None:
+    assert deployment_of(info) == deployment
+
+
+def test_detect_deployment_switches_the_api_paths(site: Site, sleeps: list[float]) -> None:
+    site.on("GET", SERVER_INFO, ok({"deploymentType": "Server", "version": "9.12.0"}))
+    site.on("GET", "/rest/api/2/myself", ok(load("jira-cli/myself.json")))
+    client = make_client(sleeps)  # built as Cloud, the default
+    assert client.api == "/rest/api/3"
+    assert client.detect_deployment() == "datacenter"
+    assert (client.deployment, client.api) == ("datacenter", "/rest/api/2")
+    client.myself()
+    assert [r[1] for r in site.requests()] == [SERVER_INFO, "/rest/api/2/myself"]
+    assert client.calls["read"] == 2
+
+    client.deployment = "cloud"
+    assert client.api == "/rest/api/3"
+
+
+def test_a_refused_credential_is_followed_by_an_anonymous_question(
+    site: Site, sleeps: list[float]
+) -> None:
+    """Cloud refuses a Data Center PAT outright, but says what it is to anyone."""
+    site.on(
+        "GET",
+        SERVER_INFO,
+        ok({"errorMessages": ["Client must be authenticated to access this resource."]}, 401),
+        ok(CLOUD_SERVER_INFO),
+    )
+    client = make_client(sleeps)
+    assert client.detect_deployment() == "cloud"
+    sent = [str(call.request.headers.get("Authorization")) for call in site.mock.calls]
+    assert sent[0].startswith("Basic ")
+    assert sent[1] == "None"
+    assert client.calls["read"] == 2
+
+
+def test_when_even_the_anonymous_question_is_refused_the_credentials_are_blamed(
+    site: Site, sleeps: list[float]
+) -> None:
+    site.on("GET", SERVER_INFO, ok({"errorMessages": ["Unauthorized"]}, 401))
+    with pytest.raises(ConnectorAuthError) as caught:
+        make_client(sleeps).detect_deployment()
+    message = str(caught.value)
+    assert "HTTP 401 — Jira did not accept the credentials" in message
+    assert "set deployment: cloud or deployment: datacenter in the source" in message
+    assert "api-token" not in message
+
+
+def test_an_answer_that_is_not_jiras_is_a_clear_error(site: Site, sleeps: list[float]) -> None:
+    site.on("GET", SERVER_INFO, ok({"status": "ok"}))
+    with pytest.raises(ConnectorError, match="names no deploymentType or version"):
+        make_client(sleeps).detect_deployment()
+
+
+def test_a_failing_site_says_why_it_was_asked(site: Site, sleeps: list[float]) -> None:
+    site.on("GET", SERVER_INFO, ok({"errorMessages": ["down"]}, 503))
+    with pytest.raises(ConnectorTransportError) as caught:
+        make_client(sleeps, retry=RetryPolicy(max_attempts=2, base_delay=0.5)).detect_deployment()
+    assert "HTTP 503" in str(caught.value)
+    assert "bridge asked the site whether it is Jira Cloud or Data Center" in str(caught.value)
+    assert len(sleeps) == 1  # retried once, with the fake sleep

@@ -32,13 +32,14 @@ from bridge.connectors.jira.writes import COMMENT_PROPERTY
 from bridge.errors import (
     ConfigError,
     ConfigInvalidError,
+    ConnectorError,
     ConnectorTransportError,
     ItemNotFoundError,
     RemoteValidationError,
     WebhookSignatureError,
 )
 from bridge.kpi.result import KpiResult
-from bridge.model import Classification, WorkItem
+from bridge.model import PHASES, Classification, WorkItem
 from bridge.plugins import default_registry
 from bridge.rules.ast import RuleSet
 from bridge.rules.loader import load_rules
@@ -85,7 +86,7 @@ def spec() -> OpenApiSpec:
 @pytest.fixture
 def double(spec: OpenApiSpec) -> Iterator[JiraDouble]:
     with JiraDouble(spec=spec, max_page=50) as site:
-        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        site.add_field("Bridge phase", "select", options=list(PHASES))
         yield site
 
 
@@ -264,7 +265,9 @@ def test_auth_kinds_and_secret_files(tmp_path: Path) -> None:
     assert oauth.settings.url == "https://acme.atlassian.net"  # browse links use the site
     email_env = make_connector(
         settings(
-            "https://acme.atlassian.net", auth={"email_env": HOOK_ENV, "token_env": TOKEN_ENV}
+            "https://acme.atlassian.net",
+            deployment="cloud",  # said, so nothing asks the (unreachable) site
+            auth={"email_env": HOOK_ENV, "token_env": TOKEN_ENV},
         ),
         ConnectorContext(),
     )
@@ -316,7 +319,9 @@ def test_discovery_resolves_writeback_fields_and_the_search_asks_for_only_whats_
     assert double.count("GET", "/myself$") == 1
     assert double.count("GET", "/field$") == 1
     connector.prepare(rules(tmp_path, source="auto"))
-    assert double.count("GET") == 2  # discovery happens once
+    # Discovery happens once: bridge's account, the fields, and the select's options.
+    assert double.count("GET", "/context") == 2
+    assert double.count("GET") == 4
 
 
 def test_native_only_slas_need_no_changelog(double: JiraDouble, tmp_path: Path) -> None:
@@ -489,7 +494,7 @@ def test_prepare_again_with_the_same_rules_is_free(double: JiraDouble, tmp_path:
     shape = connector.shape
     connector.prepare(rule_set)
     assert connector.shape is shape
-    assert double.count() == 2  # discovery only
+    assert double.count() == 4  # discovery only (with the select's context and options)
 
 
 def test_fetch_and_a_deleted_issue(double: JiraDouble, tmp_path: Path) -> None:
@@ -824,3 +829,180 @@ def test_factory_builds_a_working_connector(double: JiraDouble, tmp_path: Path) 
         assert json.dumps(connector.shape.fields)
     finally:
         connector.close()
+
+
+# -- the webhook secret is read when a delivery arrives -------------------------------------------
+
+UNSET_HOOK_ENV = "BRIDGE_TEST_JIRA_HOOK_NOT_SET"
+
+
+def test_a_sync_needs_no_webhook_secret(
+    double: JiraDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(UNSET_HOOK_ENV, raising=False)
+    key = story(double)
+    raw = settings(double.url, deployment="cloud", webhook_secret_env=UNSET_HOOK_ENV)
+    connector = make_connector(raw, ConnectorContext())  # builds: a sync reads no secret
+    try:
+        connector.prepare(rules(tmp_path))
+        assert [i.key for i in connector.pull()] == [key]
+
+        body, headers = double.webhook("jira:issue_updated", key, secret=SECRET)
+        double.reset_counters()
+        with pytest.raises(ConfigError) as caught:
+            connector.parse_webhook(headers, body)
+        assert str(caught.value) == (
+            f"source 'jira-test': the environment variable {UNSET_HOOK_ENV} "
+            "(webhook_secret_env) is not set or empty; export it before starting"
+        )
+        assert double.count() == 0  # refused before anything else
+        with pytest.raises(ConfigError, match=UNSET_HOOK_ENV):
+            connector.webhook_ready()
+
+        monkeypatch.setenv(UNSET_HOOK_ENV, SECRET)  # the refusal was not remembered
+        assert connector.webhook_ready()
+        assert connector.parse_webhook(headers, body).keys == (key,)
+        forged = dict(headers, **{"X-Hub-Signature": "sha256=" + "0" * 64})
+        with pytest.raises(WebhookSignatureError, match="does not match"):
+            connector.parse_webhook(forged, body)
+        assert SECRET not in str(caught.value)
+    finally:
+        connector.close()
+
+
+def test_webhook_ready_says_whether_deliveries_can_be_verified(double: JiraDouble) -> None:
+    raw = settings(double.url, deployment="cloud")
+    assert make_connector(raw, ConnectorContext()).webhook_ready()
+    del raw["webhook_secret_env"]
+    assert not make_connector(raw, ConnectorContext()).webhook_ready()
+    assert make_connector(dict(raw, webhook_unsigned=True), ConnectorContext()).webhook_ready()
+
+
+def _serve_config(tmp_path: Path, url: str, hook: str | None) -> Path:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.yaml").write_text(RULES.format(source="computed"))
+    secret_line = f"    webhook_secret_env: {hook}\n" if hook else ""
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        f"rules: rules\nstore: sqlite://{tmp_path / 'state.db'}\nsources:\n"
+        f"  - name: jira\n    connector: jira\n    url: {url}\n    deployment: cloud\n"
+        f"    auth: {{email: bot@example.com, token_env: {TOKEN_ENV}}}\n"
+        f'    scope: {{jql: "project = OPS"}}\n{secret_line}'
+        "  - {name: export, connector: files, path: .}\n"
+    )
+    return path
+
+
+def test_serve_checks_every_webhook_secret_before_it_starts(
+    double: JiraDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from gunicorn.app.base import BaseApplication
+
+    from bridge.cli import cli
+    from bridge.service.app import check_webhook_sources
+
+    started: list[object] = []
+
+    def run(server: object) -> None:  # gunicorn would serve until stopped
+        started.append(server)
+
+    monkeypatch.setattr(BaseApplication, "run", run)
+    monkeypatch.delenv(UNSET_HOOK_ENV, raising=False)
+    path = _serve_config(tmp_path, double.url, UNSET_HOOK_ENV)
+    with pytest.raises(ConfigError, match=f"{UNSET_HOOK_ENV} \\(webhook_secret_env\\)"):
+        check_webhook_sources(load_config(path))
+    refused = CliRunner().invoke(cli, ["serve", "-c", str(path)])
+    assert refused.exit_code == 2
+    assert f"the environment variable {UNSET_HOOK_ENV} (webhook_secret_env)" in refused.output
+    assert "Traceback" not in refused.output
+    assert started == []
+
+    monkeypatch.setenv(UNSET_HOOK_ENV, SECRET)
+    assert check_webhook_sources(load_config(path)) == {"jira": True}  # files: no webhooks
+    served = CliRunner().invoke(cli, ["serve", "-c", str(path)])
+    assert served.exit_code == 0, served.output
+    assert "webhooks/<source> (jira)" in served.output
+    assert len(started) == 1
+    assert SECRET not in served.output
+
+    unsigned = _serve_config(tmp_path, double.url, None)
+    assert check_webhook_sources(load_config(unsigned)) == {"jira": False}
+    warned = CliRunner().invoke(cli, ["serve", "-c", str(unsigned)])
+    assert "configures no webhook secret" in warned.output
+
+
+# -- deployment: asked of the site when the source does not say -----------------------------------
+
+
+def test_a_pat_without_deployment_asks_a_data_center_site(tmp_path: Path) -> None:
+    with JiraDouble(deployment="datacenter") as dc:
+        key = story(dc)
+        raw = settings(
+            dc.url, auth={"pat_env": PAT_ENV}, writeback={"fields": {"work_type": "Work type"}}
+        )
+        assert "deployment" not in raw  # as the README writes a Data Center source
+        connector = make_connector(raw, ConnectorContext())
+        try:
+            assert [(r.method, r.path, r.status) for r in dc.requests] == [
+                ("GET", "/rest/api/2/serverInfo", 200)
+            ]
+            assert connector.settings.deployment == "datacenter"
+            assert connector.client.api == "/rest/api/2"
+            connector.prepare(rules(tmp_path))
+            assert [i.key for i in connector.pull()] == [key]
+            plan_and_apply(connector, key, kpis(50.0))
+            post = next(r for r in dc.requests if r.method == "POST")
+            assert post.path == f"/rest/api/2/issue/{key}/comment"
+            assert isinstance(post.body["body"], str)  # wiki markup, as Data Center takes
+            assert dc.count("GET", "/serverInfo") == 1  # asked once, at the start
+        finally:
+            connector.close()
+
+
+def test_a_pat_without_deployment_on_a_cloud_site_is_a_clear_error(double: JiraDouble) -> None:
+    raw = settings(double.url, auth={"pat_env": PAT_ENV})
+    with pytest.raises(ConfigError) as caught:
+        make_connector(raw, ConnectorContext())
+    assert str(caught.value) == (
+        f"source 'jira-test': {double.url} says it is Jira Cloud, and a personal access token "
+        "(pat_env/pat_file) is for Data Center: Jira Cloud takes email + token_env (an API "
+        "token)"
+    )
+    # Cloud refused the PAT; the site said what it is when asked without it.
+    asked = [
+        (r.path, r.status, any(h.lower() == "authorization" for h in r.headers))
+        for r in double.requests
+    ]
+    assert asked == [("/rest/api/2/serverInfo", 401, True), ("/rest/api/2/serverInfo", 200, False)]
+
+
+def test_an_explicit_deployment_is_not_asked(double: JiraDouble) -> None:
+    with JiraDouble(deployment="datacenter") as dc:
+        raw = settings(dc.url, deployment="datacenter", auth={"pat_env": PAT_ENV})
+        assert make_connector(raw, ConnectorContext()).client.api == "/rest/api/2"
+        assert dc.count() == 0
+    cloud = make_connector(settings(double.url, deployment="cloud"), ConnectorContext())
+    assert cloud.client.api == "/rest/api/3"
+    assert double.count() == 0
+    with pytest.raises(ConfigError, match="is for Data Center"):
+        make_connector(
+            settings(double.url, deployment="cloud", auth={"pat_env": PAT_ENV}), ConnectorContext()
+        )
+    assert double.count() == 0
+
+
+def test_basic_auth_without_deployment_asks_too(double: JiraDouble) -> None:
+    connector = make_connector(settings(double.url), ConnectorContext())
+    assert (connector.settings.deployment, connector.client.api) == ("cloud", "/rest/api/3")
+    assert [(r.path, r.status) for r in double.requests] == [("/rest/api/2/serverInfo", 200)]
+
+
+def test_a_site_that_cannot_be_asked_says_how_to_skip_the_question(double: JiraDouble) -> None:
+    double.inject(404, path="serverInfo")
+    with pytest.raises(ConnectorError) as caught:
+        make_connector(settings(double.url), ConnectorContext())
+    assert type(caught.value) is ConnectorError  # not ItemNotFoundError: no item is gone
+    message = str(caught.value)
+    assert "HTTP 404 — no Jira answers at this url" in message
+    assert "set deployment: cloud or deployment: datacenter in the source" in message

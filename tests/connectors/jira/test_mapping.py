@@ -452,6 +452,34 @@ def test_history_field_names_are_normalized_and_order_is_stable() -> None:
     assert [c.to_value for c in status_only.status_changes()] == ["In Progress"]
 
 
+def page(total: int | None, held: int) -> dict[str, Any]:
+    """A changelog of ``held`` histories, saying it is ``total`` long (None: no paging)."""
+    histories = [{"created": "2024-01-01T09:00:00.000+0000", "items": []}] * held
+    paging = {} if total is None else {"startAt": 0, "maxResults": held, "total": total}
+    return {**paging, "histories": histories}
+
+
+@pytest.mark.parametrize(
+    ("changelog", "complete"),
+    [
+        (page(0, 0), True),
+        (page(None, 0), True),  # no paging figures: taken as given
+        (page(100, 100), True),
+        (page(140, 100), False),  # one page only (Jira's cap; an export may keep just that)
+        ({"id": "10001", "items": []}, False),  # a webhook's changelog: the one change
+        (None, False),  # read without expand=changelog
+    ],
+)
+def test_history_is_complete_only_with_the_whole_changelog(
+    changelog: dict[str, Any] | None, complete: bool
+) -> None:
+    issue: dict[str, Any] = {"key": "K-1", "fields": {}}
+    if changelog is not None:
+        issue["changelog"] = changelog
+
+    assert item_from_issue(issue).history_complete is complete
+
+
 # --------------------------------------------------------------------------------------------
 # Bad input
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from bridge.connectors.jira.writes import COMMENT_PROPERTY
 from bridge.errors import ConnectorAuthError
-from bridge.model import WorkItem
+from bridge.model import PHASES, WorkItem
 from bridge.store.sqlite import SqliteStore
 from bridge.sync import sync_source
 from bridge.testing import OpenApiSpec
@@ -89,7 +89,13 @@ def test_first_sync_writes_every_issue_once_and_a_second_writes_nothing(
     assert second.unchanged + second.duplicates == N
     searches = [r for r in site.requests if r.path.endswith("/search/jql")]
     others = [r.path for r in site.requests if r not in searches]
-    assert others == ["/rest/api/3/myself", "/rest/api/3/field"]  # discovery, then pages only
+    phase = site.field_id("Bridge phase")
+    assert others == [  # discovery (with the select's options), then pages only
+        "/rest/api/3/myself",
+        "/rest/api/3/field",
+        f"/rest/api/3/field/{phase}/context",
+        f"/rest/api/3/field/{phase}/context/{10000 + int(phase.rsplit('_', 1)[1])}/option",
+    ]
     assert 'updated >= "' in searches[0].query["jql"][0]
 
     site.reset_counters()
@@ -188,7 +194,7 @@ def test_writes_never_exceed_the_per_issue_limit_under_concurrency(
     spec: OpenApiSpec, store: SqliteStore, tmp_path: Path
 ) -> None:
     with JiraDouble(spec=spec, max_page=25) as site:
-        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        site.add_field("Bridge phase", "select", options=list(PHASES))
         seed(site, 60)
         report = sync_source(
             SOURCE, connect(site, store=store), rules(tmp_path), store, NOW, concurrency=8
@@ -205,7 +211,7 @@ def test_data_center_second_sync_writes_nothing(store: SqliteStore, tmp_path: Pa
     """Data Center's search returns no issue properties (JRASERVER-62898): the comment's id
     and digest come from the store's copy, so the second run makes no request per issue."""
     with JiraDouble(deployment="datacenter", max_page=20) as site:
-        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        site.add_field("Bridge phase", "select", options=list(PHASES))
         seed(site, 30)
         dc = {"deployment": "datacenter", "auth": {"pat_env": PAT_ENV}}
         first = sync_source(SOURCE, connect(site, store=store, **dc), rules(tmp_path), store, NOW)
@@ -221,6 +227,7 @@ def test_data_center_second_sync_writes_nothing(store: SqliteStore, tmp_path: Pa
             "/rest/api/2/myself",
             "/rest/api/2/field",
             "/rest/api/2/search",
+            "/rest/api/2/issue/OPS-1/editmeta",  # the select's options, without admin rights
         }
 
 
@@ -228,7 +235,7 @@ def test_data_center_without_the_stores_copy_reads_the_property(
     store: SqliteStore, tmp_path: Path
 ) -> None:
     with JiraDouble(deployment="datacenter", max_page=20) as site:
-        site.add_field("Bridge phase", "select", options=["planning", "execution", "closing"])
+        site.add_field("Bridge phase", "select", options=list(PHASES))
         seed(site, 10)
         dc = {"deployment": "datacenter", "auth": {"pat_env": PAT_ENV}}
         sync_source(SOURCE, connect(site, store=store, **dc), rules(tmp_path), store, NOW)

@@ -6,18 +6,25 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from bridge.connectors.base import ConnectorContext
+from bridge.connectors.servicenow.connector import ServiceNowConnector, parse_settings
 from bridge.connectors.servicenow.webhooks import (
     MAX_BODY_BYTES,
+    SignatureFormat,
     WebhookConfig,
     parse_delivery,
     sign,
     verify_delivery,
 )
-from bridge.errors import WebhookPayloadError, WebhookSignatureError
+from bridge.errors import ConfigError, WebhookPayloadError, WebhookSignatureError
+from bridge.rules.ast import RuleSet
+from bridge.testing.servicenow import ServiceNowDouble
+from tests.connectors.servicenow.conftest import ConnectorFactory, incident, settings
 
 SECRET = b"0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 SYS_ID = "a9e30c7dc61122760116894de7bcc7bd"
@@ -75,7 +82,8 @@ def test_a_base64_signature_as_generate_mac_returns_it() -> None:
         ({}, "no X-Bridge-Signature"),
         ({"X-Bridge-Signature": sign(b"another secret", body())}, "does not match the body"),
         ({"X-Bridge-Signature": "sha1=" + "0" * 40}, "uses 'sha1'; bridge accepts only sha256"),
-        ({"X-Bridge-Signature": "0" * 64}, "malformed"),
+        ({"X-Bridge-Signature": "0" * 63}, "malformed"),  # a bare MAC is allowed, not this
+        ({"X-Bridge-Signature": "0" * 64}, "does not match the body"),
         ({"X-Bridge-Signature": "sha256=zz"}, "malformed"),
         ({"X-Bridge-Token": SECRET.decode()}, "no X-Bridge-Signature"),  # token not configured
     ],
@@ -191,3 +199,147 @@ def test_ignored_deliveries(fields: dict[str, Any], reason: str) -> None:
 def test_real_changes_are_not_ignored(fields: dict[str, Any]) -> None:
     payload = body(**fields)
     assert parse_delivery(signed(payload), payload, CONFIG).ignore_reason is None
+
+
+# ---- how the outbound message signs (webhook_signature) --------------------------------------
+
+
+def formatted(**section: Any) -> WebhookConfig:
+    return replace(CONFIG, signature=SignatureFormat.from_settings(section, source="sn"))
+
+
+def b64(payload: bytes, secret: bytes = SECRET) -> str:
+    return base64.b64encode(hmac.new(secret, payload, hashlib.sha256).digest()).decode()
+
+
+@pytest.mark.parametrize("encoding", ["hex", "base64"])
+@pytest.mark.parametrize("prefix", ["sha256=", ""])
+def test_by_default_hex_or_base64_with_or_without_the_label(encoding: Any, prefix: str) -> None:
+    payload = body()
+    value = sign(SECRET, payload, encoding=encoding, prefix=prefix)
+    assert parse_delivery({"X-Bridge-Signature": value}, payload, CONFIG).keys
+
+
+def test_another_header_in_base64_without_a_label() -> None:
+    """An outbound REST message that sends ``X-Signature: <Base64 MAC>``."""
+    config = formatted(header="X-Signature", encoding="base64", prefix="")
+    payload = body()
+    assert parse_delivery({"x-signature": b64(payload)}, payload, config).keys
+
+    with pytest.raises(WebhookSignatureError) as caught:  # bridge's default header is ignored
+        parse_delivery(signed(payload), payload, config)
+    assert str(caught.value) == (
+        "the delivery is not authenticated: no X-Signature (<MAC>) header "
+        "(webhook_signature.header)"
+    )
+    with pytest.raises(WebhookSignatureError, match=r"webhook_signature\.encoding"):
+        parse_delivery({"X-Signature": sign(SECRET, payload, prefix="")}, payload, config)
+    with pytest.raises(WebhookSignatureError, match="expected the MAC alone"):
+        parse_delivery({"X-Signature": "sha256=" + b64(payload)}, payload, config)
+    with pytest.raises(WebhookSignatureError, match="does not match the body"):
+        parse_delivery({"X-Signature": b64(payload, b"other")}, payload, config)
+
+
+def test_hex_only_and_the_label_required() -> None:
+    config = formatted(encoding="hex", prefix="sha256=")
+    payload = body()
+    assert parse_delivery(signed(payload), payload, config).keys
+    with pytest.raises(WebhookSignatureError, match="64 hex digits"):
+        parse_delivery({"X-Bridge-Signature": "sha256=" + b64(payload)}, payload, config)
+    with pytest.raises(WebhookSignatureError, match=r"webhook_signature\.prefix"):
+        parse_delivery({"X-Bridge-Signature": sign(SECRET, payload, prefix="")}, payload, config)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sha256=" + "B" * 43,  # 43 characters whose last one leaves bits over
+        "sha256=" + "A" * 42 + "==",  # 31 bytes
+        "sha256=" + "*" * 44,
+        "sha256=" + "é" * 44,
+        "sha256=====",
+        "sha256=" + "0" * 65,
+        "\x00\x01",
+    ],
+)
+def test_a_malformed_mac_is_a_signature_error(value: str) -> None:
+    with pytest.raises(WebhookSignatureError):
+        parse_delivery({"X-Bridge-Signature": value}, b"not even json", CONFIG)
+
+
+def test_the_custom_signature_is_still_checked_before_the_body() -> None:
+    config = formatted(header="X-Signature", encoding="base64", prefix="")
+    with pytest.raises(WebhookSignatureError):
+        parse_delivery({"X-Signature": "A" * 43 + "="}, b"not json", config)
+
+
+def test_the_token_header_cannot_carry_the_signature() -> None:
+    with pytest.raises(ConfigError, match="cannot be X-Bridge-Token"):
+        SignatureFormat.from_settings({"header": "x-bridge-token"}, source="sn")
+    assert SignatureFormat.from_settings(None, source="sn") == SignatureFormat()
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ({"encoding": "b64"}, "webhook_signature/encoding"),
+        ({"header": "X Signature"}, "webhook_signature/header"),
+        ({"prefix": "x" * 40}, "webhook_signature/prefix"),
+        ({"algorithm": "sha256"}, "webhook_signature"),
+    ],
+)
+def test_webhook_signature_settings_are_checked(section: dict[str, Any], where: str) -> None:
+    with pytest.raises(ConfigError, match=where):
+        parse_settings(settings("https://acme.service-now.com", webhook_signature=section))
+
+
+# ---- the secret is read when a delivery arrives, not when the connector is built -------------
+
+
+UNSET = "BRIDGE_TEST_SN_HOOK_NOT_SET"
+
+
+def test_a_sync_needs_no_webhook_secret(
+    make_connector: ConnectorFactory,
+    double: ServiceNowDouble,
+    rule_set: RuleSet,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(UNSET, raising=False)
+    sys_id = incident(double, 1)
+    connector = make_connector(
+        webhook_secret_env=UNSET,
+        webhook_signature={"header": "X-Signature", "encoding": "base64", "prefix": ""},
+    )
+    connector.prepare(rule_set)
+    assert [i.raw["sys_id"] for i in connector.pull()] == [sys_id]
+
+    payload = body(sys_id=sys_id)
+    headers = {"X-Signature": b64(payload, b"the-secret")}
+    with pytest.raises(ConfigError) as caught:
+        connector.parse_webhook(headers, payload)
+    assert f"the environment variable {UNSET} (webhook_secret_env) is not set" in str(caught)
+    with pytest.raises(ConfigError, match=UNSET):
+        connector.webhook_ready()
+
+    monkeypatch.setenv(UNSET, "the-secret")  # the failure was not remembered
+    assert connector.webhook_ready()
+    assert connector.parse_webhook(headers, payload).keys == (f"incident:{sys_id}",)
+    monkeypatch.setenv(UNSET, "rotated")  # read once, then kept
+    assert connector.parse_webhook(headers, payload).keys == (f"incident:{sys_id}",)
+    assert "the-secret" not in str(caught.value)
+
+
+def test_without_any_webhook_secret_the_connector_is_not_ready(
+    make_connector: ConnectorFactory, double: ServiceNowDouble
+) -> None:
+    raw = settings(double.url)
+    del raw["webhook_secret_env"]
+    bare = ServiceNowConnector(raw, ConnectorContext())  # the fixture has set the password
+    try:
+        assert not bare.webhook_ready()
+        with pytest.raises(WebhookSignatureError, match="no webhook secret"):
+            bare.parse_webhook(signed(body()), body())
+    finally:
+        bare.close()
+    assert make_connector().webhook_ready()

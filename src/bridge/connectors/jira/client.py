@@ -38,6 +38,7 @@ __all__ = [
     "BearerAuth",
     "Deployment",
     "JiraClient",
+    "deployment_of",
     "error_from_response",
     "permission_for",
 ]
@@ -49,6 +50,20 @@ Deployment = Literal["cloud", "datacenter"]
 # Data Center (OpenSearch/Lucene) refuses startAt + maxResults beyond this window.
 DC_RESULT_WINDOW = 10_000
 CHANGELOG_PAGE = 100
+# v2, the one version both Cloud and Data Center serve; readable anonymously on both.
+SERVER_INFO = "/rest/api/2/serverInfo"
+
+
+def deployment_of(info: Mapping[str, Any]) -> Deployment | None:
+    """A ``GET /serverInfo`` answer read as bridge's deployment: ``deploymentType`` "Cloud"
+    is Cloud; anything else ("Server", "DataCenter": self-managed Jira says either) is Data
+    Center, as is a Server old enough to lack the field but naming its version. None when the
+    answer is not a serverInfo at all (a proxy's page, a wrong url)."""
+    kind = info.get("deploymentType")
+    if isinstance(kind, str) and kind.strip():
+        return "cloud" if kind.strip().lower() == "cloud" else "datacenter"
+    version = info.get("version")
+    return "datacenter" if isinstance(version, str) and version else None
 
 
 class BasicAuth(requests.auth.HTTPBasicAuth):
@@ -322,8 +337,7 @@ class JiraClient:
         clock: Callable[[], float] = time.monotonic,
         result_window: int = DC_RESULT_WINDOW,
     ) -> None:
-        self.deployment: Deployment = deployment
-        self.api = "/rest/api/3" if deployment == "cloud" else "/rest/api/2"
+        self.deployment = deployment
         self.field_names: dict[str, str] = {}
         self.result_window = result_window
         self._auth = auth
@@ -348,6 +362,18 @@ class JiraClient:
         self._write_limiters: dict[str, RateLimiter] = {}
         self._clock = clock
         self._sleep = sleep
+        self._verify = verify
+
+    @property
+    def deployment(self) -> Deployment:
+        return self._deployment
+
+    @deployment.setter
+    def deployment(self, value: Deployment) -> None:
+        """The API paths follow the deployment (Cloud: v3, Data Center: v2), which may be
+        learnt from the site after the client is built (:meth:`detect_deployment`)."""
+        self._deployment = value
+        self.api = "/rest/api/3" if value == "cloud" else "/rest/api/2"
 
     def _error(self, response: requests.Response) -> ConnectorError:
         return error_from_response(response, field_names=self.field_names)
@@ -412,6 +438,85 @@ class JiraClient:
         if not isinstance(doc, dict):
             raise ConnectorError("jira: GET /myself: expected a user object", connector="jira")
         return doc
+
+    def server_info(self) -> dict[str, Any]:
+        """``GET /rest/api/2/serverInfo``: which Jira the site is (``deploymentType``).
+
+        Sent with the credentials; after a 401 or 403, once more without them (both Cloud
+        and Data Center answer it anonymously), because Cloud refuses a Data Center PAT
+        outright and the site must still be able to say that it is Cloud. When the
+        anonymous request fails too, the first refusal is raised.
+        """
+        try:
+            response = self.request("GET", SERVER_INFO, kind="read")
+        except ConnectorAuthError as refused:
+            try:
+                response = self._anonymous_get(SERVER_INFO)
+            except ConnectorError:
+                raise refused from None
+        doc = self._json(response, "GET /serverInfo")
+        if not isinstance(doc, dict):
+            raise ConnectorError("jira: GET /serverInfo: expected an object", connector="jira")
+        return doc
+
+    def _anonymous_get(self, path: str) -> requests.Response:
+        """``GET path`` without credentials, through a session of its own (the shared one
+        always sends them), with the same TLS settings, retries and limits."""
+        anonymous = HttpClient(
+            connector="jira",
+            base_url=self.http.base_url,
+            auth=None,
+            error_from_response=self._error,
+            read_limiter=self.http.read_limiter,
+            retry=self.http.retry,
+            timeout=self.http.timeout,
+            verify=self._verify,
+            sleep=self._sleep,
+            pool_size=1,
+        )
+        with self._count_lock:
+            self.calls["read"] += 1
+        try:
+            return anonymous.request("GET", path)
+        finally:
+            anonymous.close()
+
+    def detect_deployment(self) -> Deployment:
+        """Ask the site whether it is Cloud or Data Center, and speak its API from now on:
+        for a source whose settings do not say ``deployment``. One request (two when the
+        credentials are refused); call it before any other.
+
+        :raises ConnectorError: the site cannot be asked, or does not answer like Jira; the
+            message says how to skip the question.
+        """
+        skip = "set deployment: cloud or deployment: datacenter in the source to skip it"
+        try:
+            info = self.server_info()
+        except ConnectorError as exc:
+            if exc.status == 404:  # not "an item is gone": nothing Jira-like answers there
+                raise ConnectorError(
+                    f"jira: GET {SERVER_INFO}: HTTP 404 — no Jira answers at this url; is it "
+                    f"the site's base URL (with its context path, if it has one)? Or {skip}",
+                    connector="jira",
+                    status=404,
+                    method="GET",
+                    url=SERVER_INFO,
+                ) from exc
+            raise exc.restated(
+                f"{exc} — bridge asked the site whether it is Jira Cloud or Data Center, as "
+                f"the source does not say; {skip}"
+            ) from exc
+        deployment = deployment_of(info)
+        if deployment is None:
+            raise ConnectorError(
+                f"jira: GET {SERVER_INFO}: the answer names no deploymentType or version, so "
+                f"it does not come from Jira; is url the site's base URL? Or {skip}",
+                connector="jira",
+                method="GET",
+                url=SERVER_INFO,
+            )
+        self.deployment = deployment
+        return deployment
 
     def fields(self) -> list[dict[str, Any]]:
         """``GET /field``: every field bridge's account can see (ids, names, schemas)."""
@@ -586,6 +691,56 @@ class JiraClient:
             total = doc.get("total")
             if isinstance(total, int) and start >= total:
                 return
+
+    def _pages(self, path: str, what: str) -> Iterator[dict[str, Any]]:
+        """The ``values`` of a ``PageBean`` resource, page by page (``startAt``/``isLast``)."""
+        start = 0
+        while True:
+            doc = self._json(
+                self.request(
+                    "GET", path, kind="read", params={"startAt": start, "maxResults": 100}
+                ),
+                what,
+            )
+            values = doc.get("values") if isinstance(doc, Mapping) else None
+            if not isinstance(values, list):
+                raise ConnectorError(f"jira: {what}: expected a page of values", connector="jira")
+            yield from (v for v in values if isinstance(v, dict))
+            start += len(values)
+            total = doc.get("total")
+            if (
+                not values
+                or doc.get("isLast") is True
+                or (isinstance(total, int) and start >= total)
+            ):
+                return
+
+    def field_options(self, field_id: str) -> list[str]:
+        """Every enabled option of a select field, over all its contexts (Cloud; needs the
+        Administer Jira permission — a 403 or 404 says to ask :meth:`edit_meta` instead)."""
+        base = f"{self.api}/field/{quote(field_id, safe='')}/context"
+        options: dict[str, None] = {}
+        for context in self._pages(base, f"GET contexts of {field_id}"):
+            cid = quote(str(context.get("id")), safe="")
+            for option in self._pages(f"{base}/{cid}/option", f"GET options of {field_id}"):
+                value = option.get("value")
+                if (
+                    isinstance(value, str)
+                    and not option.get("disabled")
+                    and not option.get("optionId")
+                ):
+                    options.setdefault(value)
+        return list(options)
+
+    def edit_meta(self, key: str) -> dict[str, Any]:
+        """``GET /issue/{key}/editmeta``: the fields the caller may edit on that issue, with
+        the options of each select (``allowedValues``) — readable without admin rights."""
+        doc = self._json(
+            self.request("GET", self._issue_path(key, "/editmeta"), kind="read"),
+            f"GET editmeta of {key}",
+        )
+        fields = doc.get("fields") if isinstance(doc, Mapping) else None
+        return fields if isinstance(fields, dict) else {}
 
     # -- writes --------------------------------------------------------------------------------
 

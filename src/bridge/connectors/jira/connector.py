@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, tzinfo
 from functools import partial
@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.config import secret
 from bridge.connectors.base import ConnectorContext, WebhookEvent
-from bridge.connectors.jira.client import JiraClient
+from bridge.connectors.jira.client import Deployment, JiraClient
 from bridge.connectors.jira.mapping import (
     ResolvedFields,
     item_from_issue,
@@ -64,6 +64,7 @@ from bridge.errors import (
     ConfigError,
     ConnectorError,
     ConnectorTransportError,
+    Diagnostic,
     InputError,
     ItemNotFoundError,
     RemoteValidationError,
@@ -74,7 +75,8 @@ from bridge.rules.ast import RuleSet
 from bridge.rules.compile import did_you_mean
 from bridge.store.base import Store
 from bridge.timefmt import parse_jira_instant
-from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp
+from bridge.writeback.plan import Applied, SetFields, UpsertSummary, WriteOp
+from bridge.writeback.values import check_value_maps
 
 __all__ = [
     "OAUTH_GATEWAY",
@@ -121,11 +123,14 @@ PER_ISSUE_WRITES: tuple[tuple[int, float], ...] = ((20, 2.0), (100, 30.0))
 
 
 def make_connector(settings: Mapping[str, Any], context: ConnectorContext) -> JiraConnector:
-    """The ``ConnectorSpec`` factory: validate, read secrets, build the client."""
+    """The ``ConnectorSpec`` factory: validate, read the credentials, build the client and,
+    when the source does not say ``deployment``, ask the site which it is, once, before
+    discovery depends on it. The webhook secret is read only when the first delivery is
+    verified: a sync needs none, so its variable may be unset where only syncs run."""
     parsed = parse_settings(settings, context.base_dir)
-    _, auth, api_url = resolve_auth(settings, parsed, context.base_dir)
+    kind, auth, api_url = resolve_auth(settings, parsed, context.base_dir)
     webhook = files_resolved(settings, context.base_dir)
-    webhook_secret = secret(webhook, "webhook_secret", source=parsed.name, required=False)
+    webhook_secret = partial(secret, webhook, "webhook_secret", source=parsed.name, required=False)
     client = JiraClient(
         base_url=api_url,
         deployment=parsed.deployment,
@@ -136,7 +141,33 @@ def make_connector(settings: Mapping[str, Any], context: ConnectorContext) -> Ji
         timeout=parsed.timeout,
         verify=parsed.ca_bundle or True,
     )
-    return JiraConnector(parsed, client, store=context.store, webhook_secret=webhook_secret)
+    if kind != "oauth" and "deployment" not in settings:
+        parsed = replace(parsed, deployment=_site_deployment(client, parsed, kind))
+    return JiraConnector(
+        parsed,
+        client,
+        store=context.store,
+        webhook_secret=webhook_secret,
+        locate=context.locate,
+    )
+
+
+def _site_deployment(client: JiraClient, parsed: JiraSettings, kind: AuthKind) -> Deployment:
+    """What the site says it is (OAuth 2.0 never asks: it is Cloud by construction). A PAT
+    on a site that says Cloud is a ConfigError, as Cloud accepts no personal access token."""
+    try:
+        deployment = client.detect_deployment()
+        if kind == "pat" and deployment == "cloud":
+            raise ConfigError(
+                f"source {parsed.name!r}: {parsed.url} says it is Jira Cloud, and a personal "
+                "access token (pat_env/pat_file) is for Data Center: Jira Cloud takes email "
+                "+ token_env (an API token)"
+            )
+    except BaseException:
+        client.close()
+        raise
+    log.info("%s: the site is Jira %s (asked, as the source does not say)", parsed.name, deployment)
+    return deployment
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,10 +281,12 @@ class JiraConnector:
         client: JiraClient,
         *,
         store: Store | None = None,
-        webhook_secret: str | None = None,
+        webhook_secret: str | Callable[[], str | None] | None = None,
         pacer: IssueWritePacer | None = None,
+        locate: Callable[[tuple[str | int, ...]], Diagnostic] | None = None,
     ) -> None:
         self.settings = settings
+        self._locate = locate
         self.name = settings.name
         self.client = client
         self.store = store
@@ -268,6 +301,9 @@ class JiraConnector:
         self._sla_fields: tuple[str, ...] = ()
         self._resolved = ResolvedFields()
         self._spec = WriteSpec({})
+        # A select target's options, read once (None: the site would not say).
+        self._options: dict[str, list[str] | None] = {}
+        self._edit_screen: tuple[str, dict[str, Any]] | None = None
         self._shape: RequestShape | None = None
         self._shape_digest: str | None = None
         self.skipped: list[tuple[str, str]] = []
@@ -299,13 +335,82 @@ class JiraConnector:
             )
             names = {fid: info.name for fid, info in self.fields_by_id.items()}
             self._resolved = resolve_field_ids(self.settings.custom_fields, names)
+            targets = self._resolve_targets()
+            self._options = {
+                key: self._read_options(info)
+                for key, info in targets.items()
+                if info.kind == "option"
+            }
             self._spec = WriteSpec(
-                self._resolve_targets(),
+                targets,
                 adf=self.settings.deployment == "cloud",
                 tz=self.time_zone,
                 comment=self.settings.comment,
+                values=self._value_maps(targets, ()),
             )
             self._discovered = True
+
+    def _read_options(self, info: FieldInfo) -> list[str] | None:
+        """The options of a select target: from its contexts (admin rights), else from the
+        edit screen of one issue in scope; None when neither answers."""
+        if self.settings.deployment == "cloud":  # Data Center has no context resource
+            try:
+                return self.client.field_options(info.id)
+            except ConnectorError as exc:
+                if exc.status not in (400, 403, 404):
+                    raise
+        key, screen = self._edit_screen_of_one_issue()
+        if not key:
+            log.warning(
+                "%s: cannot read the options of field %s (no permission to its contexts, and "
+                "no issue in scope to read them from); bridge's values are written as mapped",
+                self.name,
+                info.label,
+            )
+            return None
+        meta = screen.get(info.id)
+        allowed = meta.get("allowedValues") if isinstance(meta, Mapping) else None
+        if not isinstance(allowed, list):
+            log.warning(
+                "%s: field %s is not on the edit screen of %s, so bridge cannot write it there",
+                self.name,
+                info.label,
+                key,
+            )
+            return None
+        return [
+            str(o["value"])
+            for o in allowed
+            if isinstance(o, Mapping) and isinstance(o.get("value"), str) and not o.get("disabled")
+        ]
+
+    def _edit_screen_of_one_issue(self) -> tuple[str, dict[str, Any]]:
+        """(key, editmeta fields) of the first issue in scope, read once for every select;
+        ("", {}) when the scope is empty."""
+        if self._edit_screen is None:
+            found = next(iter(self.client.search(self.jql(None), fields=("key",), page_size=1)), {})
+            key = found.get("key")
+            self._edit_screen = (
+                (key, self.client.edit_meta(key)) if isinstance(key, str) else ("", {})
+            )
+        return self._edit_screen
+
+    def _value_maps(
+        self, targets: Mapping[str, FieldInfo], rule_ids: Sequence[str]
+    ) -> dict[str, dict[str, str]]:
+        """bridge's values → the site's, per writeback key (see ``writeback.values``)."""
+        options = {
+            key: (
+                info.label,
+                [(o, o) for o in found]
+                if info.kind == "option" and (found := self._options.get(key)) is not None
+                else None,
+            )
+            for key, info in targets.items()
+        }
+        return check_value_maps(
+            self.name, options, self.settings.writeback_values, rule_ids, self._locate
+        )
 
     def _resolve_targets(self) -> dict[str, FieldInfo]:
         by_name: dict[str, list[FieldInfo]] = {}
@@ -367,6 +472,9 @@ class JiraConnector:
             if self._shape is not None and self._shape_digest == rule_set.digest:
                 return
             self._check_writeback_keys(rule_set)
+            if "rule" in self._options:
+                maps = self._value_maps(self._spec.targets, sorted({r.id for r in rule_set.rules}))
+                self._spec = replace(self._spec, values=maps)
             self._shape = self._request_shape(rule_set)
             self._shape_digest = rule_set.digest
 
@@ -600,7 +708,7 @@ class JiraConnector:
         """Only what changes: the differing fields and, when its digest changed, the comment."""
         return plan_writes(item, decision, kpis, self.write_spec, currency=currency)
 
-    def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
+    def apply(self, item: WorkItem, ops: list[WriteOp]) -> Applied:
         """At most two writes: the comment (edited in place, or added), then one
         ``PUT /issue`` carrying the changed fields *and* the ``bridge.comment`` property that
         finds the comment again. A refused field does not lose the comment: the property is
@@ -623,15 +731,18 @@ class JiraConnector:
             body["properties"] = [
                 {"key": COMMENT_PROPERTY, "value": property_value(comment.id, comment.digest)}
             ]
+        posted = Applied(0, 1 if comment is not None else 0)
         if not body:
             if first_error is not None:
                 raise first_error
-            return
+            return posted
         try:
             self._edit(key, body)
-        except ItemNotFoundError:
+        except ItemNotFoundError as exc:
+            exc.applied = posted  # type: ignore[attr-defined]
             raise
         except ConnectorError as exc:
+            exc.applied = posted  # type: ignore[attr-defined]
             if comment is not None and fields and isinstance(exc, RemoteValidationError):
                 # The fields were refused; still record the comment so it is never duplicated.
                 try:
@@ -647,8 +758,11 @@ class JiraConnector:
             raise exc from None
         if comment is not None:
             self._comment_recorded(key, comment)
+        written = Applied(len(fields or {}), posted.summaries)
         if first_error is not None:
+            first_error.applied = written  # type: ignore[attr-defined]
             raise first_error
+        return written
 
     def _edit(self, key: str, body: Mapping[str, Any]) -> None:
         self._write(
@@ -761,6 +875,28 @@ class JiraConnector:
                 return str(comment.get("id"))
         return None
 
+    def _read_webhook_secret(self) -> str | None:
+        """The webhook secret, read on first use and then kept (``webhook_secret`` may be a
+        reader, so that building the connector for a sync never needs it).
+
+        :raises ConfigError: webhook_secret_env names an unset variable, or the file cannot
+            be read; the message names the setting, never the secret.
+        """
+        source = self._webhook_secret
+        if callable(source):
+            source = source()
+            self._webhook_secret = source
+        return source
+
+    def webhook_ready(self) -> bool:
+        """For ``bridge serve`` before it starts: True when deliveries can be verified (or
+        unsigned ones are allowed), False when no webhook secret is configured (every
+        delivery would be refused).
+
+        :raises ConfigError: the configured secret cannot be read.
+        """
+        return self._read_webhook_secret() is not None or self.settings.webhook_unsigned
+
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """Verify, then parse. The signature is checked before anything else; the first
         verified delivery may trigger the one-time discovery (bridge's account id and the
@@ -768,7 +904,7 @@ class JiraConnector:
         authenticate(
             headers,
             body,
-            secret=self._webhook_secret,
+            secret=self._read_webhook_secret(),
             allow_unsigned=self.settings.webhook_unsigned,
         )
         self.discover()

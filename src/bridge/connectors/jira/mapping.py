@@ -267,6 +267,7 @@ def item_from_issue(
         parent=ctx.name(f, "parent", attr="key"),
         satisfaction=ctx.first(f, resolved.satisfaction, ctx.satisfaction),
         history=ctx.history(issue.get("changelog")),
+        history_complete=_history_complete(issue.get("changelog")),
         native_slas=native_slas(f),
         raw=issue,
     )
@@ -550,6 +551,21 @@ class _Context:
                 )
         changes.sort(key=lambda change: change.at)  # stable: same-instant changes keep order
         return tuple(changes)
+
+
+def _history_complete(changelog: Any) -> bool:
+    """Whether the changelog is the issue's whole history, so a field it never changes has held
+    its value since creation. An issue read without ``expand=changelog`` has none; a page cut
+    short (``total`` above the histories it holds: Jira returns at most one page, and an
+    export may keep just that) is not whole either, nor is a webhook's one-change
+    ``changelog`` (``items``, no ``histories``)."""
+    if not isinstance(changelog, Mapping):
+        return False
+    histories = changelog.get("histories")
+    if not isinstance(histories, list):
+        return False
+    total = changelog.get("total")
+    return not (isinstance(total, int) and total > len(histories))
 
 
 def _author(value: Any) -> str | None:

@@ -22,6 +22,7 @@ from bridge.connectors.jira.client import BasicAuth, BearerAuth, Deployment
 from bridge.connectors.jira.mapping import JiraFieldSettings
 from bridge.errors import ConfigError
 from bridge.rules.compile import KPI_GROUPS, did_you_mean
+from bridge.writeback.values import MAPPED_FIELD_SCHEMA, split_writeback_fields
 
 __all__ = [
     "OAUTH_GATEWAY",
@@ -50,7 +51,6 @@ _FILE = {
     "description": "A file holding the secret, relative to bridge.yaml.",
 }
 _CANDIDATES = {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}
-
 SETTINGS_SCHEMA: Mapping[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "jira source",
@@ -70,7 +70,10 @@ SETTINGS_SCHEMA: Mapping[str, Any] = {
             "pattern": "^https?://[^\\s/?#]+(/[^\\s?#]*)?$",
             "description": "The site: https://your-domain.atlassian.net or the DC base URL.",
         },
-        "deployment": {"enum": ["cloud", "datacenter"], "default": "cloud"},
+        "deployment": {
+            "enum": ["cloud", "datacenter"],
+            "description": "Without it, bridge asks the site (GET /rest/api/2/serverInfo).",
+        },
         "auth": {
             "description": (
                 "Cloud: email (or email_env) with token_env or token_file (an API token). "
@@ -120,7 +123,11 @@ SETTINGS_SCHEMA: Mapping[str, Any] = {
                     ),
                     "type": "object",
                     "propertyNames": {"pattern": "^(work_type|phase|rule|[a-z]+\\..+)$"},
-                    "additionalProperties": {"type": "string", "minLength": 1},
+                    "additionalProperties": {
+                        "if": {"type": "string"},
+                        "then": {"type": "string", "minLength": 1},
+                        "else": MAPPED_FIELD_SCHEMA,
+                    },
                 },
                 "comment": {"type": "boolean", "default": True},
                 "notify_users": {"type": "boolean", "default": False},
@@ -187,6 +194,7 @@ class JiraSettings:
     jql: str
     deployment: Deployment = "cloud"
     writeback_fields: Mapping[str, str] = field(default_factory=dict)
+    writeback_values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     comment: bool = True
     notify_users: bool = False
     reads_per_second: float = 100.0
@@ -271,7 +279,7 @@ def parse_settings(settings: Mapping[str, Any], base_dir: str = ".") -> JiraSett
             "queries without a restriction); write e.g. project = OPS"
         )
     writeback = settings.get("writeback") or {}
-    fields_map = dict(writeback.get("fields") or {})
+    fields_map, values_map = split_writeback_fields(writeback.get("fields") or {})
     for key in fields_map:
         if not WRITEBACK_KEY.match(key):
             raise ConfigError(
@@ -307,6 +315,7 @@ def parse_settings(settings: Mapping[str, Any], base_dir: str = ".") -> JiraSett
         jql=jql,
         deployment=cast(Deployment, settings.get("deployment", "cloud")),
         writeback_fields=fields_map,
+        writeback_values=values_map,
         comment=bool(writeback.get("comment", True)),
         notify_users=bool(writeback.get("notify_users", False)),
         reads_per_second=float(limits.get("reads_per_second", 100)),
@@ -370,7 +379,11 @@ AuthKind = Literal["basic", "pat", "oauth"]
 def resolve_auth(
     settings: Mapping[str, Any], parsed: JiraSettings, base_dir: str = "."
 ) -> tuple[AuthKind, BasicAuth | BearerAuth, str]:
-    """(kind, requests auth, API base URL) with secrets read through ``bridge.config.secret``."""
+    """(kind, requests auth, API base URL) with secrets read through ``bridge.config.secret``.
+
+    A PAT is refused here only when the source says ``deployment: cloud``; without the key,
+    the connector asks the site first and refuses a PAT on Cloud then (``make_connector``).
+    """
     name = parsed.name
     auth = files_resolved(settings.get("auth") or {}, base_dir)
     given = {
@@ -398,7 +411,7 @@ def resolve_auth(
         token = secret(auth, "token", source=where)
         return "basic", BasicAuth(email, token or ""), parsed.url
     if kind == "pat":
-        if parsed.deployment == "cloud":
+        if parsed.deployment == "cloud" and "deployment" in settings:
             raise ConfigError(
                 f"source {name!r}: a personal access token (pat_env/pat_file) is for Data "
                 "Center; Jira Cloud takes email + token_env (an API token), or set "

@@ -27,6 +27,7 @@ from bridge.model import Classification, WorkItem
 from bridge.timefmt import parse_date_or_instant
 from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp, desired_values, diff_fields
 from bridge.writeback.render import build_summary, to_adf, to_wiki
+from bridge.writeback.values import mapped_value
 
 __all__ = [
     "COMMENT_PROPERTY",
@@ -329,11 +330,14 @@ class WriteSpec:
     adf: bool = True
     tz: tzinfo = UTC
     comment: bool = True
+    # writeback key → (casefolded bridge value → the site's option), see writeback.values.
+    values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     field_ids: frozenset[str] = field(init=False, repr=False, compare=False)
     field_names: frozenset[str] = field(init=False, repr=False, compare=False)
     ids_by_key: Mapping[str, str] = field(init=False, repr=False, compare=False)
     keys_by_id: Mapping[str, str] = field(init=False, repr=False, compare=False)
     targets_by_id: Mapping[str, FieldInfo] = field(init=False, repr=False, compare=False)
+    values_by_id: Mapping[str, Mapping[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Frozen: the derived lookups are set the way dataclasses set frozen fields.
@@ -343,6 +347,11 @@ class WriteSpec:
         object.__setattr__(self, "ids_by_key", {key: t.id for key, t in targets.items()})
         object.__setattr__(self, "keys_by_id", {t.id: key for key, t in targets.items()})
         object.__setattr__(self, "targets_by_id", {t.id: t for t in targets.values()})
+        object.__setattr__(
+            self,
+            "values_by_id",
+            {targets[k].id: v for k, v in self.values.items() if k in targets and v},
+        )
 
 
 def comment_state(issue: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -373,6 +382,8 @@ def plan_writes(
     (rendered for the API version) when the summary's digest differs from the one the
     issue's property records."""
     desired = desired_values(decision, kpis.values, spec.ids_by_key)
+    for field_id, mapping in spec.values_by_id.items():
+        desired[field_id] = mapped_value(desired[field_id], mapping)
     fields = item.raw.get("fields")
     current = dict(fields) if isinstance(fields, Mapping) else {}
 

@@ -42,7 +42,12 @@ from bridge.connectors.http import RateLimiter, RetryPolicy
 from bridge.connectors.servicenow.client import OAuthGrant, ServiceNowClient, plain_value
 from bridge.connectors.servicenow.mapping import item_from_record
 from bridge.connectors.servicenow.sla import TASK_SLA_FIELDS, native_slas, slas_by_task
-from bridge.connectors.servicenow.webhooks import WebhookConfig, parse_delivery
+from bridge.connectors.servicenow.webhooks import (
+    SIGNATURE_SETTINGS_SCHEMA,
+    SignatureFormat,
+    WebhookConfig,
+    parse_delivery,
+)
 from bridge.connectors.servicenow.writes import (
     MEMO_RAW_KEY,
     RecordMemo,
@@ -65,7 +70,9 @@ from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.store.base import Store
-from bridge.writeback.plan import UpsertSummary, WriteOp
+from bridge.timefmt import format_servicenow_instant, parse_servicenow_instant
+from bridge.writeback.plan import Applied, UpsertSummary, WriteOp
+from bridge.writeback.values import MAPPED_FIELD_SCHEMA, check_value_maps, split_writeback_fields
 
 __all__ = [
     "BASE_FIELDS",
@@ -102,6 +109,7 @@ BASE_FIELDS: tuple[str, ...] = (
     "sys_class_name",
     "sys_created_on",
     "sys_updated_on",
+    "sys_updated_by",
     "sys_mod_count",
     "state",
     "short_description",
@@ -169,6 +177,7 @@ _ENV: dict[str, Any] = {
     "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
     "description": "name of an environment variable",
 }
+_COLUMN: dict[str, Any] = {"type": "string", "pattern": "^(u|x)_[a-z0-9_]+$"}
 _CREDENTIALS: dict[str, Any] = {
     "user": {**_TEXT, "description": "the integration user's name (not a secret)"},
     "user_env": _ENV,
@@ -243,8 +252,14 @@ SETTINGS_SCHEMA: Mapping[str, Any] = {
                         "pattern": r"^(work_type|phase|rule|[a-z]+\.[A-Za-z0-9_.-]+)$"
                     },
                     "additionalProperties": {
-                        "type": "string",
-                        "pattern": "^(u|x)_[a-z0-9_]+$",
+                        # A column, or {field: column, values: {...}}; if/then/else (not
+                        # anyOf) so a mistake is reported as itself, at its place.
+                        "if": {"type": "string"},
+                        "then": _COLUMN,
+                        "else": {
+                            **MAPPED_FIELD_SCHEMA,
+                            "properties": {**MAPPED_FIELD_SCHEMA["properties"], "field": _COLUMN},
+                        },
                     },
                 },
                 "journal": {"enum": ["work_notes", "comments", "none"]},
@@ -262,6 +277,7 @@ SETTINGS_SCHEMA: Mapping[str, Any] = {
         "webhook_secret_file": _TEXT,
         "webhook_token_env": _ENV,
         "webhook_token_file": _TEXT,
+        "webhook_signature": SIGNATURE_SETTINGS_SCHEMA,
         "integration_user": {
             **_TEXT,
             "description": "bridge's ServiceNow user, when auth does not name it",
@@ -293,6 +309,7 @@ class ServiceNowSettings:
     auth: Mapping[str, Any]
     tables: Mapping[str, str]
     writeback_fields: Mapping[str, str]
+    writeback_values: Mapping[str, Mapping[str, str]]
     journal: Literal["work_notes", "comments"] | None
     read_task_sla: bool
     sla_batch_size: int
@@ -347,7 +364,7 @@ def parse_settings(settings: Mapping[str, Any]) -> ServiceNowSettings:
         if f"{kind}_env" in webhook and f"{kind}_file" in webhook:
             raise ConfigError(f"source {name!r}: give {kind}_env or {kind}_file, not both")
     writeback = settings.get("writeback", {})
-    fields: Mapping[str, str] = writeback.get("fields", {})
+    fields, values = split_writeback_fields(writeback.get("fields", {}))
     targets = list(fields.values())
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
@@ -365,6 +382,7 @@ def parse_settings(settings: Mapping[str, Any]) -> ServiceNowSettings:
         auth=auth,
         tables=MappingProxyType(dict(scope.get("tables", DEFAULT_TABLES))),
         writeback_fields=MappingProxyType(dict(fields)),
+        writeback_values=MappingProxyType(values),
         journal=None if journal == "none" else journal,
         read_task_sla=bool(sla.get("read_task_sla", True)),
         sla_batch_size=int(sla.get("batch_size", 150)),
@@ -466,6 +484,13 @@ class ServiceNowConnector:
             context.store if context is not None and context.store is not None else _MemoryMemos()
         )
         self._wall_clock = wall_clock
+        self._locate = context.locate if context is not None else None
+        # Choice columns bridge writes: column → (value, label) pairs, read once; and the
+        # value maps resolved from them for the rules in force.
+        self._choices: dict[str, list[tuple[str, str]]] | None = None
+        self._values: Mapping[str, Mapping[str, str]] = {}
+        self._values_digest: str | None = None
+        self._audit_readable = True
         auth, oauth, user = self._credentials()
         verify: bool | str = True
         if s.ca_bundle:
@@ -490,24 +515,19 @@ class ServiceNowConnector:
             clock=clock,
             pool_size=max(4, s.concurrency * 2),
         )
-        raw = s.raw
-        web_secret = secret(
-            raw, "webhook_secret", source=s.name, required=False, base_dir=self.base_dir
-        )
-        web_token = secret(
-            raw, "webhook_token", source=s.name, required=False, base_dir=self.base_dir
-        )
         self.integration_user = s.integration_user or user
         bridge_fields = set(s.writeback_fields.values())
         if s.journal:
             bridge_fields.add(s.journal)
-        self.webhook_config = WebhookConfig(
-            secret=web_secret.encode("utf-8") if web_secret else None,
-            token=web_token.encode("utf-8") if web_token else None,
+        # The webhook secrets are read when the first delivery is verified (webhook_config):
+        # a sync needs neither, and must run where only the receiver's variables are unset.
+        self._webhook_base = WebhookConfig(
             tables=frozenset(s.tables),
             integration_user=self.integration_user,
             bridge_fields=frozenset(bridge_fields),
+            signature=SignatureFormat.from_settings(s.raw.get("webhook_signature"), source=s.name),
         )
+        self._webhook_config: WebhookConfig | None = None
         self.fields = fields_for_rules(None, s.writeback_fields.values())
         self.read_task_sla = s.read_task_sla
         self._seen: set[tuple[str, str]] = set()
@@ -554,6 +574,57 @@ class ServiceNowConnector:
         self.fields = fields_for_rules(rule_set, self.settings.writeback_fields.values())
         native = any(sla.source in ("native", "auto") for sla in rule_set.slas.values())
         self.read_task_sla = self.settings.read_task_sla and native
+        if self._values_digest != rule_set.digest:
+            self._values = self._value_maps(sorted({r.id for r in rule_set.rules}))
+            self._values_digest = rule_set.digest
+
+    def _value_maps(self, rule_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Column → bridge's values in the choice list's terms; a ConfigError names every
+        bridge value a choice column has no choice for, before anything is written."""
+        s = self.settings
+        if self._choices is None:
+            self._choices = self._read_choices(sorted(set(s.writeback_fields.values())))
+        targets = {
+            key: (column, self._choices.get(column)) for key, column in s.writeback_fields.items()
+        }
+        by_key = check_value_maps(self.name, targets, s.writeback_values, rule_ids, self._locate)
+        return {s.writeback_fields[key]: mapping for key, mapping in by_key.items()}
+
+    def _read_choices(self, columns: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """``sys_choice`` rows of the columns bridge writes, on the tables in scope and
+        ``task``; a column without rows is free text. Unreadable (ACL): nothing checked."""
+        if not columns:
+            return {}
+        tables = sorted({*self.settings.tables, "task"})
+        query = (
+            f"nameIN{','.join(tables)}^elementIN{','.join(columns)}^inactive=false"
+            "^ORDERBYelement^ORDERBYsequence"
+        )
+        choices: dict[str, dict[str, str]] = {}
+        try:
+            for page in self.client.list_pages(
+                "sys_choice",
+                query=query,
+                fields=("element", "value", "label"),
+                page_size=1000,
+            ):
+                for row in page.records:
+                    column, value = plain_value(row.get("element")), plain_value(row.get("value"))
+                    if column and value:
+                        choices.setdefault(column, {}).setdefault(
+                            value, plain_value(row.get("label")) or value
+                        )
+        except ConnectorError as exc:
+            if exc.status not in (400, 403, 404):
+                raise
+            log.warning(
+                "%s: cannot read sys_choice (%s); the values of choice columns are written "
+                "as mapped, unchecked",
+                self.name,
+                exc,
+            )
+            return {}
+        return {column: list(values.items()) for column, values in choices.items()}
 
     def pull(self, *, since: datetime | None = None) -> Iterator[WorkItem]:
         """Records of every table in scope changed at or after ``since`` (all when None),
@@ -585,6 +656,16 @@ class ServiceNowConnector:
                 fresh = self._fresh(page.records)
                 log.debug("%s: %s: read %d, %s left", s.name, table, read, page.total or 0)
                 yield from self._items(table, fresh, strict=False)
+
+    def cursor_of(self, item: WorkItem) -> datetime | None:
+        """Where the next incremental pull may start: the record's ``sys_updated_on`` as
+        the instance stamped it, bridge's own writes included (``item.updated`` leaves
+        those out, for the KPIs)."""
+        stamp = plain_value(item.raw.get("sys_updated_on")) if isinstance(item.raw, Mapping) else ""
+        try:
+            return parse_servicenow_instant(stamp) if stamp else item.updated
+        except ValueError:
+            return item.updated
 
     def version_of(self, item: WorkItem) -> str:
         """``updated`` plus ``sys_mod_count``: two edits within one second differ."""
@@ -632,9 +713,10 @@ class ServiceNowConnector:
             fields=self.settings.writeback_fields,
             journal_field=self.settings.journal,
             currency=currency,
+            values=self._values,
         )
 
-    def apply(self, item: WorkItem, ops: list[WriteOp]) -> None:
+    def apply(self, item: WorkItem, ops: list[WriteOp]) -> Applied:
         """One PATCH with every planned field and the journal entry; then the memo.
 
         After a timeout or a 5xx on a PATCH that adds a journal entry, the journal is checked
@@ -644,7 +726,7 @@ class ServiceNowConnector:
         journal = self.settings.journal
         body = patch_body(ops, journal)
         if not body:
-            return
+            return Applied()
         table, sys_id = record_ref(item)
         digest = next((op.digest for op in ops if isinstance(op, UpsertSummary)), None)
         fields = [name for name in body if name != journal]
@@ -680,18 +762,61 @@ class ServiceNowConnector:
         self._memos.set_memo(
             self.name,
             memo_key(table, sys_id),
-            memo_after_patch(memo, body, stored, journal_field=journal, digest=digest).to_text(),
+            memo_after_patch(
+                memo,
+                body,
+                stored,
+                journal_field=journal,
+                digest=digest,
+                updated=format_servicenow_instant(item.updated) if item.updated else None,
+            ).to_text(),
         )
+        # A journal entry found after a failed PATCH means the whole PATCH landed.
+        written = Applied(len(fields), 1 if digest is not None else 0)
         ignored = [f for f in fields if stored and f not in stored]
         if ignored:
-            raise WritebackError(
+            error = WritebackError(
                 f"{item.key}: ServiceNow ignored {', '.join(f'{table}.{f}' for f in ignored)}: "
                 f"{table} has no such column, or the integration user cannot read it — check "
                 "writeback.fields and the field's read ACL",
                 item_key=item.key,
             )
+            error.applied = Applied(len(fields) - len(ignored), written.summaries)  # type: ignore[attr-defined]
+            raise error
+        return written
+
+    @property
+    def webhook_config(self) -> WebhookConfig:
+        """What deliveries are judged by, with the secrets read on first use (then kept).
+
+        :raises ConfigError: ``webhook_secret_env`` / ``webhook_token_env`` names a variable
+            that is unset, or the ``_file`` cannot be read (the message names the setting,
+            never the secret).
+        """
+        config = self._webhook_config
+        if config is None:
+            s, base = self.settings, self.base_dir
+            key = secret(s.raw, "webhook_secret", source=s.name, required=False, base_dir=base)
+            token = secret(s.raw, "webhook_token", source=s.name, required=False, base_dir=base)
+            config = replace(
+                self._webhook_base,
+                secret=key.encode("utf-8") if key else None,
+                token=token.encode("utf-8") if token else None,
+            )
+            self._webhook_config = config
+        return config
+
+    def webhook_ready(self) -> bool:
+        """For ``bridge serve`` before it starts: True when deliveries can be verified, False
+        when no webhook secret or token is configured (every delivery would be refused).
+
+        :raises ConfigError: a configured secret cannot be read (see :attr:`webhook_config`).
+        """
+        config = self.webhook_config
+        return config.secret is not None or config.token is not None
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
+        """Verify, then parse; the first delivery reads the secrets (:attr:`webhook_config`)."""
         return parse_delivery(headers, body, self.webhook_config)
 
     def close(self) -> None:
@@ -731,6 +856,35 @@ class ServiceNowConnector:
                 return table, record
         return None
 
+    def _update_before_bridge(
+        self, item: WorkItem, memo: RecordMemo, sys_id: str
+    ) -> datetime | None:
+        """The record's last update not made by bridge (KPIS.md: bridge's write-back never
+        moves its own KPIs): as remembered when bridge wrote it; else the newest audit row
+        by anyone else, where the audit history is readable; else its creation."""
+        remembered = _instant(memo.updated)
+        if remembered is not None and (item.updated is None or remembered <= item.updated):
+            return remembered
+        audited: datetime | None = None
+        if self._audit_readable and _SYS_ID.fullmatch(sys_id):
+            try:
+                row = self.client.find_one(
+                    "sys_audit",
+                    f"documentkey={sys_id}^user!={self.integration_user}^ORDERBYDESCsys_created_on",
+                    fields=("sys_created_on",),
+                )
+            except ConnectorError as exc:
+                if exc.status not in (400, 403, 404):
+                    raise
+                log.info("%s: sys_audit is not readable (%s); using creation times", self.name, exc)
+                self._audit_readable = False
+            else:
+                audited = _instant(plain_value(row.get("sys_created_on"))) if row else None
+        created = item.created
+        if audited is not None and (created is None or audited > created):
+            return audited
+        return created
+
     def _task_slas(self, sys_ids: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
         """task_sla rows of these tasks, in batches of ``sla.batch_size`` per request (a few
         thousand characters of URL each: longer URLs are refused by the platform)."""
@@ -766,6 +920,11 @@ class ServiceNowConnector:
                 )
                 if sys_id in slas:
                     item = replace(item, native_slas=native_slas(slas[sys_id]))
+                if (
+                    self.integration_user
+                    and plain_value(record.get("sys_updated_by")) == self.integration_user
+                ):
+                    item = replace(item, updated=self._update_before_bridge(item, memo, sys_id))
             except InputError as exc:
                 if strict:
                     raise
@@ -774,6 +933,13 @@ class ServiceNowConnector:
                 self.skipped.append((where, str(exc)))
                 continue
             yield item
+
+
+def _instant(text: str | None) -> datetime | None:
+    try:
+        return parse_servicenow_instant(text) if text else None
+    except ValueError:
+        return None
 
 
 def create_connector(settings: Mapping[str, Any], context: ConnectorContext) -> ServiceNowConnector:

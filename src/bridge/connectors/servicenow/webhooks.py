@@ -1,11 +1,14 @@
 """Deliveries from the ServiceNow Business Rule bridge documents (docs/servicenow-webhooks.md).
 
-ServiceNow signs nothing it sends, so the Business Rule does: ``X-Bridge-Signature:
+ServiceNow signs nothing it sends, so the Business Rule does: by default ``X-Bridge-Signature:
 sha256=<HMAC-SHA256 of the raw body>`` with a secret shared with bridge. The MAC may be hex
 (what most tools print) or Base64 (what ``GlideCertificateEncryption.generateMac`` returns),
-so the script can send it unconverted. Instances where a script cannot hold a key can send
-the secret itself in ``X-Bridge-Token`` instead (weaker: anyone who sees one request can
-replay and forge). Both are compared in constant time, before the body is parsed.
+so the script can send it unconverted, with or without the ``sha256=`` label. An outbound REST
+message that already signs another way (its own header name, Base64 only, no label) is
+described by the source's ``webhook_signature`` setting (:class:`SignatureFormat`) rather
+than rebuilt. Instances where a script cannot hold a key can send the secret itself in
+``X-Bridge-Token`` instead (weaker: anyone who sees one request can replay and forge). Both
+are compared in constant time, before the body is parsed.
 
 The body names a record, nothing more; bridge re-reads it through the Table API, so a
 delivery that is late, repeated or out of order still acts on the record as it is now::
@@ -15,35 +18,40 @@ delivery that is late, repeated or out of order still acts on the record as it i
      "sys_updated_by": "jane.doe",                  # optional: echo detection
      "changed_fields": ["state", "work_notes"]}     # optional: echo detection
 
-Pure: no I/O; the secrets are read once when the connector is built.
+Pure: no I/O. The connector reads the secrets when the first delivery arrives (a sync needs
+none) and hands them over in a :class:`WebhookConfig`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from bridge.connectors.base import WebhookEvent
 from bridge.connectors.signatures import (
+    SHA256_PREFIX,
+    MacDecoder,
     SignatureWording,
+    base64_mac,
     header_value,
     hex_mac,
     verify_sha256_signature,
 )
-from bridge.errors import WebhookPayloadError, WebhookSignatureError
+from bridge.errors import ConfigError, WebhookPayloadError, WebhookSignatureError
 from bridge.timefmt import parse_servicenow_instant
 
 __all__ = [
     "MAX_BODY_BYTES",
     "SIGNATURE_HEADER",
+    "SIGNATURE_SETTINGS_SCHEMA",
     "TOKEN_HEADER",
+    "SignatureFormat",
     "WebhookConfig",
     "parse_delivery",
     "sign",
@@ -60,6 +68,109 @@ _SYS_ID = re.compile(r"[0-9a-fA-F]{32}")
 _FIELD = re.compile(r"[a-z][a-z0-9_]*")
 
 
+Encoding = Literal["hex", "base64"]
+_HEADER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"
+
+SIGNATURE_SETTINGS_SCHEMA: Mapping[str, Any] = {
+    "description": (
+        "How the Business Rule or outbound REST message signs: the header, the MAC's "
+        "encoding and the text before it. Defaults: X-Bridge-Signature, hex or Base64, "
+        "with or without 'sha256='."
+    ),
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "header": {
+            "type": "string",
+            "pattern": _HEADER_NAME,
+            "description": "the header that carries the signature, e.g. X-Signature",
+        },
+        "encoding": {
+            "enum": ["hex", "base64"],
+            "description": "how the MAC is written (default: either)",
+        },
+        "prefix": {
+            "type": "string",
+            "maxLength": 32,
+            "pattern": "^[ -~]*$",
+            "description": "text before the MAC: 'sha256=' or '' (default: either)",
+        },
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureFormat:
+    """How deliveries are signed (``webhook_signature`` in the source's settings).
+
+    :param header: the header that carries the signature.
+    :param encoding: ``hex`` or ``base64``; None accepts either.
+    :param prefix: the text before the MAC (``sha256=``, or ``""`` for the MAC alone); None
+        accepts the MAC with or without ``sha256=``.
+    """
+
+    header: str = SIGNATURE_HEADER
+    encoding: Encoding | None = None
+    prefix: str | None = None
+
+    @classmethod
+    def from_settings(cls, section: Mapping[str, Any] | None, *, source: str) -> SignatureFormat:
+        """The format a ``webhook_signature`` mapping describes (its shape already checked by
+        the settings schema); ConfigError for what the schema cannot say."""
+        section = section or {}
+        header = str(section.get("header", SIGNATURE_HEADER)).strip()
+        if header.lower() == TOKEN_HEADER.lower():
+            raise ConfigError(
+                f"source {source!r}: webhook_signature.header cannot be {TOKEN_HEADER}, which "
+                "carries the shared secret itself (webhook_token_env); name the header the "
+                "signature is sent in, e.g. X-Signature"
+            )
+        encoding = section.get("encoding")
+        prefix = section.get("prefix")
+        return cls(
+            header=header,
+            encoding=encoding if encoding in ("hex", "base64") else None,
+            prefix=str(prefix).strip() if prefix is not None else None,
+        )
+
+    @property
+    def decoder(self) -> MacDecoder:
+        if self.encoding == "hex":
+            return hex_mac
+        if self.encoding == "base64":
+            return base64_mac
+        return _mac_bytes
+
+    @property
+    def wording(self) -> SignatureWording:
+        """Refusals that name this format, so the admin sees what bridge expected."""
+        mac = {
+            "hex": "64 hex digits",
+            "base64": "44 Base64 characters",
+            None: "64 hex digits or 44 Base64 characters",
+        }[self.encoding]
+        expected = f"{self.prefix}<MAC>" if self.prefix is not None else "[sha256=]<MAC>"
+        return SignatureWording(
+            header=self.header,
+            no_separator=(
+                f"expected {self.prefix!r} before the MAC (webhook_signature.prefix); set "
+                "prefix: '' if the message sends the MAC alone"
+            ),
+            accepted="sha256=<HMAC-SHA256 of the body> (HmacSHA256 in generateMac)",
+            bad_mac=(
+                f"expected {expected} with the HMAC-SHA256 of the body as {mac}"
+                + (" (webhook_signature.encoding)" if self.encoding else "")
+            ),
+            mismatch=(
+                "the Business Rule signs with another secret, or the body was changed on the way"
+            ),
+            unexpected_prefix=(
+                "expected the MAC alone (webhook_signature.prefix is ''); remove the "
+                "'<algorithm>=' label from the message, or set prefix: 'sha256='"
+            ),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
     """What a source knows for judging deliveries.
@@ -69,6 +180,7 @@ class WebhookConfig:
     :param tables: the tables in scope; a delivery for another table is ignored.
     :param integration_user: bridge's own ServiceNow user; its updates are echoes.
     :param bridge_fields: the columns bridge writes (``u_`` fields and the journal field).
+    :param signature: the header, encoding and prefix of the signature.
     """
 
     secret: bytes | None = None
@@ -76,35 +188,27 @@ class WebhookConfig:
     tables: frozenset[str] | None = None
     integration_user: str | None = None
     bridge_fields: frozenset[str] = frozenset()
+    signature: SignatureFormat = field(default_factory=SignatureFormat)
 
 
-def sign(secret: bytes, body: bytes) -> str:
-    """The ``X-Bridge-Signature`` value for a body (what the Business Rule computes)."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def sign(
+    secret: bytes,
+    body: bytes,
+    *,
+    encoding: Encoding = "hex",
+    prefix: str = SHA256_PREFIX,
+) -> str:
+    """The signature header's value for a body (what the Business Rule computes)."""
+    mac = hmac.new(secret, body, hashlib.sha256).digest()
+    text = mac.hex() if encoding == "hex" else base64.b64encode(mac).decode("ascii")
+    return prefix + text
 
 
 def _mac_bytes(text: str) -> bytes | None:
     """The 32 MAC bytes of ``<hex>`` or ``<base64>``: a Business Rule can send what
     ``generateMac`` returns (Base64) without converting it."""
     mac = hex_mac(text)
-    if mac is not None:
-        return mac
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    return raw if len(raw) == 32 else None
-
-
-_SIGNATURE = SignatureWording(
-    header=SIGNATURE_HEADER,
-    no_separator="expected sha256=<HMAC-SHA256 of the body>",
-    accepted="sha256=<HMAC-SHA256 of the body> (HmacSHA256 in generateMac)",
-    bad_mac=(
-        "expected sha256=<64 hex digits or 44 Base64 characters of the HMAC-SHA256 of the body>"
-    ),
-    mismatch="the Business Rule signs with another secret, or the body was changed on the way",
-)
+    return mac if mac is not None else base64_mac(text)
 
 
 def verify_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfig) -> None:
@@ -113,7 +217,8 @@ def verify_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConf
     :raises WebhookSignatureError: nothing is configured to check against, the header is
         missing or malformed, it uses another algorithm, or it does not match.
     """
-    signature = header_value(headers, SIGNATURE_HEADER)
+    scheme = config.signature
+    signature = header_value(headers, scheme.header)
     token = header_value(headers, TOKEN_HEADER)
     if config.secret is None and config.token is None:
         raise WebhookSignatureError(
@@ -122,19 +227,29 @@ def verify_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConf
         )
     if config.secret is not None and signature is not None:
         verify_sha256_signature(
-            signature, body, config.secret, decode_mac=_mac_bytes, wording=_SIGNATURE
+            signature,
+            body,
+            config.secret,
+            decode_mac=scheme.decoder,
+            wording=scheme.wording,
+            prefix=scheme.prefix,
         )
         return
     if config.token is not None and token is not None:
         if not hmac.compare_digest(token.strip().encode("utf-8"), config.token):
             raise WebhookSignatureError(f"{TOKEN_HEADER} does not match this source's token")
         return
+    form = (
+        f"{scheme.prefix}<MAC>" if scheme.prefix is not None else "sha256=<HMAC-SHA256 of the body>"
+    )
     wanted = [
-        f"{SIGNATURE_HEADER} (sha256=<HMAC-SHA256 of the body>)" if config.secret else "",
+        f"{scheme.header} ({form})" if config.secret else "",
         f"{TOKEN_HEADER} (the shared secret)" if config.token else "",
     ]
+    custom = scheme.header.lower() != SIGNATURE_HEADER.lower()
+    where = " (webhook_signature.header)" if config.secret and custom else ""
     raise WebhookSignatureError(
-        f"the delivery is not authenticated: no {' or '.join(w for w in wanted if w)} header"
+        f"the delivery is not authenticated: no {' or '.join(w for w in wanted if w)} header{where}"
     )
 
 

@@ -38,6 +38,7 @@ from bridge.model import Classification, WorkItem
 from bridge.timefmt import format_servicenow_instant, parse_instant
 from bridge.writeback.plan import SetFields, UpsertSummary, WriteOp, desired_values, diff_fields
 from bridge.writeback.render import build_summary, to_text
+from bridge.writeback.values import mapped_value
 
 __all__ = [
     "MEMO_RAW_KEY",
@@ -77,13 +78,19 @@ class RecordMemo:
 
     ``journal``: digest of the last journal entry bridge added. ``echo``: field → (text sent,
     text ServiceNow stored) for fields whose column changed the value on the way in.
+    ``updated``: the record's last update *not made by bridge* (ServiceNow text, UTC), as
+    it was when bridge last wrote: bridge's own PATCH moves ``sys_updated_on``, and the
+    KPIs that read the last update (an On Hold pause, a cancel time) must not move with it.
     """
 
     journal: str | None = None
     echo: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
+    updated: str | None = None
 
     def to_text(self) -> str:
         doc: dict[str, Any] = {"journal": self.journal}
+        if self.updated:
+            doc["updated"] = self.updated
         if self.echo:
             doc["echo"] = {k: list(v) for k, v in sorted(self.echo.items())}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -100,6 +107,7 @@ class RecordMemo:
         if not isinstance(doc, dict):
             return cls()
         journal = doc.get("journal")
+        updated = doc.get("updated")
         echo: dict[str, tuple[str, str]] = {}
         raw_echo = doc.get("echo")
         if isinstance(raw_echo, dict):
@@ -113,6 +121,7 @@ class RecordMemo:
         return cls(
             journal=journal if isinstance(journal, str) else None,
             echo=MappingProxyType(echo),
+            updated=updated if isinstance(updated, str) and updated else None,
         )
 
 
@@ -200,15 +209,21 @@ def plan_writes(
     fields: Mapping[str, str],
     journal_field: str | None,
     currency: str | None = None,
+    values: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[WriteOp]:
     """The writes that would make the record show ``decision`` and ``kpis``; [] if none.
 
     :param fields: ``writeback.fields``: ``work_type`` / ``phase`` / ``rule`` / a KPI name →
         the record's ``u_`` column.
     :param journal_field: ``work_notes``, ``comments``, or None for no journal entry.
+    :param values: column → (casefolded bridge value → the choice's value), for choice
+        columns whose values the site names its own way (see ``writeback.values``).
     """
     memo = memo_of(item)
     desired = desired_values(decision, kpis, fields)
+    for column, mapping in (values or {}).items():
+        if column in desired:
+            desired[column] = mapped_value(desired[column], mapping)
     changed = diff_fields(
         desired,
         item.raw,
@@ -244,6 +259,7 @@ def memo_after_patch(
     *,
     journal_field: str | None,
     digest: str | None,
+    updated: str | None = None,
 ) -> RecordMemo:
     """The memo after a successful PATCH: the new journal digest, and the fields whose stored
     text differs from what was sent (``stored`` is the record ServiceNow answered with)."""
@@ -260,7 +276,9 @@ def memo_after_patch(
         else:
             echo[name] = (sent, got)
     return RecordMemo(
-        journal=digest if digest is not None else memo.journal, echo=MappingProxyType(echo)
+        journal=digest if digest is not None else memo.journal,
+        echo=MappingProxyType(echo),
+        updated=updated or memo.updated,
     )
 
 

@@ -31,12 +31,12 @@ from urllib.parse import unquote
 from bridge.testing._server import Fault, Request, Response
 from bridge.testing.jira.edits import EditRules
 from bridge.testing.jira.jql import JqlError
-from bridge.testing.jira.model import Deployment, Issue, Selection
+from bridge.testing.jira.model import Deployment, Field, Issue, Selection
 from bridge.testing.jira.site import (
     EMBEDDED_CHANGELOG_CAP,
     JiraSite,
 )
-from bridge.testing.jira.values import adf_text, is_adf
+from bridge.testing.jira.values import adf_text, is_adf, jira_time
 from bridge.testing.jira.wire import (
     Ctx,
     JiraRequest,
@@ -53,6 +53,7 @@ from bridge.testing.jira.wire import (
 from bridge.testing.openapi import OpenApiSpec
 
 _NOT_FOUND = "Issue does not exist or you do not have permission to see it."
+_SERVER_INFO = re.compile(r"/rest/api/(?:2|3|latest)/serverInfo/?")
 _UNAUTHENTICATED = "Client must be authenticated to access this resource."
 _REMOVED = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
@@ -100,6 +101,7 @@ class JiraDouble(JiraSite):
         max_comments: int = 5000,
         time_zone: str = "UTC",
         clock: Callable[[], datetime] | None = None,
+        admin: bool = True,
     ) -> None:
         super().__init__(
             deployment=deployment,
@@ -117,6 +119,8 @@ class JiraDouble(JiraSite):
         self.not_editable: set[str] = {self._field_ref(f) for f in not_editable}
         self.write_limits = tuple(write_limits)
         self.max_comments = max_comments
+        # Whether bridge's account has "Administer Jira" (custom field contexts need it).
+        self.admin = admin
         self._writes: dict[str, deque[float]] = {}
 
     # -- requests and faults ------------------------------------------------------------------
@@ -201,7 +205,10 @@ class JiraDouble(JiraSite):
             if fault.kind == "status":
                 return self._fault_response(fault)
         try:
-            caller = self._authenticate(request.headers)
+            if _SERVER_INFO.fullmatch(request.path) and not request.headers.get("authorization"):
+                caller = ""  # "This operation can be accessed anonymously" (Cloud and DC)
+            else:
+                caller = self._authenticate(request.headers)
             version = self._version_of(request.path)
             if self.spec is not None and version == 3 and request.path.startswith("/rest/api/3/"):
                 problems = self.spec.validate_request(
@@ -285,6 +292,9 @@ class JiraDouble(JiraSite):
             ("myself", "/myself"),
             ("server_info", "/serverInfo"),
             ("fields", "/field"),
+            ("field_contexts", r"/field/(?P<fid>[^/]+)/context"),
+            ("context_options", r"/field/(?P<fid>[^/]+)/context/(?P<cid>[^/]+)/option"),
+            ("editmeta", r"/issue/(?P<key>[^/]+)/editmeta"),
             ("search_jql", "/search/jql"),
             ("approximate_count", "/search/approximate-count"),
             ("search", "/search"),
@@ -325,15 +335,24 @@ class JiraDouble(JiraSite):
         return reply(200, user)
 
     def _ep_server_info(self, ctx: Ctx) -> Response:
+        """Shaped like ``ServerInformation`` and the captured answers (jira-cli's
+        ``serverinfo.json`` for Cloud); self-managed Jira says ``deploymentType: Server``."""
         ctx.allow("GET")
         cloud = self.deployment == "cloud"
+        version = (1001, 0, 0) if cloud else (9, 12, 0)
         return reply(
             200,
             {
                 "baseUrl": self.url,
                 "version": "1001.0.0-SNAPSHOT" if cloud else "9.12.0",
+                "versionNumbers": list(version),
                 "deploymentType": "Cloud" if cloud else "Server",
+                "buildNumber": 100204 if cloud else 9120000,
+                "buildDate": "2022-08-12T12:59:12.000+0200",
+                "serverTime": jira_time(self.now()),
+                "scmInfo": "948b370c557f4bbf768b92203f3aca5d86ee9758",
                 "serverTitle": "Jira",
+                "defaultLocale": {"locale": "en_US"},
             },
         )
 
@@ -341,6 +360,66 @@ class JiraDouble(JiraSite):
         ctx.allow("GET")
         with self._lock:
             return reply(200, [f.details() for f in self._fields.values()])
+
+    def _select_field(self, ctx: Ctx) -> Field:
+        """The custom field a context request names; Cloud only, and for admins only."""
+        if self.deployment != "cloud":
+            raise self._no_such_uri(ctx.request.path)
+        if not self.admin:
+            raise Reject(
+                403, errors("You don't have permission to access this resource. Contact admin.")
+            )
+        with self._lock:
+            f = self._fields.get(ctx.args["fid"])
+        if f is None or not f.custom:
+            raise Reject(404, errors("The custom field was not found."))
+        return f
+
+    def _ep_field_contexts(self, ctx: Ctx) -> Response:
+        ctx.allow("GET")
+        f = self._select_field(ctx)
+        context = {
+            "id": str(10000 + int(f.id.rsplit("_", 1)[1])),
+            "name": f"Default Configuration Scheme for {f.name}",
+            "description": "",
+            "isGlobalContext": True,
+            "isAnyIssueType": True,
+        }
+        return reply(200, _page([context], ctx))
+
+    def _ep_context_options(self, ctx: Ctx) -> Response:
+        ctx.allow("GET")
+        f = self._select_field(ctx)
+        if ctx.args["cid"] != str(10000 + int(f.id.rsplit("_", 1)[1])):
+            raise Reject(404, errors("The context was not found."))
+        if f.kind not in ("option", "options"):
+            raise Reject(400, errors("The custom field doesn't support options."))
+        options = [{"id": o["id"], "value": o["value"], "disabled": False} for o in f.options]
+        return reply(200, _page(options, ctx))
+
+    def _ep_editmeta(self, ctx: Ctx) -> Response:
+        ctx.allow("GET")
+        with self._lock:
+            self._find(ctx.args["key"])
+            fields: dict[str, Any] = {}
+            for f in self._fields.values():
+                if f.kind in ("readonly",) or f.id in self.not_editable:
+                    continue
+                entry: dict[str, Any] = {
+                    "required": f.id == "summary",
+                    "schema": dict(f.schema),
+                    "name": f.name,
+                    "key": f.id,
+                    "operations": ["set"],
+                }
+                if f.kind in ("option", "options"):
+                    entry["allowedValues"] = [
+                        {"self": f"{self.url}/rest/api/{ctx.version}/customFieldOption/{o['id']}",
+                         "value": o["value"], "id": o["id"]}
+                        for o in f.options
+                    ]  # fmt: skip
+                fields[f.id] = entry
+        return reply(200, {"fields": fields})
 
     def _ep_search(self, ctx: Ctx) -> Response:
         ctx.allow("GET", "POST")
@@ -663,3 +742,16 @@ class JiraDouble(JiraSite):
         store[key] = copy.deepcopy(ctx.request.body)
         self._changed()
         return reply(201 if created else 200)
+
+
+def _page(values: list[dict[str, Any]], ctx: Ctx) -> dict[str, Any]:
+    """A ``PageBean`` of ``values`` for the request's ``startAt``/``maxResults``."""
+    start, size = offset_page(ctx.params(("startAt", "maxResults")), default=50, cap=100)
+    chunk = values[start : start + size]
+    return {
+        "isLast": start + len(chunk) >= len(values),
+        "maxResults": size,
+        "startAt": start,
+        "total": len(values),
+        "values": chunk,
+    }

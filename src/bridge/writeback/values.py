@@ -1,0 +1,248 @@
+"""bridge's words in the site's own words: value maps for select and choice fields.
+
+bridge decides in a closed vocabulary (``project``, ``execution``, ``breached``...), but a
+site's select field offers options an admin named ("Project", "Executing"). A write-back
+field may carry an explicit map (``values: {execution: Executing}``); every other value of
+the vocabulary is matched to an option case-insensitively. Both are resolved once, when the
+connector has read the field's options, and every bridge value that would have no option is
+reported then — with the place in bridge.yaml — before anything is written.
+
+Pure: the connectors read the options and apply the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bridge.errors import ConfigError, ConfigInvalidError, Diagnostic
+from bridge.model import PHASES, WORK_TYPES
+
+__all__ = [
+    "MAPPED_FIELD_SCHEMA",
+    "SLA_STATES",
+    "ValueProblem",
+    "check_value_maps",
+    "mapped_value",
+    "problems_error",
+    "resolve_value_map",
+    "split_writeback_fields",
+    "value_key",
+    "vocabulary",
+]
+
+# A write-back field whose values are the site's own words, in the connectors' settings
+# schemas: {field: Phase, values: {execution: Executing}}.
+MAPPED_FIELD_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["field"],
+    "properties": {
+        "field": {"type": "string", "minLength": 1},
+        "values": {
+            "description": "bridge's value → the site's option (others match case-insensitively)",
+            "type": "object",
+            "additionalProperties": {"type": "string", "minLength": 1},
+        },
+    },
+}
+
+SLA_STATES: tuple[str, ...] = ("running", "paused", "breaching", "met", "breached", "cancelled")
+_YES_NO: tuple[str, ...] = ("yes", "no")
+_PERCENT_SOURCES: tuple[str, ...] = ("field", "done", "effort")
+
+
+def vocabulary(key: str, rule_ids: Sequence[str] = ()) -> tuple[str, ...] | None:
+    """Every value bridge may write under writeback key ``key``; None when it is open
+    (numbers, dates, free text): such a key cannot go to a select field and be checked."""
+    if key == "work_type":
+        return WORK_TYPES
+    if key == "phase":
+        return PHASES
+    if key == "rule":
+        return tuple(rule_ids) if rule_ids else None
+    if key.startswith("sla."):
+        figure = key.rsplit(".", 1)[-1]
+        if figure == "state":
+            return SLA_STATES
+        if figure in ("breached", "ever_breached"):
+            return _YES_NO
+        if figure == "source":
+            return ("computed", "native")
+    if key == "evm.percent_complete_source":
+        return _PERCENT_SOURCES
+    return None
+
+
+def value_key(value: Any) -> str | None:
+    """The text a bridge value is looked up by in a value map (None: never mapped)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return value.casefold()
+    return None
+
+
+def mapped_value(value: Any, mapping: Mapping[str, str] | None) -> Any:
+    """``value`` in the site's words when the map names it; unchanged otherwise."""
+    if not mapping:
+        return value
+    key = value_key(value)
+    if key is None:
+        return value
+    return mapping.get(key, value)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueProblem:
+    """A bridge value without an option, or a map entry naming no option.
+
+    ``path`` is relative to the write-back field's entry (``("values", "execution")`` for a
+    map entry, ``()`` for the entry itself), so the caller can name the line in bridge.yaml.
+    """
+
+    path: tuple[str, ...]
+    message: str
+
+
+def _options_text(options: Sequence[str]) -> str:
+    shown = ", ".join(repr(o) for o in options[:20])
+    return shown + (f" and {len(options) - 20} more" if len(options) > 20 else "")
+
+
+def resolve_value_map(
+    key: str,
+    field_label: str,
+    explicit: Mapping[str, str],
+    options: Sequence[tuple[str, str]] | None,
+    values: Sequence[str] | None,
+) -> tuple[dict[str, str], list[ValueProblem]]:
+    """The map (casefolded bridge value → the site's value) for one write-back field.
+
+    :param explicit: the admin's ``values:`` map as written.
+    :param options: the field's options as (stored value, label) pairs; None when the site
+        did not say (a text field, or options that could not be read): the explicit map is
+        then taken as written and nothing is checked.
+    :param values: the vocabulary of ``key`` (:func:`vocabulary`), None when open.
+    """
+    problems: list[ValueProblem] = []
+    by_text: dict[str, str] = {}
+    if options is not None:
+        for stored, _label in options:
+            by_text.setdefault(stored.casefold(), stored)
+        for stored, label in options:
+            by_text.setdefault(label.casefold(), stored)
+    names = sorted({label or stored for stored, label in options or ()})
+    result: dict[str, str] = {}
+    for bridge_value, site_value in explicit.items():
+        site = str(site_value)
+        if values is not None and str(bridge_value).casefold() not in {
+            v.casefold() for v in values
+        }:
+            problems.append(
+                ValueProblem(
+                    ("values", str(bridge_value)),
+                    f"{key} never takes the value {bridge_value!r} "
+                    f"(its values: {', '.join(values)})",
+                )
+            )
+            continue
+        if options is not None:
+            found = by_text.get(site.casefold())
+            if found is None:
+                problems.append(
+                    ValueProblem(
+                        ("values", str(bridge_value)),
+                        f"{site!r} is not an option of field {field_label} "
+                        f"(options: {_options_text(names)})",
+                    )
+                )
+                continue
+            site = found
+        result[str(bridge_value).casefold()] = site
+    if options is None or values is None:
+        return result, problems
+    unmatched = []
+    for value in values:
+        folded = value.casefold()
+        if folded in result:
+            continue
+        found = by_text.get(folded)
+        if found is None:
+            unmatched.append(value)
+        else:
+            result[folded] = found
+    if unmatched:
+        example = ", ".join(f"{v}: <option>" for v in unmatched[:3])
+        problems.append(
+            ValueProblem(
+                (),
+                f"field {field_label} has no option for {', '.join(repr(v) for v in unmatched)} "
+                f"(options: {_options_text(names)}); map them in writeback.fields.{key} as "
+                f"{{field: ..., values: {{{example}}}}}, or add the options on the site",
+            )
+        )
+    return result, problems
+
+
+def split_writeback_fields(
+    fields: Mapping[str, Any],
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """``writeback.fields`` as (key → field, key → value map): an entry is a field name, or
+    ``{field: name, values: {bridge value: site value}}``."""
+    targets: dict[str, str] = {}
+    values: dict[str, dict[str, str]] = {}
+    for key, entry in fields.items():
+        if isinstance(entry, Mapping):
+            targets[key] = str(entry["field"])
+            values[key] = {str(k): str(v) for k, v in (entry.get("values") or {}).items()}
+        else:
+            targets[key] = str(entry)
+    return targets, values
+
+
+Located = tuple[tuple[str | int, ...], str]
+
+
+def problems_error(
+    source: str,
+    problems: Sequence[Located],
+    locate: Callable[[tuple[str | int, ...]], Diagnostic] | None,
+) -> ConfigError:
+    """One error listing every (path in the source's entry, message): at their lines in
+    bridge.yaml when the settings came from it, by their paths otherwise."""
+    if locate is not None:
+        return ConfigInvalidError(
+            [replace(locate(path), message=f"source {source!r}: {msg}") for path, msg in problems]
+        )
+    return ConfigError(
+        "\n".join(f"source {source!r}: {'.'.join(map(str, path))}: {msg}" for path, msg in problems)
+    )
+
+
+def check_value_maps(
+    source: str,
+    targets: Mapping[str, tuple[str, Sequence[tuple[str, str]] | None]],
+    explicit: Mapping[str, Mapping[str, str]],
+    rule_ids: Sequence[str],
+    locate: Callable[[tuple[str | int, ...]], Diagnostic] | None,
+) -> dict[str, dict[str, str]]:
+    """The value map of every write-back key (key → (field label, its options or None)),
+    or one ConfigError naming every bridge value that has no option, before any write."""
+    maps: dict[str, dict[str, str]] = {}
+    problems: list[Located] = []
+    for key, (label, options) in targets.items():
+        resolved, found = resolve_value_map(
+            key,
+            label,
+            explicit.get(key, {}),
+            options,
+            vocabulary(key, rule_ids) if options is not None else None,
+        )
+        if resolved:
+            maps[key] = resolved
+        problems.extend((("writeback", "fields", key, *p.path), p.message) for p in found)
+    if problems:
+        raise problems_error(source, problems, locate)
+    return maps
