@@ -82,6 +82,20 @@ def connector_from(config_path: Path, store: SqliteStore) -> LiveConnector:
     )
 
 
+def kpis_of(
+    connector: LiveConnector, keys: list[str], rule_set: RuleSet, now: datetime
+) -> dict[str, tuple[dict[str, Any], int]]:
+    """Every item's KPI values and the number of writes it would still need, fetched fresh."""
+    engine, kpis = Engine(rule_set), KpiEngine(rule_set)
+    connector.prepare(rule_set)
+    out = {}
+    for key in keys:
+        item = connector.fetch(key)
+        values = kpis.compute(item, engine.classify(item, now), now).values
+        out[key] = (dict(values), len(evaluate_item(item, engine, kpis, connector, now)))
+    return out
+
+
 def write_config(tmp_path: Path, source: dict[str, Any]) -> Path:
     path = tmp_path / "bridge.yaml"
     path.write_text(yaml.safe_dump({"rules": str(RULES), "sources": [source]}, sort_keys=False))
@@ -241,8 +255,14 @@ def test_jira_first_sync_writes_in_the_sites_words_and_a_second_writes_nothing(
         keys = jira_issues(double)
         config = write_config(tmp_path, jira_source(double.url))
         clock.now = first_now
+        before = kpis_of(connector_from(config, store), keys, rule_set, first_now)
 
         first = sync_source("jira", connector_from(config, store), rule_set, store, first_now)
+
+        # bridge's own writes, read back, change no KPI and leave nothing to write.
+        after = kpis_of(connector_from(config, store), keys, rule_set, first_now)
+        assert {k: v for k, (v, _) in after.items()} == {k: v for k, (v, _) in before.items()}
+        assert {n for _, n in after.values()} == {0}
 
         assert first.failed == [], first.failed
         assert (first.pulled, first.items_written, first.comment_writes) == (
@@ -491,8 +511,15 @@ def test_servicenow_first_sync_writes_choice_values_and_a_second_writes_nothing(
     config = write_config(tmp_path, sn_source(sn.url))
     first_now, second_now = NOWS[when]
     clock.now = first_now
+    refs = [f"{table}:{r['sys_id']}" for table in SN_TABLES for r in sn.records(table)]
+    before = kpis_of(connector_from(config, store), refs, rule_set, first_now)
 
     first = sn_sync(config, store, rule_set, first_now)
+
+    # bridge's own PATCH moved sys_updated_on; read back, no KPI moves and nothing is left.
+    after = kpis_of(connector_from(config, store), refs, rule_set, first_now)
+    assert {k: v for k, (v, _) in after.items()} == {k: v for k, (v, _) in before.items()}
+    assert {n for _, n in after.values()} == {0}
 
     assert first.failed == [], first.failed
     assert first.items_written == len(ids)
