@@ -1006,3 +1006,36 @@ def test_a_site_that_cannot_be_asked_says_how_to_skip_the_question(double: JiraD
     message = str(caught.value)
     assert "HTTP 404 — no Jira answers at this url" in message
     assert "set deployment: cloud or deployment: datacenter in the source" in message
+
+
+def test_a_delivery_without_its_secret_is_refused_and_logged(
+    double: JiraDouble,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bridge.service.app import create_app
+    from bridge.service.runtime import Runtime
+
+    monkeypatch.delenv(UNSET_HOOK_ENV, raising=False)
+    runtime = Runtime(load_config(_serve_config(tmp_path, double.url, UNSET_HOOK_ENV)))
+    queued: list[tuple[str, str, bool]] = []
+    try:
+        app = create_app(runtime, lambda *job: queued.append(job))
+        body, headers = double.webhook("jira:issue_updated", story(double), secret=SECRET)
+        with caplog.at_level("ERROR", logger="bridge.service"):
+            answer = app.test_client().post("/webhooks/jira", data=body, headers=headers)
+        assert answer.status_code == 500
+        assert answer.get_json() == {
+            "error": "bridge is misconfigured for this source; see its log"
+        }
+        assert f"{UNSET_HOOK_ENV} (webhook_secret_env) is not set" in caplog.text
+        assert queued == []
+
+        monkeypatch.setenv(UNSET_HOOK_ENV, SECRET)  # exported, the next retry goes through
+        assert (
+            app.test_client().post("/webhooks/jira", data=body, headers=headers).status_code == 202
+        )
+        assert SECRET not in caplog.text
+    finally:
+        runtime.close()

@@ -899,8 +899,10 @@ class JiraConnector:
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookEvent:
         """Verify, then parse. The signature is checked before anything else; the first
-        verified delivery may trigger the one-time discovery (bridge's account id and the
-        writeback fields, which loop prevention needs)."""
+        delivery reads the webhook secret (a ConfigError naming its variable when unset,
+        which the receiver answers with 500 and logs), and the first verified one may
+        trigger the one-time discovery (bridge's account id and the writeback fields, which
+        loop prevention needs)."""
         authenticate(
             headers,
             body,
