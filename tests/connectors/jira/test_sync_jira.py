@@ -242,8 +242,28 @@ def test_data_center_without_the_stores_copy_reads_the_property(
         fresh = SqliteStore(str(tmp_path / "fresh.db"))  # a new store: no copies, no cursor
         site.reset_counters()
 
-        sync_source(SOURCE, connect(site, store=fresh, **dc), rules(tmp_path), fresh, NOW)
+        report = sync_source(SOURCE, connect(site, store=fresh, **dc), rules(tmp_path), fresh, NOW)
 
         assert mutations(site) == []  # each property read once, the digest matched
         assert site.count("GET", r"/properties/bridge\.comment$") == 10
+        # The report and the audit say what Jira saw: nothing written, not 10 summaries.
+        assert (report.items_written, report.comment_writes, report.unchanged) == (0, 0, 10)
+        assert [line for line in fresh.audit_log(SOURCE) if line[3] == "written"] == []
         fresh.close()
+
+
+def test_a_comment_posted_before_its_fields_were_refused_is_counted(
+    synced: tuple[JiraDouble, SqliteStore, Path],
+) -> None:
+    site, store, tmp_path = synced
+    key = site.keys()[0]
+    site.inject(400, method="PUT", path=rf"/issue/{key}$")
+
+    report = sync_source(SOURCE, connect(site, store=store), rules(tmp_path), store, NOW)
+
+    assert [k for k, _ in report.failed] == [key]
+    assert len(site.comments(key)) == 1  # the comment was posted, then its fields refused
+    assert report.items_written == N - 1
+    assert report.comment_writes == N  # the failed item's comment counts: Jira has it
+    failed = [line for line in store.audit_log(SOURCE, limit=1000) if line[2] == key]
+    assert "written before it failed: 0 field(s), 1 summary" in failed[0][4]
