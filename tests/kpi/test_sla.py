@@ -239,6 +239,67 @@ def test_crossing_found_when_per_span_sums_fall_short_of_the_goal(
     assert v["breach_time"] == "2026-03-09T17:00:00Z"
 
 
+def ms_paused(*stop: tuple[datetime, str, str]) -> WorkItem:
+    """Started 08:20:38.545 with two ms-stamped pauses: exactly 8 h elapsed by 17:00, but the
+    pauses subtracted one by one leave the float sum ~4e-12 s *over* the goal."""
+
+    def ms(hour: int, minute: int, second: int, millis: int) -> datetime:
+        return at(9, hour, minute) + timedelta(seconds=second, milliseconds=millis)
+
+    return item(
+        ms(8, 20, 38, 545),
+        (ms(9, 1, 30, 475), "Open", "Waiting for customer"),
+        (ms(9, 16, 43, 116), "Waiting for customer", "In Progress"),
+        (ms(9, 49, 56, 71), "In Progress", "Waiting for customer"),
+        (ms(10, 14, 4, 885), "Waiting for customer", "In Progress"),
+        *stop,
+    )
+
+
+@pytest.mark.parametrize("resolved", [at(9, 17), at(9, 18, 30), at(10, 7)])
+def test_stopped_with_elapsed_equal_to_the_goal_despite_float_noise_is_met(
+    tmp_path: Path, resolved: datetime
+) -> None:
+    work = ms_paused((resolved, "In Progress", "Resolved"))
+    v = run(tmp_path, work, now=at(11, 8))
+    assert v["state"] == "met"  # equal is met: compared in whole µs, as the calendar counts
+    assert (v["elapsed_seconds"], v["remaining_seconds"]) == (8 * 3600, 0)
+    assert (v["breached"], v["ever_breached"]) == (False, False)
+
+
+@pytest.mark.parametrize("now", [at(9, 17), at(9, 20), at(10, 7)])
+def test_running_with_elapsed_equal_to_the_goal_despite_float_noise_is_not_breaching(
+    tmp_path: Path, now: datetime
+) -> None:
+    v = run(tmp_path, ms_paused(), now=now)
+    assert v["state"] == "running"
+    assert (v["elapsed_seconds"], v["remaining_seconds"]) == (8 * 3600, 0)
+    assert (v["breached"], v["ever_breached"]) == (False, False)
+    assert v["breach_time"] == "2026-03-09T17:00:00Z"
+
+
+def test_an_earlier_cycle_equal_to_its_goal_despite_float_noise_was_not_breached(
+    tmp_path: Path,
+) -> None:
+    reopened = RESOLUTION.replace(
+        "    calendar: office\n",
+        "    calendar: office\n    start: {field: status_category, in: [todo, in_progress]}\n",
+    )
+    work = ms_paused(
+        (at(9, 17), "In Progress", "Resolved"),
+        (at(10, 9), "Resolved", "Reopened"),
+        (at(10, 10), "Reopened", "Resolved"),
+    )
+    v = run(tmp_path, work, now=at(11, 8), slas=reopened)
+    assert (v["state"], v["ever_breached"]) == ("met", False)
+    snapshots = timeline(work, CATEGORIES)
+    assert isinstance(snapshots, list)
+    sla = rules(tmp_path, reopened).slas["resolution"]
+    outcome = compute_sla(sla, snapshots, OFFICE, at(11, 8))
+    assert isinstance(outcome, SlaOutcome)
+    assert outcome.completed == (False, False)  # the first cycle took exactly its 8 h
+
+
 @pytest.mark.parametrize(
     ("now", "state"),
     [(at(9, 11), "running"), (at(9, 12), "running"), (at(9, 12, 30), "breaching")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bridge.kpi.testing import check_kpis
 from bridge.plugins import default_registry
 from bridge.rules.testing import discover_test_files, item_from_fields, run_test_file
 
@@ -91,3 +92,51 @@ def test_inline_items_convert_types() -> None:
     assert item.story_points == 5.0
     assert item.history[0].field == "status"
     assert item.history[0].to_value == "Done"
+
+
+def test_an_item_given_a_history_has_been_as_it_is_since_creation(tmp_path: Path) -> None:
+    # The test gives the whole history: "Waiting for customer" with no recorded status change
+    # has held since creation, so the SLA is paused from then — not from the later `updated`.
+    (tmp_path / "rules.yaml").write_text(
+        "bridge: 1\n"
+        "calendars:\n  office: {timezone: UTC, hours: {mon-fri: '08:00-17:00'}}\n"
+        "slas:\n"
+        "  resolution:\n"
+        "    calendar: office\n"
+        '    pause: {field: status, in: ["Waiting for customer"]}\n'
+        "    stop: {field: status_category, equals: done}\n"
+        "    goals: [{target: 8h}]\n"
+        "rules:\n"
+        "  - {id: incidents, when: {field: type, equals: Incident},\n"
+        "     then: {work_type: service, kpis: [sla.resolution]}}\n"
+    )
+    (tmp_path / "waiting.yaml").write_text(
+        "rules: rules.yaml\n"
+        'now: "2026-03-10T12:00:00Z"\n'
+        "tests:\n"
+        "  - name: waiting since creation\n"
+        "    item:\n"
+        "      type: Incident\n"
+        "      status: Waiting for customer\n"
+        "      status_category: in_progress\n"
+        '      created: "2026-03-09T08:00:00Z"\n'
+        '      updated: "2026-03-09T10:00:00Z"\n'
+        "      history:\n"
+        '        - {at: "2026-03-09T10:00:00Z", field: customfield_10200, to: paused}\n'
+        "    expect:\n"
+        "      kpis:\n"
+        "        sla.resolution.state: paused\n"
+        "        sla.resolution.elapsed_seconds: 0\n"
+        "        sla.resolution.elapsed_wall_seconds: 0\n"
+        "        sla.resolution.remaining_seconds: 28800\n"
+    )
+    result = run_test_file(tmp_path / "waiting.yaml", FORMATS, kpi_check=check_kpis)
+    assert not result.problems
+    assert [case.failures for case in result.cases] == [()]
+
+
+def test_an_item_given_a_history_has_all_of_it_and_one_without_does_not() -> None:
+    fields = {"status": "Waiting for customer", "created": "2026-03-09T08:00:00Z"}
+    assert not item_from_fields(fields).history_complete
+    given = item_from_fields({**fields, "history": []})
+    assert given.history_complete

@@ -192,8 +192,8 @@ def timeline(item: WorkItem, categories: StatusCategories) -> list[Snapshot] | M
     replayed field means the item has been as it is since creation — never since ``updated``,
     which bridge's own write-back moves. Without one (ServiceNow's Table API), the item is
     taken to be new from creation until the moment its current state began: resolution (or
-    closing) for a done item, the last update otherwise — so On Hold pauses from
-    ``sys_updated_on`` to now.
+    closing) for a done item, the last update otherwise — so On Hold pauses from ``updated``
+    to now (which the ServiceNow connector sets to the last update not made by bridge).
     """
     created = item.created
     if created is None:
@@ -444,8 +444,13 @@ def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> d
 
 def _cycle_figures(
     clock: Clock, cycle: Cycle, calendar: Calendar, now: datetime
-) -> tuple[float | None, float, float, str]:
-    """(goal, business elapsed, wall elapsed, state) of one cycle."""
+) -> tuple[float | None, float, float, str, float | None]:
+    """(goal, business elapsed, wall elapsed, state, remaining) of one cycle.
+
+    Elapsed time is compared with the goal in whole µs, as the calendar counts: subtracted
+    pause by pause, an elapsed time equal to the goal can exceed it by a float rounding
+    (~1e-12 s with millisecond stamps), and equal is met, not breached.
+    """
     start, end, cancelled, pauses, paused_since, last = cycle
     running = end is None
     if end is None:
@@ -458,8 +463,14 @@ def _cycle_figures(
     if paused_since is not None:  # only a running cycle has an open pause
         elapsed -= calendar.elapsed(paused_since, now)
         wall -= (now - paused_since).total_seconds()
+    elapsed_us = round(elapsed * _US_PER_SECOND)
+    if elapsed_us < 0:  # noqa: PLR1730 - cheaper than max() on this hot path
+        elapsed_us = 0
     goal = None if clock.goal is None else clock.targets[clock.goal(last, end)]
-    late = goal is not None and elapsed > goal
+    remaining = (
+        None if goal is None else (round(goal * _US_PER_SECOND) - elapsed_us) / _US_PER_SECOND
+    )
+    late = remaining is not None and remaining < 0
     if cancelled:
         state = "cancelled"
     elif not running:
@@ -468,7 +479,7 @@ def _cycle_figures(
         state = "paused"
     else:
         state = "breaching" if late else "running"
-    return goal, elapsed if elapsed > 0.0 else 0.0, wall if wall > 0.0 else 0.0, state
+    return goal, elapsed_us / _US_PER_SECOND, wall if wall > 0.0 else 0.0, state, remaining
 
 
 def compute_sla(
@@ -492,19 +503,18 @@ def _run_clock(
     if len(cycles) > 1:  # earlier cycles only matter for ever_breached / attainment
         earlier = []
         for cycle in cycles[:-1]:
-            goal, elapsed, _, state = _cycle_figures(clock, cycle, calendar, now)
-            late = goal is not None and elapsed > goal
+            _, _, _, state, remaining = _cycle_figures(clock, cycle, calendar, now)
+            late = remaining is not None and remaining < 0
             ever_breached = ever_breached or late
             if state in ("met", "breached"):
                 earlier.append(late)
         completed = tuple(earlier)
     cycle = cycles[-1]
-    goal, elapsed, wall, state = _cycle_figures(clock, cycle, calendar, now)
-    if goal is None:
-        breached = remaining = breach_time = None
+    goal, elapsed, wall, state, remaining = _cycle_figures(clock, cycle, calendar, now)
+    if goal is None or remaining is None:
+        breached = breach_time = None
     else:
-        breached = elapsed > goal
-        remaining = goal - elapsed
+        breached = remaining < 0
         breach_time = None
         if state == "running":
             # With nothing left (to add()'s µs), add(now, 0) would be `now` itself, which

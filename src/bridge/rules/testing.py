@@ -222,6 +222,9 @@ def item_from_fields(data: Mapping[str, Any]) -> WorkItem:
     for name, value in data.items():
         if name == "history":
             values[name] = tuple(_change(c) for c in value or [])
+            # The author gave the whole history: a state without a recorded change has held
+            # since creation (not since `updated`), as for a Jira changelog.
+            values["history_complete"] = True
         elif name == "raw":
             values[name] = value or {}
         else:
