@@ -3,7 +3,9 @@
 One machine: a SQLite queue file beside the store. Several: Redis (``BRIDGE_REDIS_URL`` or
 ``queue:`` in bridge.yaml), with any number of ``bridge worker`` processes. A task that fails
 with a retryable connector error is retried with a delay; a sync never runs twice at once
-for the same source (a huey lock), so two workers cannot race on one cursor.
+for the same source (a huey lock), so two workers cannot race on one cursor. Messages are
+JSON, never pickle, and a message that is not bridge's is refused, not run
+(:mod:`bridge.service.messages`); no task results are stored.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from huey import Huey, MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, crontab
 from huey.exceptions import TaskLockedException
 
 from bridge.config import Config
 from bridge.errors import ConfigError, ConnectorError
+from bridge.service.messages import MemoryQueue, RedisQueue, SqliteQueue
 from bridge.service.runtime import Runtime
 from bridge.sync import ItemOutcome, SyncReport, process_item, sync_source
 
@@ -27,13 +30,16 @@ __all__ = ["Jobs", "make_huey", "parse_cron"]
 log = logging.getLogger("bridge.jobs")
 
 
-def make_huey(config: Config, *, immediate: bool = False) -> Huey:
-    """The queue bridge.yaml (or the environment) names."""
+def make_huey(config: Config, *, immediate: bool = False, name: str = "bridge") -> Huey:
+    """The queue bridge.yaml (or the environment) names: JSON messages, no stored results.
+
+    ``name`` tells queues apart on one Redis database or SQLite file (tests).
+    """
     if immediate:
-        return MemoryHuey("bridge", immediate=True)
+        return MemoryQueue(name, immediate=True)
     url = os.environ.get("BRIDGE_REDIS_URL") or config.queue
     if url and url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey("bridge", url=url)
+        return RedisQueue(name, url=url)
     if url and url.startswith("sqlite://"):
         path = Path(url[len("sqlite://") :])
     elif url:
@@ -44,7 +50,7 @@ def make_huey(config: Config, *, immediate: bool = False) -> Huey:
     else:
         path = config.path.parent / "bridge-queue.db"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("bridge", filename=str(path))
+    return SqliteQueue(name, filename=str(path))
 
 
 def parse_cron(expression: str) -> Any:
@@ -68,9 +74,9 @@ class Jobs:
         self.runtime = runtime
         self.huey = huey
 
-        def process(source: str, key: str) -> dict[str, str]:
-            outcome = self._process(source, key)
-            return {"key": outcome.key, "action": outcome.action, "detail": outcome.detail}
+        def process(source: str, key: str) -> None:
+            # The outcome is in the audit log; a return value would only pile up unread.
+            self._process(source, key)
 
         # huey is untyped: its task wrapper enqueues when called.
         self.process: Any = huey.task(retries=5, retry_delay=30, name="bridge.process_item")(
