@@ -9,15 +9,22 @@ signature, 400 for a body it cannot read, 404 for an unknown source, 413 for an 
 body; a queue that is down gives 503 so the system retries later. A source whose webhook
 secret cannot be read (its variable unset) answers 500 and logs why; ``bridge serve`` checks
 every source's secret before it starts (:func:`check_webhook_sources`), so that is rare.
+
+Each connector checks the form of the item keys and the delivery id it parses; whatever the
+connector, a key or id that could not be used safely (empty, overlong, control characters, a
+``.``/``..`` path segment) is refused with 400 before it is recorded or queued: the key
+becomes a URL the worker requests, the id a row in the store.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
@@ -25,16 +32,20 @@ from requests.structures import CaseInsensitiveDict
 
 from bridge import __version__
 from bridge.config import Config
-from bridge.connectors.base import ConnectorContext
+from bridge.connectors.base import ConnectorContext, WebhookEvent
 from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, WebhookSignatureError
 from bridge.plugins import Registry, default_registry
 from bridge.service.runtime import Runtime
 
-__all__ = ["MAX_BODY_BYTES", "Enqueue", "check_webhook_sources", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_ID_CHARS", "Enqueue", "check_webhook_sources", "create_app"]
 
 log = logging.getLogger("bridge.service")
 
 MAX_BODY_BYTES = 1024 * 1024
+# Longer than any item key or delivery id a connector makes (a Jira key, a ServiceNow
+# table:sys_id, a UUID), far shorter than what would burden the queue or the store.
+MAX_ID_CHARS = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # (source, item key, deleted) → queue the work; raises when the queue is unavailable.
 Enqueue = Callable[[str, str, bool], None]
@@ -42,6 +53,36 @@ Enqueue = Callable[[str, str, bool], None]
 
 def _json(code: int, **body: Any) -> Response:
     return Response(json.dumps(body), status=code, mimetype="application/json")
+
+
+def _unsafe(value: object, *, path: bool) -> str | None:
+    """Why ``value`` cannot be queued or stored (None: it can)."""
+    if not isinstance(value, str) or not value.strip():
+        return "is empty"
+    if len(value) > MAX_ID_CHARS:
+        return f"is {len(value)} characters long (at most {MAX_ID_CHARS})"
+    if _CONTROL.search(value):
+        return "contains control characters"
+    if path and any(unquote(part) in (".", "..") for part in value.split("/")):
+        return "has a '.' or '..' path segment"
+    return None
+
+
+def _check_event(event: WebhookEvent) -> None:
+    """Refuse a delivery no connector should have let through (defence in depth: each
+    connector checks its keys' form; this holds for third-party connectors too).
+
+    :raises WebhookPayloadError: a key or the delivery id is empty, overlong, holds control
+        characters, or (a key) a dot segment.
+    """
+    if event.delivery_id:  # None or "": the delivery is not deduplicated
+        why = _unsafe(event.delivery_id, path=False)
+        if why:
+            raise WebhookPayloadError(f"the delivery id {why}: {event.delivery_id[:60]!r}")
+    for key in event.keys:
+        why = _unsafe(key, path=True)
+        if why:
+            raise WebhookPayloadError(f"the item key {why}: {str(key)[:60]!r}")
 
 
 def check_webhook_sources(config: Config, registry: Registry | None = None) -> dict[str, bool]:
@@ -112,6 +153,7 @@ def create_app(
         try:
             connector = runtime.connector(source)
             event = connector.parse_webhook(headers, body)
+            _check_event(event)
         except WebhookSignatureError as exc:
             deliveries.labels(source=source, outcome="bad_signature").inc()
             log.warning("%s: rejected a delivery: %s", source, exc)

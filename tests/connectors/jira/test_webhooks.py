@@ -10,11 +10,13 @@ import pytest
 from bridge.connectors.base import WebhookEvent
 from bridge.connectors.jira.webhooks import (
     authenticate,
+    issue_ref,
     parse_payload,
     parse_webhook,
+    require_issue_ref,
     verify_signature,
 )
-from bridge.errors import WebhookPayloadError, WebhookSignatureError
+from bridge.errors import ItemNotFoundError, WebhookPayloadError, WebhookSignatureError
 
 DATA = Path(__file__).parents[2] / "data" / "jira" / "jira-to-matrix"
 SECRET = "It's a Secret to Everybody"
@@ -217,3 +219,159 @@ def test_other_events_are_parsed_but_ignored() -> None:
 def test_malformed_payloads(body: bytes, message: str) -> None:
     with pytest.raises(WebhookPayloadError, match=message):
         parse(body)
+
+
+# -- issue keys and delivery ids: checked before anything is queued or recorded ---------------
+
+
+@pytest.mark.parametrize(
+    ("value", "ref"),
+    [
+        ("OPS-1", "OPS-1"),
+        ("OPS-123456", "OPS-123456"),
+        ("ops-1", "OPS-1"),  # Jira's project keys are upper case; it accepts either
+        ("Ops_2-42", "OPS_2-42"),
+        ("A-7", "A-7"),  # a one-letter key, which a custom key pattern allows
+        ("P" + "X" * 254 + "-9", "P" + "X" * 254 + "-9"),  # 255 characters of project key
+        ("10001", "10001"),  # a numeric issue id
+        (10001, "10001"),  # ... as JSON sends it in issue.id
+        ("9223372036854775807", "9223372036854775807"),  # a Java long
+    ],
+)
+def test_issue_refs_that_are_accepted(value: object, ref: str) -> None:
+    assert issue_ref(value) == ref
+    assert require_issue_ref(str(value)) == ref
+
+
+BAD_KEYS = [
+    "",
+    " ",
+    ".",
+    "..",
+    "../x",
+    "OPS-1/../..",
+    "OPS-1/comment",
+    "%2e%2e",
+    "%2E%2E/x",
+    "OPS-1%00",
+    "OPS-1\x00",
+    "\x00",
+    "OPS-1\n",
+    "OPS-1\t",
+    " OPS-1",
+    "OPS-1?expand=x",
+    "OPS-1#x",
+    "OPS-0",  # issue numbers start at 1
+    "OPS-01",
+    "0",
+    "-1",
+    "OPS_1",
+    "1OPS-1",
+    "_OPS-1",
+    "OPS-",
+    "OPS--1",
+    "OPS-1-2",
+    "OPS-\u0661",  # an Arabic-Indic digit, which \d matches
+    "ÖPS-1",
+    "\u017fPS-1",  # long s, which upper() turns into an ASCII S
+    "\u212aEY-1",  # the Kelvin sign, which re.IGNORECASE matches as k
+    "X" * 10_000,
+    "OPS-" + "1" * 10_000,
+    "P" + "X" * 255 + "-9",  # 256 characters of project key
+    "1" * 20,
+]
+
+
+@pytest.mark.parametrize("value", BAD_KEYS)
+def test_issue_refs_that_are_refused(value: str) -> None:
+    assert issue_ref(value) is None
+    with pytest.raises(ItemNotFoundError, match="is not an issue key like PROJECT-123") as caught:
+        require_issue_ref(value)
+    assert caught.value.item_key == value
+    assert len(str(caught.value)) < 400  # a 10,000-character key is not echoed whole
+
+
+@pytest.mark.parametrize("value", [None, True, False, -5, 0, 1.5, ["OPS-1"], {"key": "OPS-1"}])
+def test_values_of_other_types_are_not_issue_refs(value: object) -> None:
+    assert issue_ref(value) is None
+
+
+def issue_body(kind: str = "jira:issue_updated", **issue: object) -> bytes:
+    return json.dumps({"webhookEvent": kind, "issue": issue, "user": {"accountId": "x"}}).encode()
+
+
+@pytest.mark.parametrize("key", BAD_KEYS[2:])  # "" and " " are tested below
+def test_a_delivery_with_a_bad_issue_key_is_refused(key: str) -> None:
+    with pytest.raises(WebhookPayloadError, match=r"^issue\.key .* is not an issue key") as caught:
+        parse(issue_body(key=key, id="10001"))
+    assert "PROJECT-123" in str(caught.value)
+    assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize("kind", ["jira:issue_created", "comment_created", "issue_property_set"])
+def test_a_bad_key_is_refused_whatever_the_event(kind: str) -> None:
+    doc = {
+        "webhookEvent": kind,
+        "issue": {"key": "../../myself"},
+        "comment": {"self": "https://x/rest/api/2/issue/1/comment/2", "author": {}},
+    }
+    with pytest.raises(WebhookPayloadError, match=r"issue\.key '\.\./\.\./myself'"):
+        parse(json.dumps(doc).encode())
+
+
+@pytest.mark.parametrize("issue_id", ["..", "10001/../..", "1e3", -1, True, "", " "])
+def test_a_bad_issue_id_is_refused(issue_id: object) -> None:
+    body = issue_body(id=issue_id)
+    if issue_id == "":  # empty: no id at all
+        with pytest.raises(WebhookPayloadError, match="without an issue key or id"):
+            parse(body)
+        return
+    with pytest.raises(WebhookPayloadError, match=r"^issue\.id .* is not an issue key"):
+        parse(body)
+
+
+def test_an_empty_key_falls_back_to_the_id_and_none_at_all_is_refused() -> None:
+    assert parse(issue_body(key="", id=10001)).keys == ("10001",)
+    assert parse(issue_body(key=None, id="10001")).keys == ("10001",)
+    with pytest.raises(WebhookPayloadError, match="without an issue key or id"):
+        parse(issue_body(key=""))
+
+
+@pytest.mark.parametrize("issue", ["..", "%2e%2e", "OPS-1%00", "x" * 5000])
+def test_a_bad_issue_in_the_comment_self_link_is_refused(issue: str) -> None:
+    doc = {
+        "webhookEvent": "comment_created",
+        "comment": {"self": f"https://x/rest/api/2/issue/{issue}/comment/5", "author": {}},
+    }
+    with pytest.raises(WebhookPayloadError, match=r"the issue in comment\.self .* is not"):
+        parse(json.dumps(doc).encode())
+
+
+def test_a_lower_case_key_is_normalised() -> None:
+    assert parse(issue_body(key="ops-42")).keys == ("OPS-42",)
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["d-1", "8b7c1a9e-3f5d-4e2a-9c1b-0a2b3c4d5e6f", "1557384235366", "x" * 255],
+)
+def test_delivery_ids_that_are_kept(identifier: str) -> None:
+    body = payload("issue__created")
+    headers = signed(body, **{"X-Atlassian-Webhook-Identifier": f" {identifier} "})
+    assert parse(body, headers).delivery_id == identifier
+
+
+@pytest.mark.parametrize("identifier", ["d-1\x00", "\x00", "d\x1b[31m", "d-1\x7f", "x" * 256, "é"])
+def test_delivery_ids_that_are_refused(identifier: str) -> None:
+    body = payload("issue__created")
+    headers = signed(body, **{"X-Atlassian-Webhook-Identifier": identifier})
+    with pytest.raises(WebhookPayloadError, match="X-Atlassian-Webhook-Identifier") as caught:
+        parse(body, headers)
+    assert "printable ASCII" in str(caught.value)
+    assert len(str(caught.value)) < 400
+
+
+def test_a_blank_delivery_id_is_no_delivery_id() -> None:
+    body = payload("issue__created")
+    headers = signed(body, **{"X-Atlassian-Webhook-Identifier": "  "})
+    assert parse(body, headers).delivery_id is None

@@ -18,10 +18,16 @@ from bridge.connectors.servicenow.webhooks import (
     SignatureFormat,
     WebhookConfig,
     parse_delivery,
+    record_key,
     sign,
     verify_delivery,
 )
-from bridge.errors import ConfigError, WebhookPayloadError, WebhookSignatureError
+from bridge.errors import (
+    ConfigError,
+    ItemNotFoundError,
+    WebhookPayloadError,
+    WebhookSignatureError,
+)
 from bridge.rules.ast import RuleSet
 from bridge.testing.servicenow import ServiceNowDouble
 from tests.connectors.servicenow.conftest import ConnectorFactory, incident, settings
@@ -343,3 +349,133 @@ def test_without_any_webhook_secret_the_connector_is_not_ready(
     finally:
         bare.close()
     assert make_connector().webhook_ready()
+
+
+# ---- record keys: only table:sys_id built from checked parts is queued -----------------------
+
+
+def test_record_keys_from_good_parts() -> None:
+    assert record_key("incident", SYS_ID) == f"incident:{SYS_ID}"
+    assert record_key("u_custom_task", SYS_ID.upper()) == f"u_custom_task:{SYS_ID}"
+    assert record_key("x" * 80, SYS_ID) == f"{'x' * 80}:{SYS_ID}"
+
+
+BAD_TABLES = [
+    "..",
+    ".",
+    "../x",
+    "incident/../sys_user",
+    "incident/",
+    "%2e%2e",
+    "incident%00",
+    "incident\x00",
+    "incident:x",
+    "Incident",
+    "1incident",
+    "_incident",
+    "incident-x",
+    "x" * 81,
+    "x" * 10_000,
+    "\u0131ncident",  # dotless i
+]
+BAD_SYS_IDS = [
+    "..",
+    "../" + SYS_ID,
+    SYS_ID + "/..",
+    SYS_ID[:-1],
+    SYS_ID + "0",
+    SYS_ID[:-1] + "\x00",
+    SYS_ID[:-2] + "%00",
+    SYS_ID[:-1] + "g",
+    "\uff10" * 32,  # full-width digits
+    "a" * 10_000,
+]
+
+
+@pytest.mark.parametrize("table", BAD_TABLES)
+def test_record_keys_refuse_bad_tables(table: str) -> None:
+    with pytest.raises(WebhookPayloadError, match=r"^table .* is not a table name like incident"):
+        record_key(table, SYS_ID)
+
+
+@pytest.mark.parametrize("sys_id", BAD_SYS_IDS)
+def test_record_keys_refuse_bad_sys_ids(sys_id: str) -> None:
+    with pytest.raises(WebhookPayloadError, match=r"^sys_id .* is not a 32-character sys_id"):
+        record_key("incident", sys_id)
+
+
+@pytest.mark.parametrize("table", [t for t in BAD_TABLES if t.strip()])
+def test_a_delivery_with_a_bad_table_is_refused(table: str) -> None:
+    payload = body(table=table)
+    with pytest.raises(WebhookPayloadError, match=r"^table .* is not a table name") as caught:
+        parse_delivery(signed(payload), payload, CONFIG)
+    assert len(str(caught.value)) < 400  # a 10,000-character value is not echoed whole
+
+
+@pytest.mark.parametrize("sys_id", BAD_SYS_IDS)
+def test_a_delivery_with_a_bad_sys_id_is_refused(sys_id: str) -> None:
+    payload = body(sys_id=sys_id)
+    with pytest.raises(WebhookPayloadError, match=r"^sys_id .* is not a 32-character") as caught:
+        parse_delivery(signed(payload), payload, CONFIG)
+    assert len(str(caught.value)) < 400
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"table": ""}, "no 'table'"),
+        ({"sys_id": ""}, "no 'sys_id'"),
+        ({"table": 42}, "table 42 is not"),
+        ({"sys_id": ["x"]}, "sys_id \\['x'\\] is not"),
+        # Python refuses int() of more than 4300 digits: a 400, not a 500.
+        ({"sys_mod_count": "1" * 5000}, "not a whole number"),
+        ({"sys_mod_count": "1" * 19}, "at most 18 digits"),
+        ({"sys_mod_count": "7\x00"}, "not a whole number"),
+        ({"sys_mod_count": -1}, "not a whole number"),
+        ({"sys_mod_count": "\u0667"}, "not a whole number"),  # an Arabic-Indic 7
+    ],
+)
+def test_parts_of_the_key_and_the_delivery_id(fields: dict[str, Any], message: str) -> None:
+    payload = body(**fields)
+    with pytest.raises(WebhookPayloadError, match=message) as caught:
+        parse_delivery(signed(payload), payload, CONFIG)
+    assert len(str(caught.value)) < 400
+
+
+def test_surrounding_blanks_and_an_upper_case_sys_id_are_normalised() -> None:
+    payload = body(table=" incident ", sys_id=f" {SYS_ID.upper()}\n", sys_mod_count=" 12 ")
+    event = parse_delivery(signed(payload), payload, CONFIG)
+    assert event.keys == (f"incident:{SYS_ID}",)
+    assert event.delivery_id == f"{SYS_ID}:12"
+
+
+def test_a_well_formed_table_out_of_scope_is_ignored_not_queued() -> None:
+    payload = body(table="sc_task")  # a child of task the Business Rule may send
+    event = parse_delivery(signed(payload), payload, CONFIG)
+    assert event.keys == (f"sc_task:{SYS_ID}",)
+    assert event.ignore_reason is not None
+    assert "not in this source's scope" in event.ignore_reason
+
+
+@pytest.mark.parametrize(
+    "key", ["incident:..", "..:" + SYS_ID, "../x:" + SYS_ID, f"incident:{SYS_ID}\x00"]
+)
+def test_fetch_of_a_bad_record_key_makes_no_request(
+    make_connector: ConnectorFactory, double: ServiceNowDouble, key: str
+) -> None:
+    connector = make_connector()
+    double.reset_counters()
+    with pytest.raises(ItemNotFoundError, match="is not a ServiceNow record key"):
+        connector.fetch(key)
+    assert double.requests == []
+
+
+def test_fetch_of_dots_looks_for_a_number_in_a_query_never_in_the_path(
+    make_connector: ConnectorFactory, double: ServiceNowDouble
+) -> None:
+    connector = make_connector()
+    double.reset_counters()
+    with pytest.raises(ItemNotFoundError, match="no record numbered"):
+        connector.fetch("..")
+    assert [r.path for r in double.requests] == ["/api/now/table/incident"]
+    assert double.requests[0].query["sysparm_query"] == "number=.."

@@ -428,6 +428,12 @@ class JiraClient:
             ) from None
 
     def _issue_path(self, key: str, rest: str = "") -> str:
+        # quote() leaves "." and ".." as they are, and requests (urllib3) resolves them as dot
+        # segments: issue/.. would be GET /rest/api/3/ with bridge's credentials.
+        if key.strip(".") == "":
+            raise ItemNotFoundError(
+                f"jira: {key!r} is not an issue key or id", connector="jira", item_key=key
+            )
         return f"{self.api}/issue/{quote(key, safe='')}{rest}"
 
     # -- discovery -----------------------------------------------------------------------------

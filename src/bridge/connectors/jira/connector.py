@@ -47,7 +47,12 @@ from bridge.connectors.jira.settings import (
     parse_settings,
     resolve_auth,
 )
-from bridge.connectors.jira.webhooks import account_ids, authenticate, parse_payload
+from bridge.connectors.jira.webhooks import (
+    account_ids,
+    authenticate,
+    parse_payload,
+    require_issue_ref,
+)
 from bridge.connectors.jira.writes import (
     COMMENT_PROPERTY,
     FieldInfo,
@@ -689,6 +694,8 @@ class JiraConnector:
 
     def fetch(self, key: str) -> WorkItem:
         """The issue as it is now; ItemNotFoundError when it is gone or hidden."""
+        # Not an issue key or id (``..``, NUL, ...): refused before any request is made.
+        key = require_issue_ref(key)
         shape = self.shape
         issue = self.client.issue(
             key, fields=shape.fields, expand=shape.expand, properties=shape.properties

@@ -12,6 +12,12 @@ anything lets anyone make bridge re-read (and re-write) any issue.
 Payloads are REST v2-shaped even on Cloud. Comment events may carry no issue at all (old
 payloads); the issue id is then taken from the comment's ``self`` link, and ``fetch`` takes
 an id as well as a key.
+
+The key becomes part of a URL the worker requests with bridge's credentials, and the
+delivery id a row in the store, so both are checked here, before anything is queued or
+recorded: an issue key (``PROJECT-123``, upper-cased if it came in lower case) or a numeric
+issue id, and a delivery id of printable ASCII. Anything else (``..``, a ``/``, NUL, a
+10,000-character string) is a WebhookPayloadError naming the field.
 """
 
 from __future__ import annotations
@@ -29,15 +35,17 @@ from bridge.connectors.signatures import (
     hex_mac,
     verify_sha256_signature,
 )
-from bridge.errors import WebhookPayloadError, WebhookSignatureError
+from bridge.errors import ItemNotFoundError, WebhookPayloadError, WebhookSignatureError
 
 __all__ = [
     "COMMENT_EVENTS",
     "ISSUE_EVENTS",
     "account_ids",
     "authenticate",
+    "issue_ref",
     "parse_payload",
     "parse_webhook",
+    "require_issue_ref",
     "verify_signature",
 ]
 
@@ -48,6 +56,19 @@ ISSUE_EVENTS = frozenset(("jira:issue_created", "jira:issue_updated", "jira:issu
 COMMENT_EVENTS = frozenset(("comment_created", "comment_updated", "comment_deleted"))
 
 _COMMENT_SELF = re.compile(r"/rest/api/(?:2|3|latest)/issue/(?P<issue>[^/]+)/comment/")
+
+# A project key is letters, digits and underscores, starting with a letter (Jira's rule for
+# every project-key pattern an admin may configure; 10 characters by default, more allowed);
+# the issue number and the issue id (a Java long) are positive integers. ASCII only, written
+# out: re.IGNORECASE and \d would also match non-ASCII letters and digits.
+_ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}-[1-9][0-9]{0,17}")
+_ISSUE_ID = re.compile(r"[1-9][0-9]{0,18}")
+_KEY_FORM = (
+    "an issue key like PROJECT-123 (a project key of letters, digits and underscores starting "
+    "with a letter, a hyphen, the issue number) or a numeric issue id"
+)
+# Jira's identifier is a UUID or a number; printable ASCII, bounded, is all the store takes.
+_DELIVERY_ID = re.compile(r"[!-~](?:[ -~]{0,253}[!-~])?")
 
 _SIGNATURE = SignatureWording(
     header="X-Hub-Signature",
@@ -99,19 +120,72 @@ def _user_ids(user: Any) -> set[str]:
     return ids
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """``value`` for an error message: its repr, cut short (a key may be 10,000 characters)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
+
+
+def issue_ref(value: Any) -> str | None:
+    """The issue key (upper-cased: Jira's project keys are) or numeric id ``value`` is, or
+    None when it is neither — ``..``, ``OPS-1/../..``, ``OPS-1%00``, a NUL, an empty or an
+    overlong string. What is returned is safe in a URL path and in the store."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    if _ISSUE_ID.fullmatch(text):
+        return text
+    if _ISSUE_KEY.fullmatch(text):
+        return text.upper()
+    return None
+
+
+def require_issue_ref(key: str) -> str:
+    """:func:`issue_ref`, for ``fetch``: ItemNotFoundError (no request is made) if not one."""
+    ref = issue_ref(key)
+    if ref is None:
+        raise ItemNotFoundError(
+            f"jira: {_shown(key)} is not {_KEY_FORM}; no request was made",
+            connector="jira",
+            item_key=key,
+        )
+    return ref
+
+
+def _checked(value: Any, field: str) -> str:
+    ref = issue_ref(value)
+    if ref is None:
+        raise WebhookPayloadError(f"{field} {_shown(value)} is not {_KEY_FORM}")
+    return ref
+
+
 def _issue_key(payload: Mapping[str, Any]) -> str | None:
+    """The issue the delivery is about, checked; None when it names none."""
     issue = payload.get("issue")
     if isinstance(issue, Mapping):
         for attr in ("key", "id"):
             value = issue.get(attr)
-            if isinstance(value, str | int) and str(value):
-                return str(value)
+            if value is not None and value != "":
+                return _checked(value, f"issue.{attr}")
     comment = payload.get("comment")
     if isinstance(comment, Mapping) and isinstance(comment.get("self"), str):
         match = _COMMENT_SELF.search(comment["self"])
         if match:
-            return match.group("issue")
+            return _checked(match.group("issue"), "the issue in comment.self")
     return None
+
+
+def _delivery_id(headers: Mapping[str, str]) -> str | None:
+    value = header_value(headers, DELIVERY_HEADER)
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not _DELIVERY_ID.fullmatch(value):
+        raise WebhookPayloadError(
+            f"the X-Atlassian-Webhook-Identifier header {_shown(value)} is not a delivery id "
+            "(expected at most 255 printable ASCII characters, as Jira sends)"
+        )
+    return value
 
 
 def _only_bridge_fields(
@@ -177,8 +251,10 @@ def parse_payload(
     :param bridge_field_ids: the fields bridge writes; an update that changed only these is
         an echo too. ``bridge_field_names`` are their display names, which old payloads
         carry in ``field`` instead of a ``fieldId``.
-    :raises WebhookPayloadError: the body is not JSON or not a Jira event.
+    :raises WebhookPayloadError: the body is not JSON or not a Jira event, or the issue key
+        or the delivery id is not one (:func:`issue_ref`).
     """
+    delivery_id = _delivery_id(headers)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -191,7 +267,6 @@ def parse_payload(
             "the delivery has no webhookEvent: not a Jira webhook payload "
             "(dynamic/Connect webhooks are not supported)"
         )
-    delivery_id = header_value(headers, DELIVERY_HEADER) or None
     key = _issue_key(payload)
     known = kind in ISSUE_EVENTS or kind in COMMENT_EVENTS
     if known and key is None:
@@ -242,7 +317,8 @@ def parse_webhook(
     """Verify and parse one delivery: :func:`authenticate`, then :func:`parse_payload`.
 
     :raises WebhookSignatureError: the signature is missing, malformed or wrong.
-    :raises WebhookPayloadError: the body is not JSON or not a Jira event.
+    :raises WebhookPayloadError: the body is not JSON or not a Jira event, or it names no
+        valid issue key or id, or the delivery id is malformed.
     """
     authenticate(headers, body, secret=secret, allow_unsigned=allow_unsigned)
     return parse_payload(

@@ -18,6 +18,13 @@ delivery that is late, repeated or out of order still acts on the record as it i
      "sys_updated_by": "jane.doe",                  # optional: echo detection
      "changed_fields": ["state", "work_notes"]}     # optional: echo detection
 
+The record key ``table:sys_id`` becomes a Table API path the worker requests with bridge's
+credentials, and the delivery id a row in the store, so both are built only from checked parts
+(:func:`record_key`): a table name (lower-case letters, digits, underscores) and 32 hex digits.
+Anything else (``..``, a ``/``, NUL, an overlong value) is a WebhookPayloadError naming the
+field. A well-formed table outside the source's ``scope.tables`` is not an error: the delivery
+is ignored, as the Business Rule on ``task`` may send a child table bridge does not read.
+
 Pure: no I/O. The connector reads the secrets when the first delivery arrives (a sync needs
 none) and hands them over in a :class:`WebhookConfig`.
 """
@@ -54,6 +61,7 @@ __all__ = [
     "SignatureFormat",
     "WebhookConfig",
     "parse_delivery",
+    "record_key",
     "sign",
     "verify_delivery",
 ]
@@ -66,6 +74,11 @@ _OPERATIONS = frozenset(("insert", "update", "delete"))
 _TABLE = re.compile(r"[a-z][a-z0-9_]{0,79}")
 _SYS_ID = re.compile(r"[0-9a-fA-F]{32}")
 _FIELD = re.compile(r"[a-z][a-z0-9_]*")
+# sys_mod_count is an integer column; bounded so that int() never sees thousands of digits
+# (Python refuses more than 4300, which would be a 500 instead of a 400).
+_MOD_COUNT = re.compile(r"[0-9]{1,18}")
+_TABLE_FORM = "a table name like incident (at most 80 lower-case letters, digits, underscores)"
+_SYS_ID_FORM = "a 32-character sys_id (hex digits)"
 
 
 Encoding = Literal["hex", "base64"]
@@ -273,13 +286,33 @@ def _payload(body: bytes) -> dict[str, Any]:
     return doc
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """``value`` for an error message: its repr, cut short (it may be thousands of characters)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
+
+
 def _required(doc: Mapping[str, Any], name: str, pattern: re.Pattern[str], hint: str) -> str:
     value = doc.get(name)
     if value is None or value == "":
         raise WebhookPayloadError(f"the payload has no {name!r} ({hint})")
     if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
-        raise WebhookPayloadError(f"{name} {value!r} is not {hint}")
+        raise WebhookPayloadError(f"{name} {_shown(value)} is not {hint}")
     return value.strip()
+
+
+def record_key(table: str, sys_id: str) -> str:
+    """``table:sys_id``, what ``fetch`` takes, from a checked table name and sys_id (the
+    sys_id lower-cased, as ServiceNow writes it).
+
+    :raises WebhookPayloadError: either part is not of its form, so the key could not be
+        used safely in a Table API path.
+    """
+    if not _TABLE.fullmatch(table):
+        raise WebhookPayloadError(f"table {_shown(table)} is not {_TABLE_FORM}")
+    if not _SYS_ID.fullmatch(sys_id):
+        raise WebhookPayloadError(f"sys_id {_shown(sys_id)} is not {_SYS_ID_FORM}")
+    return f"{table}:{sys_id.lower()}"
 
 
 def _mod_count(doc: Mapping[str, Any]) -> str | None:
@@ -287,10 +320,12 @@ def _mod_count(doc: Mapping[str, Any]) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise WebhookPayloadError(f"sys_mod_count {value!r} is not a whole number")
-    text = str(value).strip()
-    if not text.isascii() or not text.isdigit():
-        raise WebhookPayloadError(f"sys_mod_count {value!r} is not a whole number")
+        raise WebhookPayloadError(f"sys_mod_count {_shown(value)} is not a whole number")
+    text = str(value).strip()  # a JSON number has at most 4300 digits (json refuses more)
+    if not _MOD_COUNT.fullmatch(text):
+        raise WebhookPayloadError(
+            f"sys_mod_count {_shown(value)} is not a whole number (at most 18 digits)"
+        )
     return str(int(text))
 
 
@@ -307,7 +342,9 @@ def _changed_fields(doc: Mapping[str, Any]) -> frozenset[str] | None:
     names = frozenset(v.strip() for v in value)
     bad = sorted(n for n in names if not _FIELD.fullmatch(n))
     if bad:
-        raise WebhookPayloadError(f"changed_fields holds names that are not fields: {bad}")
+        raise WebhookPayloadError(
+            f"changed_fields holds names that are not fields: {_shown(bad, 200)}"
+        )
     return names
 
 
@@ -322,12 +359,13 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfi
     """
     verify_delivery(headers, body, config)
     doc = _payload(body)
-    table = _required(doc, "table", _TABLE, "a table name like incident")
-    sys_id = _required(doc, "sys_id", _SYS_ID, "a 32-character sys_id").lower()
+    table = _required(doc, "table", _TABLE, _TABLE_FORM)
+    sys_id = _required(doc, "sys_id", _SYS_ID, _SYS_ID_FORM).lower()
+    key = record_key(table, sys_id)
     operation = doc.get("operation")
     if not isinstance(operation, str) or operation.strip().lower() not in _OPERATIONS:
         raise WebhookPayloadError(
-            f"operation {operation!r} is not one of insert, update, delete "
+            f"operation {_shown(operation)} is not one of insert, update, delete "
             "(current.operation() in the Business Rule)"
         )
     operation = operation.strip().lower()
@@ -337,13 +375,13 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfi
             parse_servicenow_instant(str(updated_on))
         except ValueError:
             raise WebhookPayloadError(
-                f"sys_updated_on {updated_on!r} is not a ServiceNow date-time like "
+                f"sys_updated_on {_shown(updated_on)} is not a ServiceNow date-time like "
                 "2026-07-01 09:30:00 (send current.sys_updated_on.getValue(), which is UTC)"
             ) from None
     mod_count = _mod_count(doc)
     updated_by = doc.get("sys_updated_by")
     if updated_by is not None and not isinstance(updated_by, str):
-        raise WebhookPayloadError(f"sys_updated_by {updated_by!r} is not a user name")
+        raise WebhookPayloadError(f"sys_updated_by {_shown(updated_by)} is not a user name")
     changed = _changed_fields(doc)
 
     deleted = operation == "delete"
@@ -353,7 +391,7 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, config: WebhookConfi
     return WebhookEvent(
         delivery_id=delivery_id,
         kind=f"{table}.{operation}",
-        keys=(f"{table}:{sys_id}",),
+        keys=(key,),
         deleted=deleted,
         ignore_reason=_ignore_reason(config, table, deleted, updated_by, changed),
     )
