@@ -71,6 +71,10 @@ class Diagnostic:
 class BridgeError(Exception):
     """Base of every error bridge raises on purpose."""
 
+    # What a write-back wrote before it failed (a ``writeback.plan.Applied``), set by the
+    # connector that raises; the report and the audit log count it. None: nothing.
+    applied: object = None
+
 
 class ConfigError(BridgeError):
     """The configuration, the environment or a credential is missing or malformed."""

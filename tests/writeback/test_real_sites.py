@@ -591,5 +591,8 @@ def test_servicenow_without_its_memo_reads_the_last_human_update_from_the_audit(
         )
         ops = evaluate_item(item, Engine(rule_set), KpiEngine(rule_set), connector, second_now)
         assert [op for op in ops if isinstance(op, SetFields)] == []
+        # Found once, remembered: the audit is not asked again for this record.
+        assert connector.fetch(f"incident:{held['sys_id']}").updated == item.updated
+        assert sn.count("GET", "/api/now/table/sys_audit") == 1
     finally:
         fresh.close()

@@ -746,10 +746,10 @@ class JiraConnector:
         try:
             self._edit(key, body)
         except ItemNotFoundError as exc:
-            exc.applied = posted  # type: ignore[attr-defined]
+            exc.applied = posted
             raise
         except ConnectorError as exc:
-            exc.applied = posted  # type: ignore[attr-defined]
+            exc.applied = posted
             if comment is not None and fields and isinstance(exc, RemoteValidationError):
                 # The fields were refused; still record the comment so it is never duplicated.
                 try:
@@ -767,7 +767,7 @@ class JiraConnector:
             self._comment_recorded(key, comment)
         written = Applied(len(fields or {}), posted.summaries)
         if first_error is not None:
-            first_error.applied = written  # type: ignore[attr-defined]
+            first_error.applied = written
             raise first_error
         return written
 

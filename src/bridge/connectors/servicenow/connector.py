@@ -781,7 +781,7 @@ class ServiceNowConnector:
                 "writeback.fields and the field's read ACL",
                 item_key=item.key,
             )
-            error.applied = Applied(len(fields) - len(ignored), written.summaries)  # type: ignore[attr-defined]
+            error.applied = Applied(len(fields) - len(ignored), written.summaries)
             raise error
         return written
 
@@ -857,11 +857,13 @@ class ServiceNowConnector:
         return None
 
     def _update_before_bridge(
-        self, item: WorkItem, memo: RecordMemo, sys_id: str
+        self, item: WorkItem, memo: RecordMemo, table: str, sys_id: str
     ) -> datetime | None:
         """The record's last update not made by bridge (KPIS.md: bridge's write-back never
         moves its own KPIs): as remembered when bridge wrote it; else the newest audit row
-        by anyone else, where the audit history is readable; else its creation."""
+        by anyone else, where the audit history is readable; else its creation. What is
+        found without the memo is remembered, so the audit is asked once per record, not
+        on every sync of a record bridge has nothing more to write to."""
         remembered = _instant(memo.updated)
         if remembered is not None and (item.updated is None or remembered <= item.updated):
             return remembered
@@ -880,10 +882,13 @@ class ServiceNowConnector:
                 self._audit_readable = False
             else:
                 audited = _instant(plain_value(row.get("sys_created_on"))) if row else None
-        created = item.created
-        if audited is not None and (created is None or audited > created):
-            return audited
-        return created
+        found = item.created
+        if audited is not None and (found is None or audited > found):
+            found = audited
+        if found is not None:
+            remember = replace(memo, updated=format_servicenow_instant(found))
+            self._memos.set_memo(self.name, memo_key(table, sys_id), remember.to_text())
+        return found
 
     def _task_slas(self, sys_ids: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
         """task_sla rows of these tasks, in batches of ``sla.batch_size`` per request (a few
@@ -924,7 +929,9 @@ class ServiceNowConnector:
                     self.integration_user
                     and plain_value(record.get("sys_updated_by")) == self.integration_user
                 ):
-                    item = replace(item, updated=self._update_before_bridge(item, memo, sys_id))
+                    item = replace(
+                        item, updated=self._update_before_bridge(item, memo, real, sys_id)
+                    )
             except InputError as exc:
                 if strict:
                     raise
