@@ -12,6 +12,7 @@ import pytest
 
 from bridge.errors import ConfigError
 from bridge.store import Store, open_store
+from bridge.store.records import Backoff
 
 POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -85,3 +86,103 @@ def test_unknown_url_is_a_config_error(monkeypatch) -> None:
     monkeypatch.delenv("BRIDGE_DATABASE_URL", raising=False)
     with pytest.raises(ConfigError, match="unknown store URL 'mysql'"):
         open_store("mysql://x")
+
+
+# -- pending work, leases, pruning ----------------------------------------------------------
+
+BACKOFF = Backoff(max_attempts=3, first=timedelta(minutes=1), cap=timedelta(minutes=10))
+
+
+def test_a_delivery_and_its_pending_row_are_recorded_together(store: Store, source: str) -> None:
+    assert store.add_pending(source, "OPS-1", "webhook", T0, delivery_id="d1") is True
+    assert store.add_pending(source, "OPS-1", "webhook", T0, delivery_id="d1") is False
+    row = store.get_pending(source, "OPS-1")
+    assert row is not None
+    assert (row.reason, row.attempts, row.seq, row.given_up) == ("webhook", 0, 1, False)
+    assert row.next_try == T0
+    # The job could not be queued: the delivery is unseen again, the row stays.
+    store.forget_delivery(source, "d1")
+    assert store.add_pending(source, "OPS-1", "webhook", T0, delivery_id="d1") is True
+    assert store.get_pending(source, "OPS-1").seq == 2  # type: ignore[union-attr]
+
+
+def test_claims_move_due_rows_out_of_reach_until_the_lease_ends(store: Store, source: str) -> None:
+    store.add_pending(source, "A", "webhook", T0)
+    store.add_pending(source, "B", "webhook", T0, due=T0 + timedelta(minutes=5))
+    until = T0 + timedelta(minutes=10)
+
+    claimed = store.claim_pending(T0, until, source=source)
+
+    assert [p.key for p in claimed] == ["A"]
+    assert store.claim_pending(T0 + timedelta(minutes=1), until, source=source) == []
+    # A worker that died holding A: it is due again when the claim ends, with B.
+    again = store.claim_pending(until, until + timedelta(minutes=10), source=source)
+    assert sorted(p.key for p in again) == ["A", "B"]
+
+
+def test_a_newer_change_keeps_the_row_a_finished_job_would_drop(store: Store, source: str) -> None:
+    store.add_pending(source, "A", "webhook", T0)
+    seq = store.get_pending(source, "A").seq  # type: ignore[union-attr]
+    store.add_pending(source, "A", "webhook", T0 + timedelta(seconds=1))  # while it ran
+
+    assert store.finish_pending(source, "A", seq) is False
+    assert store.get_pending(source, "A") is not None
+    assert store.finish_pending(source, "A", seq + 1) is True
+    assert store.get_pending(source, "A") is None
+
+
+def test_failures_back_off_then_give_up_and_a_new_change_revives(store: Store, source: str) -> None:
+    first = store.fail_pending(source, "A", "HTTP 503", T0, BACKOFF)  # no row yet: added
+    assert (first.attempts, first.given_up, first.last_error) == (1, False, "HTTP 503")
+    assert first.next_try == T0 + timedelta(minutes=1)
+    second = store.fail_pending(source, "A", "HTTP 503", T0, BACKOFF)
+    assert second.next_try == T0 + timedelta(minutes=2)
+    third = store.fail_pending(source, "A", "HTTP 400: refused", T0, BACKOFF)
+    assert (third.attempts, third.given_up) == (3, True)
+    assert store.claim_pending(T0 + timedelta(days=1), T0 + timedelta(days=2), source=source) == []
+    assert [p.key for p in store.list_pending(source, given_up=True)] == ["A"]
+    assert store.count_pending().get((source, True)) == 1
+
+    store.add_pending(source, "A", "webhook", T0 + timedelta(hours=1))
+
+    revived = store.get_pending(source, "A")
+    assert revived is not None
+    assert (revived.attempts, revived.given_up) == (0, False)
+    assert revived.next_try == T0 + timedelta(hours=1)
+
+
+def test_leases_expire_and_say_who_holds_them(store: Store, source: str) -> None:
+    name = f"{source}:sync"
+    ttl = timedelta(minutes=30)
+    mine = store.acquire_lease(name, "worker-1", T0, ttl)
+    assert mine.acquired
+    theirs = store.acquire_lease(name, "worker-2", T0 + timedelta(minutes=5), ttl)
+    assert (theirs.acquired, theirs.holder, theirs.since) == (False, "worker-1", T0)
+    renewed = store.acquire_lease(name, "worker-1", T0 + timedelta(minutes=20), ttl)
+    assert (renewed.acquired, renewed.since) == (True, T0)
+    # worker-1 was killed: its lease runs out and worker-2 takes over.
+    later = T0 + timedelta(minutes=51)
+    assert store.acquire_lease(name, "worker-2", later, ttl).acquired
+    store.release_lease(name, "worker-1")  # not the holder: no effect
+    assert not store.acquire_lease(name, "worker-3", later, ttl).acquired
+    store.release_lease(name, "worker-2")
+    assert store.acquire_lease(name, "worker-3", later, ttl).acquired
+
+
+def test_prune_drops_old_deliveries_audit_and_given_up_rows(store: Store, source: str) -> None:
+    store.first_delivery(source, "old", T0)
+    store.first_delivery(source, "new", T0 + timedelta(days=10))
+    store.audit(source, "A", "written", "1 field(s)", T0)
+    store.fail_pending(source, "gone", "refused", T0, Backoff(max_attempts=1))
+    store.fail_pending(source, "waiting", "HTTP 503", T0, BACKOFF)
+    cut = T0 + timedelta(days=1)
+
+    counts = store.prune(deliveries=cut, audit=cut, given_up=cut)
+
+    assert counts["deliveries"] >= 1
+    assert counts["audit"] >= 1
+    assert counts["given_up"] >= 1
+    assert store.first_delivery(source, "old", cut) is True
+    assert store.first_delivery(source, "new", cut) is False
+    assert store.get_pending(source, "gone") is None
+    assert store.get_pending(source, "waiting") is not None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
+
+from bridge.store.records import Backoff, Lease, Pending
 
 __all__ = ["Store"]
 
@@ -39,6 +41,85 @@ class Store(Protocol):
         self, source: str | None = None, limit: int = 100
     ) -> list[tuple[datetime, str, str, str, str]]:
         """The newest audit lines: (at, source, item, action, detail)."""
+        ...
+
+    # -- pending work (see bridge.store.records) -----------------------------------------
+
+    def add_pending(
+        self,
+        source: str,
+        key: str,
+        reason: str,
+        at: datetime,
+        *,
+        delivery_id: str | None = None,
+        due: datetime | None = None,
+    ) -> bool:
+        """Record that an item must be (re)evaluated, due at ``due`` (default ``at``).
+
+        With ``delivery_id``, in the same transaction as the delivery is recorded as seen:
+        False, and nothing added, when it was seen before. A new change revives a given-up
+        item (its attempts start again) and bumps ``seq``; an earlier due time wins.
+        """
+        ...
+
+    def forget_delivery(self, source: str, delivery_id: str) -> None:
+        """Unsee one delivery (its job could not be queued: the sender's retry must count)."""
+        ...
+
+    def get_pending(self, source: str, key: str) -> Pending | None: ...
+
+    def claim_pending(
+        self, now: datetime, until: datetime, *, limit: int = 100, source: str | None = None
+    ) -> list[Pending]:
+        """Due rows (not given up, ``next_try <= now``), oldest due first, with their
+        ``next_try`` moved to ``until`` so no other sweeper claims them meanwhile; a worker
+        that dies holding one leaves it due again at ``until``."""
+        ...
+
+    def finish_pending(self, source: str, key: str, seq: int | None) -> bool:
+        """The item is written: drop its row, unless a newer change re-added it since
+        ``seq`` was read (None: drop whatever is there). True when a row was dropped."""
+        ...
+
+    def fail_pending(
+        self,
+        source: str,
+        key: str,
+        error: str,
+        at: datetime,
+        backoff: Backoff,
+        *,
+        reason: str = "failed",
+    ) -> Pending:
+        """Count a real failure (attempts + 1, the error kept) and set the next try by
+        ``backoff``, or give the item up when it has none left (visible in status until
+        pruned). Adds the row if the item had none (a failed write found by a sync)."""
+        ...
+
+    def list_pending(
+        self, source: str | None = None, *, given_up: bool | None = None, limit: int = 100
+    ) -> list[Pending]:
+        """Rows for status: given up, waiting, or both; most recently failed first."""
+        ...
+
+    def count_pending(self) -> dict[tuple[str, bool], int]:
+        """(source, given up) → rows."""
+        ...
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> Lease:
+        """Take or renew ``name`` for ``ttl`` unless another holder's lease is unexpired;
+        the answer says who holds it and since when."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+    # -- bounded state ---------------------------------------------------------------------
+
+    def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
+        """Drop delivery records, audit lines and given-up rows older than these; counts."""
         ...
 
     def close(self) -> None: ...

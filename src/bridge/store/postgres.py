@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from bridge.errors import ConfigError
+from bridge.store.records import Backoff, Lease, Pending
 
 __all__ = ["PostgresStore"]
 
@@ -23,7 +24,37 @@ CREATE TABLE IF NOT EXISTS bridge_memos (
 CREATE TABLE IF NOT EXISTS bridge_audit (
     id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL, source TEXT NOT NULL,
     item TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bridge_audit_at ON bridge_audit (at);
+CREATE TABLE IF NOT EXISTS bridge_pending (
+    source TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try TIMESTAMPTZ NOT NULL, last_error TEXT,
+    given_up BOOLEAN NOT NULL DEFAULT FALSE, seq INTEGER NOT NULL DEFAULT 1,
+    since TIMESTAMPTZ NOT NULL, failed_at TIMESTAMPTZ, PRIMARY KEY (source, key));
+CREATE INDEX IF NOT EXISTS bridge_pending_due ON bridge_pending (given_up, next_try);
+CREATE TABLE IF NOT EXISTS bridge_leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, since TIMESTAMPTZ NOT NULL,
+    expires TIMESTAMPTZ NOT NULL);
 """
+
+_PENDING = "source, key, reason, attempts, next_try, last_error, given_up, seq, since"
+_SELECT_ONE = (
+    "SELECT source, key, reason, attempts, next_try, last_error, given_up, seq, since"
+    " FROM bridge_pending WHERE source = %s AND key = %s"
+)
+
+
+def _pending(row: tuple[Any, ...]) -> Pending:
+    return Pending(
+        source=row[0],
+        key=row[1],
+        reason=row[2],
+        attempts=int(row[3]),
+        next_try=row[4],
+        last_error=row[5],
+        given_up=bool(row[6]),
+        seq=int(row[7]),
+        since=row[8],
+    )
 
 
 class PostgresStore:
@@ -112,6 +143,171 @@ class PostgresStore:
         with self._pool.connection() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    # -- pending work --------------------------------------------------------------------
+
+    def add_pending(
+        self,
+        source: str,
+        key: str,
+        reason: str,
+        at: datetime,
+        *,
+        delivery_id: str | None = None,
+        due: datetime | None = None,
+    ) -> bool:
+        with self._pool.connection() as conn, conn.transaction():
+            if delivery_id is not None:
+                seen = conn.execute(
+                    "INSERT INTO bridge_deliveries (source, delivery_id, at) "
+                    "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    (source, delivery_id, at),
+                )
+                if seen.rowcount != 1:
+                    return False
+            conn.execute(
+                "INSERT INTO bridge_pending AS p (source, key, reason, next_try, since)"
+                " VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (source, key) DO UPDATE SET reason = excluded.reason,"
+                " seq = p.seq + 1,"
+                " attempts = CASE WHEN p.given_up THEN 0 ELSE p.attempts END,"
+                " next_try = CASE WHEN p.given_up OR excluded.next_try < p.next_try"
+                " THEN excluded.next_try ELSE p.next_try END,"
+                " given_up = FALSE",
+                (source, key, reason, due or at, at),
+            )
+        return True
+
+    def forget_delivery(self, source: str, delivery_id: str) -> None:
+        self._run(
+            "DELETE FROM bridge_deliveries WHERE source = %s AND delivery_id = %s",
+            source,
+            delivery_id,
+        )
+
+    def get_pending(self, source: str, key: str) -> Pending | None:
+        row = self._one(_SELECT_ONE, source, key)
+        return _pending(row) if row else None
+
+    def claim_pending(
+        self, now: datetime, until: datetime, *, limit: int = 100, source: str | None = None
+    ) -> list[Pending]:
+        # SKIP LOCKED: two sweepers on two nodes claim different rows, neither waits.
+        where = "NOT given_up AND next_try <= %s" + (" AND source = %s" if source else "")
+        args: tuple[Any, ...] = (now, source) if source else (now,)
+        sql = (
+            "UPDATE bridge_pending SET next_try = %s WHERE (source, key) IN (SELECT source, key"  # noqa: S608 - constants only
+            " FROM bridge_pending WHERE " + where + " ORDER BY next_try LIMIT %s"
+            " FOR UPDATE SKIP LOCKED) RETURNING " + _PENDING
+        )
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, (until, *args, limit)).fetchall()
+        return sorted((_pending(r) for r in rows), key=lambda p: (p.since, p.key))
+
+    def finish_pending(self, source: str, key: str, seq: int | None) -> bool:
+        return (
+            self._run(
+                "DELETE FROM bridge_pending WHERE source = %s AND key = %s"
+                " AND (%s::integer IS NULL OR seq = %s::integer)",
+                source,
+                key,
+                seq,
+                seq,
+            )
+            == 1
+        )
+
+    def fail_pending(
+        self,
+        source: str,
+        key: str,
+        error: str,
+        at: datetime,
+        backoff: Backoff,
+        *,
+        reason: str = "failed",
+    ) -> Pending:
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT attempts FROM bridge_pending WHERE source = %s AND key = %s FOR UPDATE",
+                (source, key),
+            ).fetchone()
+            attempts = (int(row[0]) if row else 0) + 1
+            retry = backoff.next_try(attempts, at)
+            conn.execute(
+                "INSERT INTO bridge_pending (source, key, reason, attempts, next_try, last_error,"
+                " given_up, since, failed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (source, key) DO UPDATE SET attempts = excluded.attempts,"
+                " next_try = excluded.next_try, last_error = excluded.last_error,"
+                " given_up = excluded.given_up, failed_at = excluded.failed_at",
+                (source, key, reason, attempts, retry or at, error, retry is None, at, at),
+            )
+            done = conn.execute(_SELECT_ONE, (source, key)).fetchone()
+        if done is None:  # pragma: no cover - written in this very transaction
+            raise ConfigError(f"the PostgreSQL store lost the pending row of {key!r}")
+        return _pending(done)
+
+    def list_pending(
+        self, source: str | None = None, *, given_up: bool | None = None, limit: int = 100
+    ) -> list[Pending]:
+        where: list[str] = []
+        args: list[Any] = []
+        if source is not None:
+            where.append("source = %s")
+            args.append(source)
+        if given_up is not None:
+            where.append("given_up = %s")
+            args.append(given_up)
+        sql = "SELECT " + _PENDING + " FROM bridge_pending"  # noqa: S608 - constants only
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        sql += " ORDER BY COALESCE(failed_at, since) DESC LIMIT %s"
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, (*args, limit)).fetchall()
+        return [_pending(r) for r in rows]
+
+    def count_pending(self) -> dict[tuple[str, bool], int]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT source, given_up, COUNT(*) FROM bridge_pending GROUP BY source, given_up"
+            ).fetchall()
+        return {(str(r[0]), bool(r[1])): int(r[2]) for r in rows}
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> Lease:
+        expires = now + ttl
+        with self._pool.connection() as conn:
+            # One statement: take it when free, expired or ours; else leave it as it is.
+            row = conn.execute(
+                "INSERT INTO bridge_leases AS l (name, holder, since, expires)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+                " holder = excluded.holder, expires = excluded.expires,"
+                " since = CASE WHEN l.holder = excluded.holder THEN l.since"
+                " ELSE excluded.since END"
+                " WHERE l.holder = excluded.holder OR l.expires <= %s"
+                " RETURNING holder, since, expires",
+                (name, holder, now, expires, now),
+            ).fetchone()
+            if row is not None:
+                return Lease(name, row[0], row[1], row[2], acquired=True)
+            held = conn.execute(
+                "SELECT holder, since, expires FROM bridge_leases WHERE name = %s", (name,)
+            ).fetchone()
+        if held is None:  # released between the two statements: try again
+            return self.acquire_lease(name, holder, now, ttl)
+        return Lease(name, held[0], held[1], held[2], acquired=False)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._run("DELETE FROM bridge_leases WHERE name = %s AND holder = %s", name, holder)
+
+    def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
+        return {
+            "deliveries": self._run("DELETE FROM bridge_deliveries WHERE at < %s", deliveries),
+            "audit": self._run("DELETE FROM bridge_audit WHERE at < %s", audit),
+            "given_up": self._run(
+                "DELETE FROM bridge_pending WHERE given_up AND failed_at < %s", given_up
+            ),
+        }
 
     def close(self) -> None:
         self._pool.close()

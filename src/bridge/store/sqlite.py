@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bridge.errors import ConfigError
+from bridge.store.records import Backoff, Lease, Pending
 
 __all__ = ["SqliteStore"]
 
@@ -22,7 +26,41 @@ CREATE TABLE IF NOT EXISTS memos (
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, source TEXT NOT NULL,
     item TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS pending (
+    source TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try TEXT NOT NULL, last_error TEXT,
+    given_up INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 1, since TEXT NOT NULL,
+    failed_at TEXT, PRIMARY KEY (source, key));
+CREATE INDEX IF NOT EXISTS pending_due ON pending (given_up, next_try);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY, holder TEXT NOT NULL, since TEXT NOT NULL, expires TEXT NOT NULL);
 """
+
+_PENDING = "source, key, reason, attempts, next_try, last_error, given_up, seq, since"
+_SELECT_ONE = (
+    "SELECT source, key, reason, attempts, next_try, last_error, given_up, seq, since"
+    " FROM pending WHERE source = ? AND key = ?"
+)
+
+
+def _stamp(at: datetime) -> str:
+    """A fixed-width UTC text, so that instants compare as text in SQL."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _pending(row: Sequence[Any]) -> Pending:
+    return Pending(
+        source=str(row[0]),
+        key=str(row[1]),
+        reason=str(row[2]),
+        attempts=int(row[3]),
+        next_try=datetime.fromisoformat(str(row[4])),
+        last_error=None if row[5] is None else str(row[5]),
+        given_up=bool(row[6]),
+        seq=int(row[7]),
+        since=datetime.fromisoformat(str(row[8])),
+    )
 
 
 def _text(at: datetime) -> str:
@@ -116,6 +154,187 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(sql, (*args, limit)).fetchall()
         return [(datetime.fromisoformat(r[0]), r[1], r[2], r[3], r[4]) for r in rows]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (other processes on the file wait)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- pending work --------------------------------------------------------------------
+
+    def add_pending(
+        self,
+        source: str,
+        key: str,
+        reason: str,
+        at: datetime,
+        *,
+        delivery_id: str | None = None,
+        due: datetime | None = None,
+    ) -> bool:
+        when = _stamp(due or at)
+        with self._transaction() as db:
+            if delivery_id is not None:
+                seen = db.execute(
+                    "INSERT OR IGNORE INTO deliveries (source, delivery_id, at) VALUES (?, ?, ?)",
+                    (source, delivery_id, _text(at)),
+                )
+                if seen.rowcount != 1:
+                    return False
+            db.execute(
+                "INSERT INTO pending (source, key, reason, next_try, since) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (source, key) DO UPDATE SET reason = excluded.reason,"
+                " seq = pending.seq + 1,"
+                " attempts = CASE WHEN pending.given_up THEN 0 ELSE pending.attempts END,"
+                " next_try = CASE WHEN pending.given_up OR excluded.next_try < pending.next_try"
+                " THEN excluded.next_try ELSE pending.next_try END,"
+                " given_up = 0",
+                (source, key, reason, when, _stamp(at)),
+            )
+        return True
+
+    def forget_delivery(self, source: str, delivery_id: str) -> None:
+        self._run(
+            "DELETE FROM deliveries WHERE source = ? AND delivery_id = ?", source, delivery_id
+        )
+
+    def get_pending(self, source: str, key: str) -> Pending | None:
+        row = self._one(_SELECT_ONE, source, key)
+        return _pending(row) if row else None
+
+    def claim_pending(
+        self, now: datetime, until: datetime, *, limit: int = 100, source: str | None = None
+    ) -> list[Pending]:
+        where = "given_up = 0 AND next_try <= ?" + (" AND source = ?" if source else "")
+        args: tuple[object, ...] = (_stamp(now), source) if source else (_stamp(now),)
+        with self._transaction() as db:
+            sql = (
+                "UPDATE pending SET next_try = ? WHERE rowid IN (SELECT rowid FROM pending"  # noqa: S608 - constants only
+                " WHERE " + where + " ORDER BY next_try LIMIT ?) RETURNING " + _PENDING
+            )
+            rows = db.execute(
+                sql,
+                (_stamp(until), *args, limit),
+            ).fetchall()
+        return sorted((_pending(r) for r in rows), key=lambda p: (p.since, p.key))
+
+    def finish_pending(self, source: str, key: str, seq: int | None) -> bool:
+        return (
+            self._run(
+                "DELETE FROM pending WHERE source = ? AND key = ? AND (? IS NULL OR seq = ?)",
+                source,
+                key,
+                seq,
+                seq,
+            )
+            == 1
+        )
+
+    def fail_pending(
+        self,
+        source: str,
+        key: str,
+        error: str,
+        at: datetime,
+        backoff: Backoff,
+        *,
+        reason: str = "failed",
+    ) -> Pending:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT attempts FROM pending WHERE source = ? AND key = ?", (source, key)
+            ).fetchone()
+            attempts = (int(row[0]) if row else 0) + 1
+            retry = backoff.next_try(attempts, at)
+            db.execute(
+                "INSERT INTO pending (source, key, reason, attempts, next_try, last_error,"
+                " given_up, since, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (source, key) DO UPDATE SET attempts = excluded.attempts,"
+                " next_try = excluded.next_try, last_error = excluded.last_error,"
+                " given_up = excluded.given_up, failed_at = excluded.failed_at",
+                (
+                    source,
+                    key,
+                    reason,
+                    attempts,
+                    _stamp(retry or at),
+                    error,
+                    int(retry is None),
+                    _stamp(at),
+                    _stamp(at),
+                ),
+            )
+            done = db.execute(_SELECT_ONE, (source, key)).fetchone()
+        return _pending(done)
+
+    def list_pending(
+        self, source: str | None = None, *, given_up: bool | None = None, limit: int = 100
+    ) -> list[Pending]:
+        where: list[str] = []
+        args: list[object] = []
+        if source is not None:
+            where.append("source = ?")
+            args.append(source)
+        if given_up is not None:
+            where.append("given_up = ?")
+            args.append(int(given_up))
+        sql = "SELECT " + _PENDING + " FROM pending"  # noqa: S608 - constants only
+        sql += (" WHERE " + " AND ".join(where)) if where else ""
+        sql += " ORDER BY COALESCE(failed_at, since) DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [_pending(r) for r in rows]
+
+    def count_pending(self) -> dict[tuple[str, bool], int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, given_up, COUNT(*) FROM pending GROUP BY source, given_up"
+            ).fetchall()
+        return {(str(r[0]), bool(r[1])): int(r[2]) for r in rows}
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> Lease:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT holder, since, expires FROM leases WHERE name = ?", (name,)
+            ).fetchone()
+            if row and row[0] != holder and str(row[2]) > _stamp(now):
+                return Lease(
+                    name,
+                    str(row[0]),
+                    datetime.fromisoformat(str(row[1])),
+                    datetime.fromisoformat(str(row[2])),
+                    acquired=False,
+                )
+            since = datetime.fromisoformat(str(row[1])) if row and row[0] == holder else now
+            expires = now + ttl
+            db.execute(
+                "INSERT INTO leases (name, holder, since, expires) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " since = excluded.since, expires = excluded.expires",
+                (name, holder, _stamp(since), _stamp(expires)),
+            )
+        return Lease(name, holder, since, expires, acquired=True)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self._run("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder)
+
+    def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
+        return {
+            "deliveries": self._run("DELETE FROM deliveries WHERE at < ?", _text(deliveries)),
+            "audit": self._run("DELETE FROM audit WHERE at < ?", _text(audit)),
+            "given_up": self._run(
+                "DELETE FROM pending WHERE given_up = 1 AND failed_at < ?", _stamp(given_up)
+            ),
+        }
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,72 @@
+"""What the store keeps about work in progress: pending items and leases, and the retry
+policy that decides when a failed item is tried again. Pure: the backends store these.
+
+A *pending* row says "this item must be (re)evaluated and written": a webhook delivery, a
+failed write, a timer. It lives until the item is written (or visibly given up), so the
+queue is only a fast path: a worker killed mid-job, a queue that was down, a 503 from the
+ticketing system all leave the row, and the sweeper runs it again when it is due. ``seq``
+counts the row's (re)additions, so a job that started before a newer change arrived does
+not delete the row that change needs.
+
+A *lease* is a named claim with an expiry (one scheduled sync per source): a holder that is
+killed blocks the next one for at most the lease's length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+__all__ = ["Backoff", "Lease", "Pending", "Retention"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One item that must still be written."""
+
+    source: str
+    key: str
+    reason: str
+    attempts: int
+    next_try: datetime
+    last_error: str | None
+    given_up: bool
+    seq: int
+    since: datetime  # when the row was first added (how long the item has waited)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds ``name`` until when; ``acquired`` says whether the caller now does."""
+
+    name: str
+    holder: str
+    since: datetime
+    expires: datetime
+    acquired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff for failed items: ``first`` doubling up to ``cap``; given up
+    after ``max_attempts`` real errors (rate limits are pacing and never counted)."""
+
+    max_attempts: int = 10
+    first: timedelta = timedelta(minutes=1)
+    cap: timedelta = timedelta(hours=2)
+
+    def next_try(self, attempts: int, now: datetime) -> datetime | None:
+        """When to try again after the ``attempts``-th failure; None: give up."""
+        if attempts >= self.max_attempts:
+            return None
+        delay = min(self.first * (1 << min(max(0, attempts - 1), 30)), self.cap)
+        return now + delay
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long finished state is kept before the worker prunes it."""
+
+    deliveries: timedelta = timedelta(days=7)  # Jira retries for about 30 minutes
+    audit: timedelta = timedelta(days=90)
+    given_up: timedelta = timedelta(days=30)  # visible in status this long
