@@ -29,6 +29,7 @@ from bridge.model import WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.store.base import Store
+from bridge.store.records import Backoff, Pending
 from bridge.writeback.plan import Applied, SetFields, UpsertSummary, WriteOp
 
 __all__ = ["ItemOutcome", "SyncReport", "evaluate_item", "process_item", "sync_source"]
@@ -36,6 +37,17 @@ __all__ = ["ItemOutcome", "SyncReport", "evaluate_item", "process_item", "sync_s
 log = logging.getLogger("bridge.sync")
 
 OVERLAP_MEMO = "sync:overlap"
+DEFAULT_BACKOFF = Backoff()
+# How long a claimed pending row stays out of other workers' reach: longer than any item
+# takes; a worker killed holding it leaves it due again after this.
+CLAIM = timedelta(minutes=15)
+
+
+def give_up(store: Store, source: str, row: Pending, now: datetime) -> None:
+    """Make a given-up item visible: the audit log and a warning say why."""
+    message = f"given up after {row.attempts} attempt(s); last error: {row.last_error}"
+    store.audit(source, row.key, "given up", message, now)
+    log.warning("%s: %s: %s", source, row.key, message)
 
 
 @dataclass
@@ -49,6 +61,7 @@ class SyncReport:
     pulled: int = 0
     duplicates: int = 0
     unchanged: int = 0
+    retried: int = 0  # pending items fetched because the pull did not meet them
     items_written: int = 0
     field_writes: int = 0
     comment_writes: int = 0
@@ -112,9 +125,17 @@ def sync_source(
     on_item: Callable[[WorkItem], None] | None = None,
     engine: Engine | None = None,
     kpis: KpiEngine | None = None,
+    backoff: Backoff = DEFAULT_BACKOFF,
+    claim: timedelta = CLAIM,
 ) -> SyncReport:
     """Sync one source once. Raises only when the pull itself fails (nothing is lost: the
     cursor stays where it was); per-item problems are in the report.
+
+    Nothing is lost between syncs either: an item that fails is kept in the store's pending
+    rows with its error and retried by every later sync (and the worker's sweeper) until it
+    is written or, after ``backoff``'s attempts, visibly given up. A sync takes every
+    pending row of its source, whatever its backoff — it is the natural time to try again
+    — and fetches those its pull did not meet.
 
     ``engine`` and ``kpis`` let a long-running process pass the engines it keeps for
     ``rule_set``, so their warm caches (generated matchers, calendars) outlive one sync;
@@ -143,6 +164,21 @@ def sync_source(
     lock = threading.Lock()
     in_flight: list[Future[None]] = []
     limit = threading.BoundedSemaphore(max(1, concurrency) * 2)
+    retry: dict[str, Pending] = (
+        {}
+        if dry_run
+        else {
+            p.key: p
+            for p in store.claim_pending(
+                now + timedelta(days=36_500), now + claim, source=source, limit=100_000
+            )
+        }
+    )
+
+    def succeeded(key: str) -> None:
+        row = retry.get(key)
+        if row is not None:
+            store.finish_pending(source, key, row.seq)
 
     def record_failure(key: str, exc: BaseException) -> None:
         skipped = isinstance(exc, ItemNotFoundError)
@@ -160,6 +196,14 @@ def sync_source(
         if partly is not None:
             message += f" (written before it failed: {partly.detail})"
         store.audit(source, key, "skipped" if skipped else "failed", message, now)
+        if dry_run:
+            return
+        if skipped:  # gone from the system or out of scope: nothing left to write
+            store.finish_pending(source, key, None)
+            return
+        row = store.fail_pending(source, key, message, now, backoff)
+        if row.given_up:
+            give_up(store, source, row, now)
         if not isinstance(exc, BridgeError):
             log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
 
@@ -178,8 +222,30 @@ def sync_source(
                     report.unchanged += 1
             if written:
                 store.audit(source, item.key, "written", written.detail, now)
+            succeeded(item.key)
         finally:
             limit.release()
+
+    def evaluate_and_write(
+        item: WorkItem, in_flight: list[Future[None]], pool: ThreadPoolExecutor
+    ) -> list[Future[None]]:
+        try:
+            ops = evaluate_item(item, engine, kpis, connector, now)
+        except Exception as exc:
+            record_failure(item.key, exc)
+            return in_flight
+        if not ops:
+            report.unchanged += 1
+            succeeded(item.key)
+            return in_flight
+        if dry_run:
+            report.planned[item.key] = ops
+            return in_flight
+        limit.acquire()
+        in_flight.append(pool.submit(write, item, ops))
+        if len(in_flight) > 4 * concurrency:
+            in_flight = [f for f in in_flight if not f.done()]
+        return in_flight
 
     with ThreadPoolExecutor(
         max_workers=max(1, concurrency), thread_name_prefix=f"bridge-{source}"
@@ -204,21 +270,18 @@ def sync_source(
                 updated_at[item.key] = moment
             if on_item is not None:
                 on_item(item)
+            in_flight = evaluate_and_write(item, in_flight, pool)
+        # Pending items the pull did not meet (their change is older than the cursor, or a
+        # write failed in an earlier sync): fetched one by one.
+        for key in sorted(retry.keys() - handled.keys()):
+            handled[key] = ""
+            report.retried += 1
             try:
-                ops = evaluate_item(item, engine, kpis, connector, now)
+                item = connector.fetch(key)
             except Exception as exc:
-                record_failure(item.key, exc)
+                record_failure(key, exc)
                 continue
-            if not ops:
-                report.unchanged += 1
-                continue
-            if dry_run:
-                report.planned[item.key] = ops
-                continue
-            limit.acquire()
-            in_flight.append(pool.submit(write, item, ops))
-            if len(in_flight) > 4 * concurrency:
-                in_flight = [f for f in in_flight if not f.done()]
+            in_flight = evaluate_and_write(item, in_flight, pool)
     for future in in_flight:
         future.result()
     # Records the connector could not map were skipped during this pull; report them too
