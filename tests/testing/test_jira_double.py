@@ -279,6 +279,34 @@ def test_datacenter_search_clamps_max_results() -> None:
         assert me["name"] == "bridge-bot-account"
 
 
+def test_before_search_changes_the_site_between_pages() -> None:
+    """``before_search`` runs before each search request is answered, numbered from 1 (and
+    from 1 again after reset_counters). Like Data Center, ``startAt`` is a position: an
+    issue deleted between pages moves the later ones back, so the next page misses one."""
+    with JiraDouble(deployment="datacenter", max_page=2) as double, requests.Session() as http:
+        http.headers["Authorization"] = "Bearer pat"
+        keys = _seed(double, 5)
+        numbers: list[int] = []
+
+        def hook(number: int) -> None:
+            numbers.append(number)
+            if number == 2:
+                double.delete_issue(keys[0])
+
+        double.before_search = hook
+        url = f"{double.url}/rest/api/2/search"
+        jql = {"jql": "project = OPS ORDER BY key"}
+        first = http.get(url, params={**jql, "startAt": 0}, timeout=5).json()
+        second = http.get(url, params={**jql, "startAt": 2}, timeout=5).json()
+        assert [i["key"] for i in first["issues"]] == keys[:2]
+        assert [i["key"] for i in second["issues"]] == keys[3:5]  # keys[2] moved to page 1
+        assert (first["total"], second["total"]) == (5, 4)
+        double.reset_counters()
+        http.get(url, params=jql, timeout=5)
+        assert numbers == [1, 2, 1]
+        assert double.searches == 1
+
+
 # -- issues and changelog ------------------------------------------------------------------------
 
 

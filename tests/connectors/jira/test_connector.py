@@ -1039,3 +1039,166 @@ def test_a_delivery_without_its_secret_is_refused_and_logged(
         assert SECRET not in caplog.text
     finally:
         runtime.close()
+
+
+# -- Data Center paging while the results change --------------------------------------------------
+
+OPEN_SCOPE = "project = OPS AND status != Done"
+
+
+def dc_paging_site(minutes: list[int], page: int) -> JiraDouble:
+    """A Data Center site serving pages of ``page``; issue ``i`` created ``minutes[i]``
+    minutes after T0 (several issues may share a minute)."""
+    site = JiraDouble(deployment="datacenter", max_page=page)
+    site.bulk_add(
+        len(minutes),
+        fields=lambda i: {
+            "issuetype": "Story",
+            "status": "In Progress",
+            "created": T0 + timedelta(minutes=minutes[i], seconds=i % 60),
+            "updated": T0 + timedelta(minutes=minutes[i], seconds=i % 60),
+        },
+    )
+    return site
+
+
+def dc_connect(site: JiraDouble, tmp_path: Path, page: int) -> JiraConnector:
+    connector = connect(
+        site,
+        deployment="datacenter",
+        auth={"pat_env": PAT_ENV},
+        writeback={"fields": {}},
+        scope={"jql": OPEN_SCOPE},
+        page_size=page,
+    )
+    connector.prepare(rules(tmp_path))
+    return connector
+
+
+def pull_changing(
+    site: JiraDouble, connector: JiraConnector, at: int, change: Callable[[list[str]], None]
+) -> tuple[list[str], set[str]]:
+    """The keys one pull hands out, ``change`` (given the keys handed out so far) made just
+    before search request ``at`` is answered; and the keys in scope before any change."""
+    pulled: list[str] = []
+    before = set(site.run_jql(OPEN_SCOPE))
+
+    def hook(number: int) -> None:
+        if number == at:
+            change(list(pulled))
+
+    site.before_search = hook
+    for item in connector.pull():
+        pulled.append(item.key)
+    return pulled, before
+
+
+def assert_nothing_skipped(site: JiraDouble, pulled: list[str], before: set[str]) -> None:
+    assert len(pulled) == len(set(pulled)), "an issue was handed out twice"
+    # Every issue in scope from start to end is read; one that left was read at most once.
+    assert set(site.run_jql(OPEN_SCOPE)) & before <= set(pulled)
+    assert set(pulled) <= before | set(site.run_jql(OPEN_SCOPE))
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["delete a read issue", "delete an unread issue", "a read issue stops matching",
+     "an unread issue stops matching", "a new issue", "all at once"],
+)  # fmt: skip
+def test_data_center_paging_skips_nothing_when_issues_leave_between_pages(
+    tmp_path: Path, change: str
+) -> None:
+    """The reported bug: with ``startAt`` paging, an issue leaving the results after page 1
+    moved every later one back a place and the first issue of page 2 was never read."""
+    with dc_paging_site(list(range(20)), page=5) as site:
+        keys = site.keys()
+        connector = dc_connect(site, tmp_path, page=5)
+
+        unread_gone: list[str] = []
+        added: list[str] = []
+
+        def between_pages(read: list[str]) -> None:
+            assert read == keys[:5]  # page 1 was handed out, page 2 not yet asked for
+            if change in ("delete a read issue", "all at once"):
+                site.delete_issue(keys[1])
+            if change in ("delete an unread issue", "all at once"):
+                site.delete_issue(keys[7])
+                unread_gone.append(keys[7])
+            if change in ("a read issue stops matching", "all at once"):
+                site.touch(keys[3], status="Done")
+            if change in ("an unread issue stops matching", "all at once"):
+                site.touch(keys[9], status="Done")
+                unread_gone.append(keys[9])
+            if change in ("a new issue", "all at once"):
+                new = {"issuetype": "Story", "created": T0 + timedelta(hours=2)}
+                added.append(site.add_issue(new))
+
+        pulled, before = pull_changing(site, connector, 2, between_pages)
+
+        assert_nothing_skipped(site, pulled, before)
+        assert keys[5] in pulled  # the one startAt paging lost
+        assert sorted(pulled) == sorted(set(keys) - set(unread_gone) | set(added))
+        searches = [r.query for r in site.requests if r.path == "/rest/api/2/search"]
+        assert all(q["maxResults"] == ["5"] for q in searches)
+        assert all(q["startAt"] == ["0"] for q in searches[1:])  # one issue a minute: keyset
+
+
+def test_data_center_search_calls_with_the_anchor(tmp_path: Path) -> None:
+    """Each page after the first starts with the last issue handed out: N issues take
+    1 + ceil((N - size) / (size - 1)) searches (ceil(N / size) = 4 with startAt here)."""
+    with dc_paging_site([i // 3 for i in range(20)], page=5) as site:
+        connector = dc_connect(site, tmp_path, page=5)
+        keys = [item.key for item in connector.pull()]
+        assert keys == site.keys()
+        assert site.count("GET", "/rest/api/2/search") == 1 + math.ceil((20 - 5) / 4) == 5
+
+
+# Three issues in minute 0, seven in minute 1 (straddling pages of 4), one in minute 2,
+# six in minute 3, then one a minute.
+DENSE = [0] * 3 + [1] * 7 + [2] + [3] * 6 + [4, 5, 6, 7]
+
+
+@pytest.mark.parametrize("at", [2, 3, 4, 5])
+@pytest.mark.parametrize(
+    "change",
+    ["delete the anchor", "delete an earlier read", "delete the next", "anchor leaves",
+     "earlier read leaves", "one joins before", "two new issues", "delete two read"],
+)  # fmt: skip
+def test_data_center_paging_within_a_crowded_minute(tmp_path: Path, at: int, change: str) -> None:
+    """Many issues created in one minute straddle page boundaries: pages go on by position
+    within the minute, checked by the anchor; a change among the minute's issues already
+    read makes the minute be read again, not an issue skipped or handed out twice."""
+    with dc_paging_site(DENSE, page=4) as site:
+        keys = site.keys()
+        joiner = site.add_issue(
+            {"issuetype": "Story", "status": "Done", "created": T0 + timedelta(minutes=3)}
+        )
+        connector = dc_connect(site, tmp_path, page=4)
+
+        def between_pages(read: list[str]) -> None:
+            unread = [k for k in keys if k not in read]
+            if change == "delete the anchor":
+                site.delete_issue(read[-1])
+            elif change == "delete an earlier read":
+                site.delete_issue(read[-2])
+            elif change == "delete the next" and unread:
+                site.delete_issue(unread[0])
+            elif change == "anchor leaves":
+                site.touch(read[-1], status="Done")
+            elif change == "earlier read leaves":
+                site.touch(read[-2], status="Done")
+            elif change == "one joins before":
+                site.touch(joiner, status="In Progress")
+            elif change == "two new issues":
+                for _ in range(2):
+                    site.add_issue({"issuetype": "Story", "created": T0 + timedelta(minutes=7)})
+            elif change == "delete two read":
+                site.delete_issue(read[-1])
+                site.delete_issue(read[0])
+
+        pulled, before = pull_changing(site, connector, at, between_pages)
+
+        assert_nothing_skipped(site, pulled, before)
+        assert joiner not in before
+        if change == "two new issues":
+            assert len(pulled) == len(keys) + 2

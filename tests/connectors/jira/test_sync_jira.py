@@ -267,3 +267,54 @@ def test_a_comment_posted_before_its_fields_were_refused_is_counted(
     assert report.comment_writes == N  # the failed item's comment counts: Jira has it
     failed = [line for line in store.audit_log(SOURCE, limit=1000) if line[2] == key]
     assert "written before it failed: 0 field(s), 1 summary" in failed[0][4]
+
+
+@pytest.mark.parametrize("per_minute", [1, 150])
+def test_data_center_sync_reads_every_issue_while_issues_leave_between_pages(
+    store: SqliteStore, tmp_path: Path, per_minute: int
+) -> None:
+    """The report: one issue leaving the results while a Data Center sync paged through
+    them moved every later one back a place, and the 51st was never read ("pulled 149"),
+    nor by later incremental syncs. Here one read issue stops matching and one unread issue
+    is deleted before page 2; one issue a minute, then all 150 in one minute."""
+    scope = {"jql": "project = OPS AND status != Done"}
+    with JiraDouble(deployment="datacenter", max_page=50) as site:
+        site.add_field("Bridge phase", "select", options=list(PHASES))
+        keys = site.bulk_add(
+            150,
+            fields=lambda i: {
+                "issuetype": "Story",
+                "status": "In Progress",
+                "timeoriginalestimate": 3600 * (4 + i % 5),
+                "created": T0 + timedelta(minutes=i // per_minute),
+                "updated": T0 + timedelta(minutes=i),
+            },
+        )
+        pulled: list[str] = []
+
+        def between_pages(number: int) -> None:
+            if len(pulled) == 50 and site.issue(keys[49])["fields"]["status"]["name"] != "Done":
+                assert pulled == keys[:50]  # page 1 handed out, page 2 not yet asked for
+                site.touch(keys[49], status="Done")  # read: the last issue of page 1
+                site.delete_issue(keys[120])  # not read yet
+
+        site.before_search = between_pages
+        dc = {"deployment": "datacenter", "auth": {"pat_env": PAT_ENV}, "scope": scope}
+        report = sync_source(
+            SOURCE,
+            connect(site, store=store, **dc),
+            rules(tmp_path),
+            store,
+            NOW,
+            on_item=lambda item: pulled.append(item.key),
+        )
+
+        assert report.ok, report.failed
+        assert report.pulled == 149 == len(set(pulled))
+        assert sorted(pulled) == sorted(k for k in keys if k != keys[120])
+        assert report.items_written == 149
+        assert all(len(site.comments(k)) == 1 for k in site.keys())  # noqa: SIM118
+        # Discovery's one-issue search, then pages of 50 whose first issue is the last one
+        # handed out. With one issue a minute, the anchor's leaving is harmless (it was
+        # alone in its minute); in the crowded minute, the minute is read again once.
+        assert site.searches == 1 + (3 if per_minute == 1 else 5)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
 import requests
@@ -38,6 +38,7 @@ __all__ = [
     "BearerAuth",
     "Deployment",
     "JiraClient",
+    "SearchPage",
     "deployment_of",
     "error_from_response",
     "permission_for",
@@ -313,6 +314,16 @@ def _issues_of(doc: Any, what: str) -> list[Any]:
     return issues
 
 
+class SearchPage(NamedTuple):
+    """One Data Center search page: its issues, and the ``startAt``, ``maxResults`` (as the
+    server echoed them; it may cap the page) and ``total`` it answered with."""
+
+    issues: list[dict[str, Any]]
+    start_at: int
+    max_results: int | None
+    total: int | None
+
+
 class JiraClient:
     """Jira's REST API as bridge uses it: discovery, search, one issue, and the writes.
 
@@ -548,7 +559,11 @@ class JiraClient:
 
         Returns (as the generator's value) True when a Data Center search stopped at the
         result window (``startAt + maxResults`` > 10,000) and must be continued with a
-        narrower query; the caller does that (:meth:`JiraConnector.pull`).
+        narrower query.
+
+        Data Center pages by ``startAt``, a position: an issue that leaves the results
+        between two pages makes the next page skip one. Fine for a look-up; a sync pages
+        with :meth:`search_page` by key instead (:meth:`JiraConnector.pull`).
         """
         if self.deployment == "cloud":
             yield from self._search_cloud(jql, fields, expand, properties, page_size)
@@ -596,32 +611,60 @@ class JiraClient:
         properties: Sequence[str],
         page_size: int,
     ) -> Generator[dict[str, Any], None, bool]:
-        params: dict[str, Any] = {
-            "jql": jql,
-            "startAt": 0,
-            "maxResults": page_size,
-            **_shape_params(fields, expand, properties),
-        }
         start = 0
         while True:
-            params["startAt"] = start
-            doc = self._json(
-                self.request("GET", f"{self.api}/search", kind="search", params=params),
-                "GET /search",
+            page = self.search_page(
+                jql,
+                start_at=start,
+                fields=fields,
+                expand=expand,
+                properties=properties,
+                page_size=page_size,
             )
-            issues = _issues_of(doc, "GET /search")
-            yield from (i for i in issues if isinstance(i, dict))
-            if not issues:
+            yield from page.issues
+            if not page.issues:
                 return False
-            echoed = doc.get("maxResults")
-            step = echoed if isinstance(echoed, int) and echoed > 0 else len(issues)
-            began = doc.get("startAt")
-            start = (began if isinstance(began, int) else start) + step
-            total = doc.get("total")
-            if isinstance(total, int) and start >= total:
+            step = page.max_results or len(page.issues)
+            start = page.start_at + step
+            if page.total is not None and start >= page.total:
                 return False
             if start + step > self.result_window:
                 return True
+
+    def search_page(
+        self,
+        jql: str,
+        *,
+        start_at: int,
+        fields: Sequence[str],
+        expand: Sequence[str] = (),
+        properties: Sequence[str] = (),
+        page_size: int = 100,
+    ) -> SearchPage:
+        """One Data Center ``GET /search`` page, ``startAt`` = ``start_at``.
+
+        :meth:`search` pages by position, so an issue that leaves the results between two
+        pages shifts the later ones back and one is never read. The connector's pull pages
+        by key instead and calls this (:meth:`JiraConnector._issues_dc`).
+        """
+        params: dict[str, Any] = {
+            "jql": jql,
+            "startAt": start_at,
+            "maxResults": page_size,
+            **_shape_params(fields, expand, properties),
+        }
+        doc = self._json(
+            self.request("GET", f"{self.api}/search", kind="search", params=params),
+            "GET /search",
+        )
+        issues = [i for i in _issues_of(doc, "GET /search") if isinstance(i, dict)]
+        echoed, began, total = (doc.get(k) for k in ("maxResults", "startAt", "total"))
+        return SearchPage(
+            issues=issues,
+            start_at=began if isinstance(began, int) else start_at,
+            max_results=echoed if isinstance(echoed, int) and echoed > 0 else None,
+            total=total if isinstance(total, int) else None,
+        )
 
     def issue(
         self,

@@ -575,7 +575,8 @@ class JiraConnector:
         Center's ``startAt``, and a token that encodes a position) would skip issues that
         slide back over the page boundary and return written ones a second time. Writes never
         change ``created``. The cursor does not need the order: the sync takes the newest
-        ``updated`` it saw.
+        ``updated`` it saw. Data Center pages by this order, ``created_from`` being the
+        creation minute reached (:meth:`_issues_dc`).
         """
         where = f"({self.settings.jql})"
         if since is not None:
@@ -598,47 +599,112 @@ class JiraConnector:
                 yield item
 
     def _issues(self, since: datetime | None, shape: RequestShape) -> Iterator[dict[str, Any]]:
-        created_from: datetime | None = None
-        skip: set[str] = set()
+        if self.client.deployment != "cloud":
+            yield from self._issues_dc(since, shape)
+            return
+        # Cloud's nextPageToken is opaque and its documentation promises nothing either way
+        # about issues that leave the results between pages; it is followed as given.
+        yield from self.client.search(
+            self.jql(since),
+            fields=shape.fields,
+            expand=shape.expand,
+            properties=shape.properties,
+            page_size=self.settings.page_size,
+        )
+
+    def _issues_dc(self, since: datetime | None, shape: RequestShape) -> Iterator[dict[str, Any]]:
+        """Data Center: paged by key, so an issue that leaves the results cannot hide another.
+
+        ``startAt`` is a position: an issue deleted, moved or no longer matching while a
+        sync pages through the results moves every later one back a place, and the one that
+        crosses the page boundary is never read (nor by later incremental syncs: its
+        ``updated`` is older than the cursor). So each page is its own query, bounded below
+        by the creation minute of the last issue handed out (``created >= M``; JQL dates
+        have minute resolution), and starts at that issue's position *within the minute*:
+        it is read again as the page's first issue, the anchor. Positions before it are
+        issues of minute ``M`` already handed out, so a change anywhere earlier cannot move
+        anything; a change among those few moves the anchor, which the page shows (it is
+        missing, or not first). Then the minute is read again from ``startAt=0``, skipping
+        the ids already handed out (ids survive a move; keys do not). Issues that join the
+        results (new ones, created last) come at the end, or, with an older ``created``,
+        before the page: they are read only if the page still holds them, as with any
+        cursor.
+
+        The anchor costs one place per page, not a request: ``ceil(N / page size)`` search
+        calls become ``1 + ceil((N - size) / (size - 1))``, the same or one more, and one
+        more for each page whose anchor moved. Every ``startAt`` is a position within one
+        creation minute, so Data Center's result window (``startAt + maxResults`` ≤ 10,000)
+        is reached only by that many issues created in one minute.
+        """
+        size = max(2, self.settings.page_size)  # the anchor needs a second place
+        minute: datetime | None = None  # the lower bound: created >= minute
+        start = 0  # where the anchor is among the issues created since ``minute``
+        anchor: str | None = None  # the id of the last issue handed out
+        seen: set[str] = set()  # the ids handed out that were created in ``minute``
         while True:
-            search = self.client.search(
-                self.jql(since, created_from=created_from),
+            page = self.client.search_page(
+                self.jql(since, created_from=minute),
+                start_at=start,
                 fields=shape.fields,
                 expand=shape.expand,
                 properties=shape.properties,
-                page_size=self.settings.page_size,
+                page_size=size,
             )
-            tail_minute: datetime | None = None
-            tail_keys: set[str] = set()
-            while True:
-                try:
-                    issue = next(search)
-                except StopIteration as stop:
-                    truncated = bool(stop.value)
-                    break
-                key = str(issue.get("key"))
-                if key in skip:
-                    continue
-                minute = _minute_of(issue, "created")
-                if minute is not None:
-                    if tail_minute is None or minute > tail_minute:
-                        tail_minute, tail_keys = minute, set()
-                    tail_keys.add(key)
-                yield issue
-            if not truncated:
+            ids = [_ident(issue) for issue in page.issues]
+            if anchor is not None and start > 0 and anchor not in ids:
+                log.info(
+                    "%s: the search results changed while paging; reading the issues created "
+                    "since %s again",
+                    self.name,
+                    minute,
+                )
+                start, anchor = 0, None
+                continue
+            for issue, ident in zip(page.issues, ids, strict=True):
+                if ident not in seen:
+                    yield issue
+            if not page.issues:
                 return
-            # Data Center stops paging at its result window: go on from the newest creation
-            # minute seen, skipping the issues of that minute already handed out.
-            if tail_minute is None or (created_from is not None and tail_minute <= created_from):
+            end = page.start_at + len(page.issues)
+            if page.total is not None and end >= page.total:
+                return
+            if ids[-1] == anchor:  # nothing after the anchor
+                if len(ids) > 1:
+                    start = end - 1  # issues joined before it: it moved, go on from there
+                    seen.update(ids)
+                    continue
+                if page.total is None:
+                    return
+                # A page of one (a server capping pages at 1): no room for the anchor.
+                start, anchor = end, None
+                continue
+            last = _minute_of(page.issues[-1], "created")
+            if last is None:
+                raise ConnectorError(
+                    f"jira: GET /search returned {page.issues[-1].get('key')} without a "
+                    "readable created date; the search cannot be paged by it",
+                    connector="jira",
+                )
+            if last == minute:
+                start = end - 1
+                seen.update(ids)
+            else:
+                # The page ends with the first issues of minute ``last`` (created is the
+                # first sort key): the anchor is the last of them.
+                fresh = [
+                    i
+                    for i, x in zip(ids, page.issues, strict=True)
+                    if _minute_of(x, "created") == last
+                ]
+                minute, start, seen = last, len(fresh) - 1, set(fresh)
+            anchor = ids[-1]
+            if start + (page.max_results or size) > self.client.result_window:
                 raise ConnectorError(
                     f"jira: more than {self.client.result_window:,} issues in scope were "
                     "created within one minute, more than Data Center lets one search page "
                     "through; narrow scope.jql",
                     connector="jira",
                 )
-            created_from = tail_minute
-            skip = tail_keys
-            log.info("%s: continuing the search from issues created %s", self.name, created_from)
 
     def _complete_changelog(self, issue: dict[str, Any], shape: RequestShape) -> None:
         if not shape.changelog:
@@ -928,6 +994,12 @@ class JiraConnector:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _ident(issue: Mapping[str, Any]) -> str:
+    """What identifies an issue across pages: its id, which a move to another project (a
+    new key) keeps."""
+    return str(issue.get("id") or issue.get("key"))
 
 
 def _minute_of(issue: Mapping[str, Any], name: str) -> datetime | None:

@@ -122,6 +122,11 @@ class JiraDouble(JiraSite):
         # Whether bridge's account has "Administer Jira" (custom field contexts need it).
         self.admin = admin
         self._writes: dict[str, deque[float]] = {}
+        # Called with each search request's number (1, 2, ...; both search endpoints, counted
+        # from start or reset_counters) before it is answered: a test changes the site
+        # between two pages of one sweep here, as people do while a sync pages.
+        self.before_search: Callable[[int], None] | None = None
+        self.searches = 0
 
     # -- requests and faults ------------------------------------------------------------------
 
@@ -130,6 +135,7 @@ class JiraDouble(JiraSite):
         with self._lock:
             super().reset_counters()
             self._writes.clear()
+            self.searches = 0
 
     def inject(
         self,
@@ -426,6 +432,7 @@ class JiraDouble(JiraSite):
         if self.deployment == "cloud":
             return reply(410, errors(_REMOVED))
         params = ctx.params(("jql", "startAt", "maxResults", "fields", "expand", "validateQuery"))
+        self._before_search()
         start, page = offset_page(params, default=50, cap=self.max_page)
         selection = Selection.parse(params.get("fields"), default="*navigable")
         expand = expand_set(params.get("expand"))
@@ -469,6 +476,7 @@ class JiraDouble(JiraSite):
         expand = expand_set(params.get("expand"))
         token = params.get("nextPageToken")
         offset = decode_token(str(token), jql) if token else 0
+        self._before_search()
         with self._lock:
             found = self._run(jql, ctx.caller, bounded=True)
             chunk = found[offset : offset + page]
@@ -490,6 +498,13 @@ class JiraDouble(JiraSite):
             body["isLast"] = end >= len(found)
             self._add_meta(body, issues, expand)
         return reply(200, body)
+
+    def _before_search(self) -> None:
+        with self._lock:
+            self.searches += 1
+            number = self.searches
+        if self.before_search is not None:
+            self.before_search(number)
 
     def _ep_approximate_count(self, ctx: Ctx) -> Response:
         ctx.allow("POST")
