@@ -276,31 +276,36 @@ def test_a_bridge_task_round_trips_as_json_and_runs(queue: Queue) -> None:
     assert doc[MARKER] == 1
     assert doc["task"]["name"].endswith("bridge.process_item")
     assert doc["task"]["args"] == ["desk", "D-1"]
-    assert doc["task"]["retries"] == 5
+    assert doc["task"]["retries"] == 0  # failures back off in the store, not in huey
 
     task = queue.huey.dequeue()
     assert task.args == ("desk", "D-1")
-    assert task.retries == 5
+    assert task.retries == 0
     queue.huey.execute(task)
     assert FakeConnector.written == {"D-1": {"work_type": "service"}}
 
 
-def test_a_retry_goes_through_the_schedule_as_json(
+def test_a_failed_item_comes_back_through_the_sweeper_as_json(
     queue: Queue, caplog: pytest.LogCaptureFixture
 ) -> None:
+    store = queue.jobs.runtime.store
     FakeConnector.fail_next.append(transient())
     queue.jobs.enqueue("desk", "D-1", False)
-    with caplog.at_level(logging.CRITICAL, logger="huey"):  # huey logs the failure
-        queue.step()
+    queue.step()
     assert FakeConnector.written == {}
+    row = store.get_pending("desk", "D-1")
+    assert row is not None
+    assert (row.attempts, row.given_up) == (1, False)
+    assert queue.size() == 0  # nothing left in huey: the store holds the retry
 
-    later = queue.huey._get_timestamp() + timedelta(minutes=5)
-    [retry] = queue.huey.read_schedule(later)
-    assert retry.args == ("desk", "D-1")
-    assert retry.retries == 4
-    assert isinstance(retry.eta, datetime)
-    queue.huey.execute(retry, later)
+    queue.jobs.clock = lambda: row.next_try  # the backoff has run out
+    assert queue.jobs.sweep() == 1
+    [raw] = queue.huey.storage.enqueued_items()
+    assert json.loads(bytes(raw))["task"]["args"] == ["desk", "D-1"]
+    queue.step()
+
     assert FakeConnector.written == {"D-1": {"work_type": "service"}}
+    assert store.get_pending("desk", "D-1") is None
     assert not refusals(caplog)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,12 @@ import requests
 from werkzeug.serving import make_server
 
 from bridge.config import load_config
-from bridge.errors import ConfigError, ConnectorTransportError
+from bridge.errors import ConfigError
 from bridge.model import WorkItem
 from bridge.plugins import load_registry, make_plugin_manager
 from bridge.service.app import create_app
 from bridge.service.runtime import Runtime
-from bridge.service.tasks import Jobs, make_huey, parse_cron
+from bridge.service.tasks import SYNC_LEASE, Jobs, make_huey, parse_cron
 from bridge.store import open_store
 from tests.service.fake import BOT, FakeConnector, Plugin, sign, transient
 
@@ -154,8 +155,14 @@ def test_jobs_process_items_and_retry_transient_failures(runtime: Runtime) -> No
     jobs.enqueue("desk", "D-1", False)  # nothing changed: no second write
     assert [a for _, _, item, a, _ in runtime.store.audit_log("desk")] == ["written"]
     FakeConnector.fail_next.append(transient())
-    with pytest.raises(ConnectorTransportError):
-        jobs._process("desk", "D-1")
+    failed = jobs._process("desk", "D-1")
+    assert failed.action == "failed"
+    row = runtime.store.get_pending("desk", "D-1")  # kept, with its error and next try
+    assert row is not None
+    assert row.attempts == 1
+    assert row.last_error == failed.detail
+    assert jobs._process("desk", "D-1").action == "unchanged"
+    assert runtime.store.get_pending("desk", "D-1") is None
     assert jobs._process("desk", "GONE").action == "skipped"
     jobs.enqueue("desk", "D-2", True)
     assert runtime.store.audit_log("desk", 1)[0][3] == "deleted"
@@ -167,8 +174,16 @@ def test_scheduled_sync_runs_and_never_twice_at_once(runtime: Runtime) -> None:
     report = jobs.sync("desk")
     assert report is not None
     assert report.items_written == 1
-    with jobs.huey.lock_task("sync:desk"):
-        assert jobs.sync("desk") is None
+    other = runtime.store.acquire_lease("sync:desk", "another-worker", now(), SYNC_LEASE)
+    assert other.acquired
+    assert jobs.sync("desk") is None  # skipped, with a warning naming the holder
+    # That worker was killed: its lease runs out, and the next sync runs.
+    jobs.clock = lambda: now() + SYNC_LEASE + timedelta(seconds=1)
+    assert jobs.sync("desk") is not None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 def test_cron_expressions() -> None:

@@ -36,8 +36,17 @@ from bridge.connectors.base import ConnectorContext, WebhookEvent
 from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, WebhookSignatureError
 from bridge.plugins import Registry, default_registry
 from bridge.service.runtime import Runtime
+from bridge.store.base import Store
+from bridge.sync import CLAIM
 
-__all__ = ["MAX_BODY_BYTES", "MAX_ID_CHARS", "Enqueue", "check_webhook_sources", "create_app"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_ID_CHARS",
+    "Enqueue",
+    "check_webhook_sources",
+    "create_app",
+    "pending_status",
+]
 
 log = logging.getLogger("bridge.service")
 
@@ -125,6 +134,29 @@ def check_webhook_sources(config: Config, registry: Registry | None = None) -> d
     return ready
 
 
+def pending_status(store: Store, *, limit: int = 20) -> dict[str, Any]:
+    """What is still to be written, per source, and the items given up with their last
+    error (for ``/status`` and ``bridge status``)."""
+    waiting: dict[str, dict[str, int]] = {}
+    for (source, given_up), count in sorted(store.count_pending().items()):
+        waiting.setdefault(source, {"waiting": 0, "given_up": 0})[
+            "given_up" if given_up else "waiting"
+        ] = count
+    return {
+        "by_source": waiting,
+        "given_up": [
+            {
+                "source": row.source,
+                "key": row.key,
+                "attempts": row.attempts,
+                "last_error": row.last_error,
+                "since": row.since.isoformat(),
+            }
+            for row in store.list_pending(given_up=True, limit=limit)
+        ],
+    }
+
+
 def create_app(
     runtime: Runtime, enqueue: Enqueue, *, metrics: CollectorRegistry | None = None
 ) -> Flask:
@@ -170,7 +202,25 @@ def create_app(
             log.error("%s: %s", source, exc)
             return _json(503, error="bridge cannot handle deliveries right now; retry later")
         now = datetime.now(UTC)
-        if event.delivery_id and not runtime.store.first_delivery(source, event.delivery_id, now):
+        store = runtime.store
+        if event.ignore_reason or event.deleted or not event.keys:
+            if event.delivery_id and not store.first_delivery(source, event.delivery_id, now):
+                deliveries.labels(source=source, outcome="duplicate").inc()
+                return _json(200, status="duplicate", delivery=event.delivery_id)
+        # The item is pending in the store, in the same transaction that marks the delivery
+        # seen, before it is queued: the queue is a fast path; the sweeper runs the row if
+        # the job is lost. It is due after the claim time, so the fast path goes first.
+        elif not all(
+            store.add_pending(
+                source,
+                key,
+                "webhook",
+                now,
+                delivery_id=event.delivery_id if index == 0 else None,
+                due=now + CLAIM,
+            )
+            for index, key in enumerate(event.keys)
+        ):
             deliveries.labels(source=source, outcome="duplicate").inc()
             return _json(200, status="duplicate", delivery=event.delivery_id)
         if event.ignore_reason:
@@ -183,6 +233,8 @@ def create_app(
         except Exception as exc:
             log.error("%s: cannot queue %s: %s", source, event.keys, exc)
             deliveries.labels(source=source, outcome="queue_down").inc()
+            if event.delivery_id:  # unseen: the sender's retry is processed, not a duplicate
+                store.forget_delivery(source, event.delivery_id)
             return _json(503, error="the job queue is unavailable; retry later")
         deliveries.labels(source=source, outcome="queued").inc()
         return _json(202, status="queued", keys=list(event.keys))
@@ -209,6 +261,7 @@ def create_app(
                 else ("current" if rules.digest else "none"),
             },
             sources=[s.name for s in runtime.config.sources],
+            pending=pending_status(runtime.store),
         )
 
     @app.get("/metrics")

@@ -1,31 +1,52 @@
 """Jobs: processing webhook items and scheduled syncs, on huey.
 
 One machine: a SQLite queue file beside the store. Several: Redis (``BRIDGE_REDIS_URL`` or
-``queue:`` in bridge.yaml), with any number of ``bridge worker`` processes. A task that fails
-with a retryable connector error is retried with a delay; a sync never runs twice at once
-for the same source (a huey lock), so two workers cannot race on one cursor. Messages are
-JSON, never pickle, and a message that is not bridge's is refused, not run
+``queue:`` in bridge.yaml), with any number of ``bridge worker`` processes. Messages are JSON,
+never pickle, and a message that is not bridge's is refused, not run
 (:mod:`bridge.service.messages`); no task results are stored.
+
+The queue is only the fast path. What must be written lives in the store's pending rows
+until it is (:mod:`bridge.store.records`): an item job that fails records its error and
+backs off there, and the sweeper — a periodic task on every worker — queues the rows that
+are due, including those whose job was lost (a worker killed mid-job, a queue that was
+down). A scheduled sync holds a lease in the store, renewed while it runs: never two at once
+for one source, and a killed worker delays the next one by at most the lease.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from huey import Huey, crontab
-from huey.exceptions import TaskLockedException
 
 from bridge.config import Config
-from bridge.errors import ConfigError, ConnectorError
+from bridge.errors import BridgeError, ConfigError
 from bridge.service.messages import MemoryQueue, RedisQueue, SqliteQueue
 from bridge.service.runtime import Runtime
-from bridge.sync import ItemOutcome, SyncReport, process_item, sync_source
+from bridge.store.records import Backoff, Retention
+from bridge.sync import (
+    CLAIM,
+    DEFAULT_BACKOFF,
+    ItemOutcome,
+    SyncReport,
+    give_up,
+    process_item,
+    sync_source,
+)
 
-__all__ = ["Jobs", "make_huey", "parse_cron"]
+__all__ = ["SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
+
+# A scheduled sync's lease, renewed every third of it while the sync runs.
+SYNC_LEASE = timedelta(minutes=10)
+PRUNE_EVERY = timedelta(hours=1)
 
 log = logging.getLogger("bridge.jobs")
 
@@ -70,18 +91,34 @@ def parse_cron(expression: str) -> Any:
 class Jobs:
     """The tasks of one bridge deployment, registered on a huey instance."""
 
-    def __init__(self, runtime: Runtime, huey: Huey) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        huey: Huey,
+        *,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        sync_lease: timedelta = SYNC_LEASE,
+        retention: Retention | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.runtime = runtime
         self.huey = huey
+        self.backoff = backoff
+        self.sync_lease = sync_lease
+        self.retention = retention or Retention()
+        self.clock = clock
+        # Who holds a lease: this process, told apart from its siblings on other nodes.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._next_prune: datetime | None = None
 
         def process(source: str, key: str) -> None:
             # The outcome is in the audit log; a return value would only pile up unread.
             self._process(source, key)
 
-        # huey is untyped: its task wrapper enqueues when called.
-        self.process: Any = huey.task(retries=5, retry_delay=30, name="bridge.process_item")(
-            process
-        )
+        # huey is untyped: its task wrapper enqueues when called. No huey retries: a failed
+        # item backs off in its pending row, which outlives the queue and the worker.
+        self.process: Any = huey.task(retries=0, name="bridge.process_item")(process)
+        self.sweeper: Any = huey.periodic_task(crontab(minute="*"), name="bridge.sweep")(self.sweep)
         self.syncs: dict[str, Any] = {}
         for entry in runtime.config.schedules:
             source, full = entry.source, entry.full
@@ -103,38 +140,95 @@ class Jobs:
         self.process(source, key)
 
     def _process(self, source: str, key: str) -> ItemOutcome:
-        evaluators = self.runtime.evaluators()
-        connector = self.runtime.connector(source)
-        connector.prepare(evaluators.rule_set)  # cheap when the rules are unchanged
-        now = datetime.now(UTC)
+        """Fetch, evaluate and write one item; its pending row goes once it is written (or
+        gone), and keeps the error and the next try when it is not."""
+        store = self.runtime.store
+        now = self.clock()
+        row = store.get_pending(source, key)
+        seq = row.seq if row is not None else 0  # 0: drop no row a newer change adds
         try:
-            return process_item(
-                source, connector, evaluators.engine, evaluators.kpis, self.runtime.store, key, now
+            evaluators = self.runtime.evaluators()
+            connector = self.runtime.connector(source)
+            connector.prepare(evaluators.rule_set)  # cheap when the rules are unchanged
+            outcome = process_item(
+                source, connector, evaluators.engine, evaluators.kpis, store, key, now
             )
-        except ConnectorError as exc:
-            self.runtime.store.audit(source, key, "failed", str(exc), now)
-            if exc.retryable:
-                raise  # huey retries the task later
-            return ItemOutcome(key, "failed", str(exc))
+        except Exception as exc:
+            if isinstance(exc, BridgeError):
+                message = str(exc)
+            else:
+                message = f"internal error: {type(exc).__name__}: {exc}"
+                log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
+            store.audit(source, key, "failed", message, now)
+            failed = store.fail_pending(source, key, message, now, self.backoff)
+            if failed.given_up:
+                give_up(store, source, failed, now)
+            return ItemOutcome(key, "failed", message)
+        store.finish_pending(source, key, seq)
+        return outcome
+
+    def sweep(self) -> int:
+        """Queue the pending items that are due (failed ones whose backoff ran out, and
+        those whose job was lost), and prune old state once an hour; how many were queued."""
+        store = self.runtime.store
+        now = self.clock()
+        due = store.claim_pending(now, now + CLAIM, limit=1000)
+        for row in due:
+            self.process(row.source, row.key)
+        if due:
+            log.info("queued %d pending item(s) that were due", len(due))
+        if self._next_prune is None or now >= self._next_prune:
+            keep = self.retention
+            counts = store.prune(
+                deliveries=now - keep.deliveries,
+                audit=now - keep.audit,
+                given_up=now - keep.given_up,
+            )
+            self._next_prune = now + PRUNE_EVERY
+            if any(counts.values()):
+                log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in counts.items()))
+        return len(due)
 
     def sync(self, source: str, *, full: bool = False) -> SyncReport | None:
-        """One sync of one source, unless another worker is already syncing it."""
-        try:
-            with self.huey.lock_task(f"sync:{source}"):
-                # The runtime's engines, not fresh ones: their caches stay warm across syncs.
-                evaluators = self.runtime.evaluators()
-                connector = self.runtime.connector(source)
-                return sync_source(
-                    source,
-                    connector,
-                    evaluators.rule_set,
-                    self.runtime.store,
-                    datetime.now(UTC),
-                    full=full,
-                    concurrency=getattr(connector, "concurrency", 8),
-                    engine=evaluators.engine,
-                    kpis=evaluators.kpis,
-                )
-        except TaskLockedException:
-            log.info("%s: a sync is already running; skipped this one", source)
+        """One sync of one source, unless another worker holds its lease."""
+        store = self.runtime.store
+        name = f"sync:{source}"
+        lease = store.acquire_lease(name, self.holder, self.clock(), self.sync_lease)
+        if not lease.acquired:
+            log.warning(
+                "%s: a sync is already running (held by %s since %s, until %s unless renewed); "
+                "skipped this one",
+                source,
+                lease.holder,
+                lease.since.isoformat(),
+                lease.expires.isoformat(),
+            )
             return None
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.sync_lease.total_seconds() / 3):
+                store.acquire_lease(name, self.holder, self.clock(), self.sync_lease)
+
+        heartbeat = threading.Thread(target=renew, name=f"bridge-lease-{source}", daemon=True)
+        heartbeat.start()
+        try:
+            # The runtime's engines, not fresh ones: their caches stay warm across syncs.
+            evaluators = self.runtime.evaluators()
+            connector = self.runtime.connector(source)
+            return sync_source(
+                source,
+                connector,
+                evaluators.rule_set,
+                store,
+                self.clock(),
+                full=full,
+                concurrency=getattr(connector, "concurrency", 8),
+                engine=evaluators.engine,
+                kpis=evaluators.kpis,
+                backoff=self.backoff,
+            )
+        finally:
+            done.set()
+            heartbeat.join()
+            store.release_lease(name, self.holder)
