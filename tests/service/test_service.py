@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client import CollectorRegistry
 from werkzeug.serving import make_server
 
 from bridge.config import load_config
@@ -20,6 +21,7 @@ from bridge.service.app import create_app
 from bridge.service.runtime import Runtime
 from bridge.service.tasks import SYNC_LEASE, Jobs, make_huey, parse_cron
 from bridge.store import open_store
+from bridge.sync import CLAIM
 from tests.service.fake import BOT, FakeConnector, Plugin, sign, transient
 
 RULES = """bridge: 1
@@ -115,12 +117,40 @@ def test_a_queue_that_is_down_asks_the_sender_to_retry(runtime: Runtime) -> None
     def broken(source: str, key: str, deleted: bool) -> None:
         raise ConnectionError("redis is down")
 
-    client = create_app(runtime, broken).test_client()
     raw = json.dumps({"key": "D-1"}).encode()
-    response = client.post(
-        "/webhooks/desk", data=raw, headers={"X-Fake-Signature": sign(raw), "X-Delivery": "d-3"}
+    headers = {"X-Fake-Signature": sign(raw), "X-Delivery": "d-3"}
+    response = (
+        create_app(runtime, broken).test_client().post("/webhooks/desk", data=raw, headers=headers)
     )
     assert response.status_code == 503
+    # Not lost: the item is pending in the store, and the delivery was not marked seen.
+    assert runtime.store.get_pending("desk", "D-1") is not None
+
+    queued: list[tuple[str, str, bool]] = []
+    back = create_app(runtime, lambda *job: queued.append(job), metrics=CollectorRegistry())
+    retry = back.test_client().post("/webhooks/desk", data=raw, headers=headers)
+
+    assert retry.status_code == 202  # the sender's retry is processed, not a duplicate
+    assert queued == [("desk", "D-1", False)]
+    again = back.test_client().post("/webhooks/desk", data=raw, headers=headers)
+    assert again.json == {"status": "duplicate", "delivery": "d-3"}
+
+
+def test_an_item_whose_job_was_lost_is_run_by_the_sweeper(runtime: Runtime) -> None:
+    """The receiver recorded the item, but its job never ran (the queue lost it, or the
+    worker holding it was killed): once the fast path's time is up, the sweeper queues it."""
+    received = datetime.now(UTC)
+    runtime.store.add_pending("desk", "D-1", "webhook", received, due=received + CLAIM)
+    jobs = Jobs(runtime, make_huey(runtime.config, immediate=True))
+
+    assert jobs.sweep() == 0  # the fast path may still be on its way
+    assert FakeConnector.written == {}
+    jobs.clock = lambda: received + CLAIM
+    assert jobs.sweep() == 1
+
+    assert FakeConnector.written == {"D-1": {"work_type": "service"}}
+    assert runtime.store.get_pending("desk", "D-1") is None
+    assert jobs.sweep() == 0
 
 
 def test_status_says_which_rules_are_in_force(server, runtime: Runtime) -> None:
