@@ -8,6 +8,7 @@ A :class:`~bridge.errors.BridgeError` is printed as a message, never as a traceb
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -15,11 +16,12 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigInvalidError, RuleValidationError
 
-__all__ = ["cli", "fail", "main", "stderr", "stdout"]
+__all__ = ["cli", "fail", "main", "plain", "stderr", "stdout"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,6 +42,15 @@ stdout = Console(highlight=False, soft_wrap=True, width=_width())
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: object) -> str:
+    """Text from a ticket, a site or an error, safe to put in rich markup: its brackets
+    are escaped and control characters (ANSI escapes among them) shown as ``?``."""
+    return escape(_CONTROL.sub("?", str(text)))
+
+
 class Exit(Exception):
     """Stop the command with an exit code after its output has been written."""
 
@@ -50,7 +61,7 @@ class Exit(Exception):
 
 def fail(message: str, code: int = EXIT_USAGE) -> Exit:
     """Print ``error: message`` to stderr and return the exit signal to raise."""
-    stderr.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    stderr.print(f"[bold red]error:[/] {plain(message)}", markup=True, highlight=False)
     return Exit(code)
 
 
@@ -95,6 +106,7 @@ def _register() -> None:
         report_cmd,
         rules_cmd,
         service_cmd,
+        status_cmd,
         sync_cmd,
     )
 
@@ -105,6 +117,7 @@ def _register() -> None:
     cli.add_command(sync_cmd.sync)
     cli.add_command(service_cmd.serve)
     cli.add_command(service_cmd.worker)
+    cli.add_command(status_cmd.status)
 
 
 _register()

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bridge.cli import handle_errors, stdout
+from bridge.cli import handle_errors, plain, stdout
 from bridge.cli.options import CONFIG_OPTION, NOW_OPTION, config_from, now_from
 from bridge.connectors.base import ConnectorContext, LiveConnector
 from bridge.errors import ConfigError
@@ -86,7 +86,9 @@ def _print(report: SyncReport) -> None:
     stdout.print(
         f"[bold]{report.source}[/]: pulled {report.pulled} (since "
         f"{report.since.isoformat() if report.since else 'the beginning'}), "
-        f"{report.unchanged} unchanged, {report.duplicates} already handled; {what} "
+        f"{report.unchanged} unchanged, {report.duplicates} already handled"
+        + (f", {report.retried} pending retried" if report.retried else "")
+        + f"; {what} "
         f"{len(report.planned) if report.dry_run else report.items_written} item(s)"
         + (
             ""
@@ -98,6 +100,12 @@ def _print(report: SyncReport) -> None:
     for key, ops in report.planned.items():
         stdout.print(f"  {key}: {ops}", markup=False)
     for key, reason in report.skipped:
-        stdout.print(f"  [yellow]skipped[/] {key}: {reason}")
+        stdout.print(f"  [yellow]skipped[/] {plain(key)}: {plain(reason)}")
     for key, reason in report.failed:
-        stdout.print(f"  [red]failed[/] {key}: {reason}")
+        stdout.print(f"  [red]failed[/] {plain(key)}: {plain(reason)}")
+    if report.failed and not report.dry_run:
+        stdout.print(
+            "  failed items stay pending: the next sync or the worker retries them "
+            "(bridge status -c … lists them)",
+            highlight=False,
+        )

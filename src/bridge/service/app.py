@@ -36,7 +36,7 @@ from bridge.connectors.base import ConnectorContext, WebhookEvent
 from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, WebhookSignatureError
 from bridge.plugins import Registry, default_registry
 from bridge.service.runtime import Runtime
-from bridge.store.base import Store
+from bridge.store.summary import pending_status
 from bridge.sync import CLAIM
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "Enqueue",
     "check_webhook_sources",
     "create_app",
-    "pending_status",
 ]
 
 log = logging.getLogger("bridge.service")
@@ -132,29 +131,6 @@ def check_webhook_sources(config: Config, registry: Registry | None = None) -> d
             if callable(close):
                 close()
     return ready
-
-
-def pending_status(store: Store, *, limit: int = 20) -> dict[str, Any]:
-    """What is still to be written, per source, and the items given up with their last
-    error (for ``/status`` and ``bridge status``)."""
-    waiting: dict[str, dict[str, int]] = {}
-    for (source, given_up), count in sorted(store.count_pending().items()):
-        waiting.setdefault(source, {"waiting": 0, "given_up": 0})[
-            "given_up" if given_up else "waiting"
-        ] = count
-    return {
-        "by_source": waiting,
-        "given_up": [
-            {
-                "source": row.source,
-                "key": row.key,
-                "attempts": row.attempts,
-                "last_error": row.last_error,
-                "since": row.since.isoformat(),
-            }
-            for row in store.list_pending(given_up=True, limit=limit)
-        ],
-    }
 
 
 def create_app(

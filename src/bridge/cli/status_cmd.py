@@ -1,0 +1,68 @@
+"""``bridge status``: what is still to be written, and what was given up and why."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from bridge.cli import handle_errors, plain, stdout
+from bridge.cli.options import CONFIG_OPTION, config_from
+
+__all__ = ["status"]
+
+
+@click.command()
+@CONFIG_OPTION
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@handle_errors
+def status(config_path: str, fmt: str, limit: int) -> None:
+    """Items waiting to be written per source, and those given up with their last error.
+
+    Exit 1 when an item was given up (for monitoring), 0 otherwise.
+    """
+    from bridge.store import open_store  # noqa: PLC0415
+    from bridge.store.summary import pending_status  # noqa: PLC0415
+
+    config = config_from(config_path)
+    store = open_store(config.store)
+    try:
+        summary = pending_status(store, limit=limit)
+    finally:
+        store.close()
+    if fmt == "json":
+        stdout.print_json(json.dumps(summary))
+    else:
+        counts = Table(title="pending items", header_style="bold")
+        for column in ("source", "waiting", "given up"):
+            counts.add_column(column, justify="left" if column == "source" else "right")
+        for source, row in summary["by_source"].items():
+            counts.add_row(plain(source), str(row["waiting"]), str(row["given_up"]))
+        if not summary["by_source"]:
+            stdout.print("nothing pending: every item is written")
+        else:
+            stdout.print(counts)
+        if summary["given_up"]:
+            given = Table(title="given up", header_style="bold")
+            for column in ("source", "item", "attempts", "waiting since", "last error"):
+                given.add_column(column, overflow="fold")
+            for row in summary["given_up"]:
+                given.add_row(
+                    plain(row["source"]),
+                    plain(row["key"]),
+                    str(row["attempts"]),
+                    plain(row["since"]),
+                    plain(row["last_error"] or ""),
+                )
+            stdout.print(given)
+    if summary["given_up"]:
+        raise SystemExit(1)
