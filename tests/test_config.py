@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,41 @@ def test_missing_secrets_name_what_to_set(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match="is empty"):
         secret({"token_file": str(empty)}, "token", source="jira")
     assert secret({}, "token", source="jira", required=False) is None
+
+
+def test_worker_settings_default_and_as_written(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("sources:\n  - {name: export, connector: files, path: x}\n")
+    defaults = load_config(plain).worker
+    assert defaults.backoff.max_attempts == 10
+    assert defaults.retention.deliveries == timedelta(days=7)
+
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(
+        "sources:\n  - {name: export, connector: files, path: x}\n"
+        "worker:\n"
+        "  retry: {max_attempts: 4, first: 30s, cap: 1h30m}\n"
+        "  sync_lease: 20m\n"
+        "  retention: {deliveries: 2d, audit: 2w, given_up: 45d}\n"
+    )
+    worker = load_config(tuned).worker
+    assert (worker.backoff.max_attempts, worker.backoff.first, worker.backoff.cap) == (
+        4,
+        timedelta(seconds=30),
+        timedelta(hours=1, minutes=30),
+    )
+    assert worker.sync_lease == timedelta(minutes=20)
+    assert worker.retention.audit == timedelta(weeks=2)
+
+
+def test_worker_durations_are_checked_where_written(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "sources:\n  - {name: export, connector: files, path: x}\n"
+        "worker:\n"
+        "  sync_lease: soon\n"
+        "  retention: {audit: 999999999999w}\n"
+    )
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_config(bad)
+    assert sorted((d.line, d.col) for d in caught.value.diagnostics) == [(4, 15), (5, 22)]

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -24,8 +25,18 @@ from bridge.plugins import Registry, default_registry
 from bridge.rules.compile import did_you_mean
 from bridge.rules.source import Loc, Path_, SourceDoc, parse_yaml
 from bridge.rules.validate import schema_errors_for
+from bridge.store.records import Backoff, Retention
+from bridge.timefmt import parse_duration
 
-__all__ = ["Config", "ConfigInvalidError", "Schedule", "SourceConfig", "load_config", "secret"]
+__all__ = [
+    "Config",
+    "ConfigInvalidError",
+    "Schedule",
+    "SourceConfig",
+    "WorkerSettings",
+    "load_config",
+    "secret",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,42 @@ class Schedule:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """``worker:``: retries of failed items, the scheduled-sync lease, retention."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+    sync_lease: timedelta = timedelta(minutes=10)
+    retention: Retention = field(default_factory=Retention)
+
+
+def _worker_settings(section: Any) -> WorkerSettings:
+    """The ``worker:`` section, already checked against the schema (durations included)."""
+    if not isinstance(section, Mapping):
+        return WorkerSettings()
+    base = WorkerSettings()
+    retry = section.get("retry") or {}
+    keep = section.get("retention") or {}
+
+    def duration(mapping: Mapping[str, Any], key: str, default: timedelta) -> timedelta:
+        value = mapping.get(key)
+        return parse_duration(value) if isinstance(value, str) else default
+
+    return WorkerSettings(
+        backoff=Backoff(
+            max_attempts=int(retry.get("max_attempts", base.backoff.max_attempts)),
+            first=duration(retry, "first", base.backoff.first),
+            cap=duration(retry, "cap", base.backoff.cap),
+        ),
+        sync_lease=duration(section, "sync_lease", base.sync_lease),
+        retention=Retention(
+            deliveries=duration(keep, "deliveries", base.retention.deliveries),
+            audit=duration(keep, "audit", base.retention.audit),
+            given_up=duration(keep, "given_up", base.retention.given_up),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     rules: tuple[Path, ...]
@@ -67,6 +114,7 @@ class Config:
     queue: str | None
     sources: tuple[SourceConfig, ...]
     schedules: tuple[Schedule, ...] = ()
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -175,6 +223,7 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
         schedules=tuple(
             Schedule(e["source"], e["cron"], bool(e.get("full", False))) for e in schedules or []
         ),
+        worker=_worker_settings(doc.data.get("worker")),
     )
 
 

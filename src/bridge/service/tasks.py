@@ -27,14 +27,13 @@ from typing import Any
 
 from huey import Huey, crontab
 
-from bridge.config import Config
+from bridge.config import Config, WorkerSettings
 from bridge.errors import BridgeError, ConfigError
 from bridge.service.messages import MemoryQueue, RedisQueue, SqliteQueue
 from bridge.service.runtime import Runtime
 from bridge.store.records import Backoff, Retention
 from bridge.sync import (
     CLAIM,
-    DEFAULT_BACKOFF,
     ItemOutcome,
     SyncReport,
     give_up,
@@ -44,8 +43,8 @@ from bridge.sync import (
 
 __all__ = ["SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
 
-# A scheduled sync's lease, renewed every third of it while the sync runs.
-SYNC_LEASE = timedelta(minutes=10)
+# A scheduled sync's lease (default), renewed every third of it while the sync runs.
+SYNC_LEASE = WorkerSettings().sync_lease
 PRUNE_EVERY = timedelta(hours=1)
 
 log = logging.getLogger("bridge.jobs")
@@ -96,16 +95,17 @@ class Jobs:
         runtime: Runtime,
         huey: Huey,
         *,
-        backoff: Backoff = DEFAULT_BACKOFF,
-        sync_lease: timedelta = SYNC_LEASE,
+        backoff: Backoff | None = None,
+        sync_lease: timedelta | None = None,
         retention: Retention | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runtime = runtime
         self.huey = huey
-        self.backoff = backoff
-        self.sync_lease = sync_lease
-        self.retention = retention or Retention()
+        settings = runtime.config.worker  # bridge.yaml's worker: section, or its defaults
+        self.backoff = backoff or settings.backoff
+        self.sync_lease = sync_lease or settings.sync_lease
+        self.retention = retention or settings.retention
         self.clock = clock
         # Who holds a lease: this process, told apart from its siblings on other nodes.
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
