@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from werkzeug.serving import make_server
 
 from bridge.config import load_config
@@ -21,6 +21,7 @@ from bridge.service.app import create_app
 from bridge.service.runtime import Runtime
 from bridge.service.tasks import SYNC_LEASE, Jobs, make_huey, parse_cron
 from bridge.store import open_store
+from bridge.store.records import Backoff
 from bridge.sync import CLAIM
 from tests.service.fake import BOT, FakeConnector, Plugin, sign, transient
 
@@ -254,3 +255,18 @@ def test_syncs_and_items_share_one_snapshot_of_the_runtime_engines(
     assert jobs._process("desk", "D-1").action == "written"
     assert runtime.rules.current.digest != snapshot.digest
     assert prepared == [snapshot.rule_set, snapshot.rule_set]
+
+
+def test_worker_metrics_count_jobs_and_read_pending_items_from_the_store(
+    runtime: Runtime,
+) -> None:
+    jobs = Jobs(runtime, make_huey(runtime.config, immediate=True))
+    FakeConnector.fail_next.append(transient())
+    jobs.enqueue("desk", "D-1", False)  # fails: pending
+    runtime.store.fail_pending("desk", "X-9", "refused", now(), Backoff(max_attempts=1))
+
+    text = generate_latest(jobs.metrics).decode()
+
+    assert 'bridge_pending_items{source="desk"} 1.0' in text
+    assert 'bridge_given_up_items{source="desk"} 1.0' in text
+    assert 'bridge_worker_items_total{outcome="failed",source="desk"} 1.0' in text

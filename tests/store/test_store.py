@@ -162,7 +162,9 @@ def test_leases_expire_and_say_who_holds_them(store: Store, source: str) -> None
     assert (renewed.acquired, renewed.since) == (True, T0)
     # worker-1 was killed: its lease runs out and worker-2 takes over.
     later = T0 + timedelta(minutes=51)
-    assert store.acquire_lease(name, "worker-2", later, ttl).acquired
+    taken = store.acquire_lease(name, "worker-2", later, ttl)
+    assert (taken.acquired, taken.expired_holder) == (True, "worker-1")
+    assert store.acquire_lease(name, "worker-2", later, ttl).expired_holder is None
     store.release_lease(name, "worker-1")  # not the holder: no effect
     assert not store.acquire_lease(name, "worker-3", later, ttl).acquired
     store.release_lease(name, "worker-2")

@@ -9,6 +9,7 @@ import click
 
 from bridge.cli import handle_errors, stderr, stdout
 from bridge.cli.options import CONFIG_OPTION, config_from
+from bridge.errors import ConfigError
 
 __all__ = ["serve", "worker"]
 
@@ -74,14 +75,30 @@ def serve(config_path: str, bind: str, workers: int) -> None:
     type=click.IntRange(1, 256),
     help="Jobs run at once (threads).",
 )
+@click.option(
+    "--metrics",
+    "metrics_bind",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics here (pending, given up, retries, lease skips/takeovers).",
+)
 @handle_errors
-def worker(config_path: str, workers: int) -> None:
-    """Run queued jobs: items from webhooks, and the scheduled syncs of bridge.yaml."""
+def worker(config_path: str, workers: int, metrics_bind: str | None) -> None:
+    """Run queued jobs: items from webhooks, the sweeper of pending items, and the scheduled
+    syncs of bridge.yaml."""
     config = config_from(config_path)
     from bridge.service.runtime import Runtime  # noqa: PLC0415
     from bridge.service.tasks import Jobs, make_huey  # noqa: PLC0415
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     jobs = Jobs(Runtime(config), make_huey(config))
+    if metrics_bind:
+        from prometheus_client import start_http_server  # noqa: PLC0415
+
+        host, _, port = metrics_bind.rpartition(":")
+        if not port.isdigit():
+            raise ConfigError(f"--metrics {metrics_bind!r}: write HOST:PORT, e.g. 127.0.0.1:9101")
+        start_http_server(int(port), addr=host or "127.0.0.1", registry=jobs.metrics)
+        stdout.print(f"bridge worker metrics on http://{host or '127.0.0.1'}:{port}/metrics")
     stdout.print(f"bridge worker: {workers} thread(s), {len(jobs.syncs)} schedule(s)")
     jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()

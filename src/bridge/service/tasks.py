@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from huey import Huey, crontab
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from bridge.config import Config, WorkerSettings
 from bridge.errors import BridgeError, ConfigError
@@ -87,6 +90,26 @@ def parse_cron(expression: str) -> Any:
         raise ConfigError(f"cron {expression!r}: {exc}") from None
 
 
+class PendingCollector(Collector):
+    """Pending and given-up items per source, read from the store when scraped (every
+    worker and node sees the same figures)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Any:
+        pending = GaugeMetricFamily(
+            "bridge_pending_items", "Items still to be written, by source", labels=["source"]
+        )
+        given_up = GaugeMetricFamily(
+            "bridge_given_up_items", "Items given up after their last attempt", labels=["source"]
+        )
+        for (source, gave_up), count in sorted(self.runtime.store.count_pending().items()):
+            (given_up if gave_up else pending).add_metric([source], count)
+        yield pending
+        yield given_up
+
+
 class Jobs:
     """The tasks of one bridge deployment, registered on a huey instance."""
 
@@ -110,6 +133,32 @@ class Jobs:
         # Who holds a lease: this process, told apart from its siblings on other nodes.
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._next_prune: datetime | None = None
+        # What ``bridge worker --metrics`` serves.
+        self.metrics = CollectorRegistry()
+        self.metrics.register(PendingCollector(runtime))
+        self.items = Counter(
+            "bridge_worker_items",
+            "Item jobs run, by outcome (written, unchanged, skipped, failed, given_up)",
+            ["source", "outcome"],
+            registry=self.metrics,
+        )
+        self.swept = Counter(
+            "bridge_worker_swept_items",
+            "Pending items the sweeper queued again (backoff over, or their job was lost)",
+            registry=self.metrics,
+        )
+        self.lease_skips = Counter(
+            "bridge_worker_sync_skips",
+            "Scheduled syncs skipped because another holder's lease was unexpired",
+            ["source"],
+            registry=self.metrics,
+        )
+        self.lease_takeovers = Counter(
+            "bridge_worker_lease_takeovers",
+            "Sync leases taken over after their holder's lease expired (a killed worker)",
+            ["source"],
+            registry=self.metrics,
+        )
 
         def process(source: str, key: str) -> None:
             # The outcome is in the audit log; a return value would only pile up unread.
@@ -163,8 +212,10 @@ class Jobs:
             failed = store.fail_pending(source, key, message, now, self.backoff)
             if failed.given_up:
                 give_up(store, source, failed, now)
+            self.items.labels(source, "given_up" if failed.given_up else "failed").inc()
             return ItemOutcome(key, "failed", message)
         store.finish_pending(source, key, seq)
+        self.items.labels(source, outcome.action).inc()
         return outcome
 
     def sweep(self) -> int:
@@ -175,6 +226,7 @@ class Jobs:
         due = store.claim_pending(now, now + CLAIM, limit=1000)
         for row in due:
             self.process(row.source, row.key)
+            self.swept.inc()
         if due:
             log.info("queued %d pending item(s) that were due", len(due))
         if self._next_prune is None or now >= self._next_prune:
@@ -195,6 +247,7 @@ class Jobs:
         name = f"sync:{source}"
         lease = store.acquire_lease(name, self.holder, self.clock(), self.sync_lease)
         if not lease.acquired:
+            self.lease_skips.labels(source).inc()
             log.warning(
                 "%s: a sync is already running (held by %s since %s, until %s unless renewed); "
                 "skipped this one",
@@ -204,6 +257,13 @@ class Jobs:
                 lease.expires.isoformat(),
             )
             return None
+        if lease.expired_holder is not None:
+            self.lease_takeovers.labels(source).inc()
+            log.warning(
+                "%s: took over the sync lease of %s, which expired (a worker killed mid-sync?)",
+                source,
+                lease.expired_holder,
+            )
         done = threading.Event()
 
         def renew() -> None:

@@ -278,18 +278,21 @@ class PostgresStore:
         expires = now + ttl
         with self._pool.connection() as conn:
             # One statement: take it when free, expired or ours; else leave it as it is.
+            # The CTE reads the row as it was before the statement: whose lease was replaced.
             row = conn.execute(
-                "INSERT INTO bridge_leases AS l (name, holder, since, expires)"
+                "WITH before AS (SELECT holder FROM bridge_leases WHERE name = %s)"
+                " INSERT INTO bridge_leases AS l (name, holder, since, expires)"
                 " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
                 " holder = excluded.holder, expires = excluded.expires,"
                 " since = CASE WHEN l.holder = excluded.holder THEN l.since"
                 " ELSE excluded.since END"
                 " WHERE l.holder = excluded.holder OR l.expires <= %s"
-                " RETURNING holder, since, expires",
-                (name, holder, now, expires, now),
+                " RETURNING holder, since, expires, (SELECT holder FROM before)",
+                (name, name, holder, now, expires, now),
             ).fetchone()
             if row is not None:
-                return Lease(name, row[0], row[1], row[2], acquired=True)
+                expired = row[3] if row[3] is not None and row[3] != holder else None
+                return Lease(name, row[0], row[1], row[2], acquired=True, expired_holder=expired)
             held = conn.execute(
                 "SELECT holder, since, expires FROM bridge_leases WHERE name = %s", (name,)
             ).fetchone()

@@ -44,6 +44,7 @@ class Lease:
     since: datetime
     expires: datetime
     acquired: bool
+    expired_holder: str | None = None  # whose expired lease was taken over (a killed worker)
 
 
 @dataclass(frozen=True, slots=True)

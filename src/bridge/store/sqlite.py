@@ -322,7 +322,8 @@ class SqliteStore:
                 " since = excluded.since, expires = excluded.expires",
                 (name, holder, _stamp(since), _stamp(expires)),
             )
-        return Lease(name, holder, since, expires, acquired=True)
+        expired = str(row[0]) if row and row[0] != holder else None
+        return Lease(name, holder, since, expires, acquired=True, expired_holder=expired)
 
     def release_lease(self, name: str, holder: str) -> None:
         self._run("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder)
