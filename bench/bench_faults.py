@@ -95,8 +95,10 @@ def storm(
     keys: Sequence[str],
     write_method: str,
     path_of: Callable[[str], str],
+    throttle: dict[str, Any],
 ) -> int:
-    """One round of faults; how many were injected."""
+    """One round of faults; how many were injected. ``throttle`` completes a 429 the way
+    the system sends it for one item (Jira: the per-issue write limit)."""
     count = 0
     for key in rng.sample(list(keys), k=max(1, len(keys) // 12)):
         status = rng.choice([503, 503, 502, 409, 400, 500])
@@ -104,7 +106,7 @@ def storm(
         inject(status, times=times, method=write_method, path=path_of(key))
         count += times
     for key in rng.sample(list(keys), k=max(1, len(keys) // 40)):
-        inject(429, times=rng.randint(1, 3), method=write_method, path=path_of(key), retry_after=0)
+        inject(429, times=rng.randint(1, 3), method=write_method, path=path_of(key), **throttle)
         count += 1
     if rng.random() < 0.5:  # the whole site is down for a stretch of requests
         stretch = rng.randint(5, 40)
@@ -174,11 +176,12 @@ def campaign(
     write_method: str,
     path_of: Callable[[str], str],
     touch: Callable[[str], None],
+    throttle: dict[str, Any],
 ) -> Tally:
     tally = Tally(items=len(keys))
     started = time.perf_counter()
     for round_no in range(rounds):
-        tally.faults += storm(rng, site.inject, keys, write_method, path_of)
+        tally.faults += storm(rng, site.inject, keys, write_method, path_of, throttle)
         kill = rng.randint(len(keys) // 4, len(keys)) if rng.random() < 0.4 else None
         settle(name, build, rule_set, store, now + timedelta(minutes=round_no), tally, kill)
         for key in rng.sample(list(keys), k=len(keys) // 20):  # people keep working
@@ -235,6 +238,7 @@ def jira_campaign(seed: int, n: int, rounds: int, tmp: Path) -> Tally:
                 "PUT",
                 lambda key: rf"/issue/{key}$",
                 lambda key: site.touch(key, status=rng.choice(statuses)),
+                {"retry_after": 1, "reason": "jira-per-issue-on-write"},
             )
         finally:
             store.close()
@@ -281,6 +285,7 @@ def servicenow_campaign(seed: int, n: int, rounds: int, tmp: Path) -> Tally:
                 "PATCH",
                 lambda key: rf"/{key.partition(':')[2]}$",
                 touch,
+                {"retry_after": 1},
             )
         finally:
             store.close()
