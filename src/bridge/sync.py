@@ -244,7 +244,8 @@ def sync_source(
         limit.acquire()
         in_flight.append(pool.submit(write, item, ops))
         if len(in_flight) > 4 * concurrency:
-            in_flight = [f for f in in_flight if not f.done()]
+            # Finished writes are dropped; one that raised past its handler is kept to re-raise.
+            in_flight = [f for f in in_flight if not f.done() or f.exception() is not None]
         return in_flight
 
     with ThreadPoolExecutor(

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from bridge.kpi.compute import KpiEngine
+from bridge.rules.engine import Engine
 from bridge.store.records import Backoff
 from bridge.store.sqlite import SqliteStore
-from bridge.sync import sync_source
+from bridge.sync import evaluate_item, sync_source
 from bridge.testing.jira import JiraDouble
 from tests.connectors.jira.test_connector import HOOK_ENV, TOKEN_ENV, connect, rules
 from tests.connectors.jira.test_sync_jira import NOW, SOURCE, seed
@@ -106,3 +108,46 @@ def test_a_jira_item_refused_for_good_is_given_up_visibly(
     assert [line[2] for line in audit] == [victim]
     # The rest were written on the first run and never again.
     assert store.list_pending(SOURCE, given_up=False) == []
+
+
+class Killed(BaseException):
+    """The process died: nothing after this point runs, no handler sees it."""
+
+
+@pytest.mark.parametrize("deployment", ["cloud", "datacenter"])
+def test_a_process_killed_between_the_comment_and_its_property_makes_no_second_comment(
+    deployment: str, store: SqliteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, "token")
+    monkeypatch.setenv(HOOK_ENV, "hook")
+    monkeypatch.setenv("BRIDGE_TEST_JIRA_PAT", "pat")
+    auth = {"auth": {"pat_env": "BRIDGE_TEST_JIRA_PAT"}} if deployment == "datacenter" else {}
+    with JiraDouble(deployment=deployment, max_page=50) as site:  # type: ignore[arg-type]
+        keys = seed(site, N)
+        rule_set = rules(tmp_path)
+        fields = {"writeback": {"fields": {"work_type": "Work type"}}}
+        dying = connect(site, store=store, sleep=no_sleep, deployment=deployment, **auth, **fields)
+        real_edit = dying._edit
+        victim = keys[2]
+        assert real_edit
+
+        def edit_then_die(key: str, body: dict[str, object]) -> None:
+            if key == victim:  # its comment is posted, then the process dies
+                raise Killed
+            real_edit(key, body)
+
+        monkeypatch.setattr(dying, "_edit", edit_then_die)
+        dying.prepare(rule_set)
+        item = dying.fetch(victim)
+        ops = evaluate_item(item, Engine(rule_set), KpiEngine(rule_set), dying, NOW)
+        with pytest.raises(Killed):
+            dying.apply(item, ops)
+        assert len(site.comments(victim)) == 1
+        assert "bridge.comment" not in site.properties(victim)  # never recorded on the issue
+
+        again = connect(site, store=store, sleep=no_sleep, deployment=deployment, **auth, **fields)
+        report = sync_source(SOURCE, again, rule_set, store, NOW + timedelta(minutes=5))
+
+        assert report.failed == []
+        assert [len(site.comments(k)) for k in keys] == [1] * N  # never a second one
+        assert all(site.properties(k).get("bridge.comment") for k in keys)

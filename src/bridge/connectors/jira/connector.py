@@ -894,15 +894,22 @@ class JiraConnector:
                     key,
                     comment_id,
                 )
+        # Write-ahead intent: until the property records the new comment, the store says a
+        # comment may exist, so a process killed between the POST and the property (or a
+        # POST whose answer was lost) makes the next run look for it instead of adding one.
+        self._set_memo(key, UNKNOWN_COMMENT)
         try:
             created = self._write(key, lambda: self.client.add_comment(key, body))
         except ConnectorTransportError:
-            # Jira may have created it before the connection failed: look for it first
-            # next time rather than risk a second bridge comment.
-            self._set_memo(key, UNKNOWN_COMMENT)
+            # Jira may have created it before the connection failed: the intent stays.
             self._remember(key, UNKNOWN_COMMENT, "")
             raise
-        return _CommentWrite(str(created["id"]), op.digest, new=True, memo=bool(memo))
+        except ConnectorError:
+            self._set_memo(key, memo or "")  # refused: nothing was created
+            raise
+        comment = str(created["id"])
+        self._set_memo(key, comment)  # it exists, here: edit it if the property never lands
+        return _CommentWrite(comment, op.digest, new=True, memo=True)
 
     def _comment_recorded(self, key: str, comment: _CommentWrite) -> None:
         self._written_ok(key, comment.id, comment.digest)
