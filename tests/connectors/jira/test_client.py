@@ -422,12 +422,12 @@ def test_the_retry_budget_ends_with_a_clear_error(site: Site, sleeps: list[float
         "/rest/api/3/myself",
         ok({}, 429, **{"Retry-After": "1847", "RateLimit-Reason": "jira-quota-global-based"}),
     )
-    client = make_client(sleeps, retry=RetryPolicy(budget=300.0))
+    client = make_client(sleeps, retry=RetryPolicy(rate_limit_budget=300.0))
     with pytest.raises(RateLimitedError) as caught:
         client.myself()
     message = str(caught.value)
     assert "jira-quota-global-based" in message
-    assert "1847s more would pass the 300s retry budget" in message
+    assert "1847s more would pass the 300s rate-limit budget" in message
     assert caught.value.retryable
     assert sleeps == []
 

@@ -7,9 +7,14 @@ with what is particular to ServiceNow:
   a time, and drops them with an empty HTTP 202 once too many queue up; without the cookie,
   concurrent requests are independent.
 - **A 202 is not a success**, on a read or a write: the request was dropped unapplied, so it is
-  sent again like after a 429, even a PATCH that adds a journal entry (``accept`` hook). A
-  200 with an HTML page (a hibernating developer instance, a login page, a proxy) is an
-  error that says so, not a JSON parse failure.
+  sent again like after a 429, even a PATCH that adds a journal entry (``accept`` hook), and
+  like a 429 it is no attempt. A 200 with an HTML page (a hibernating developer instance, a
+  login page, a proxy) is an error that says so, not a JSON parse failure.
+- **Rate-limit rules** (``sys_rate_limit_rules``, requests per hour) answer with
+  ``X-RateLimit-Limit``, ``X-RateLimit-Reset`` (epoch seconds) and ``X-RateLimit-Rule`` but
+  never with what is left: bridge counts that itself, per rule and hour, so the shared
+  limiter spreads the end of the hour's budget instead of running into 429s
+  (:class:`RuleBudgets`).
 - **OAuth tokens** (``/oauth_token.do``, password or client-credentials grant) are renewed
   before they expire (refresh token first, the grant again if that is refused), and once more
   when a request gets a 401 anyway; the request is then repeated once.
@@ -28,6 +33,7 @@ with what is particular to ServiceNow:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -42,7 +48,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from bridge.connectors.http import HttpClient, RateLimiter, RetryPolicy
+from bridge.connectors.http import (
+    HttpClient,
+    RateLimiter,
+    RateLimitInfo,
+    RetryPolicy,
+    rate_limit_info,
+)
 from bridge.errors import (
     ConnectorAuthError,
     ConnectorError,
@@ -57,6 +69,7 @@ __all__ = [
     "OAuthGrant",
     "OAuthTokens",
     "Page",
+    "RuleBudgets",
     "ServiceNowClient",
     "changed_query",
     "error_factory",
@@ -427,6 +440,37 @@ class OAuthTokens(requests.auth.AuthBase):
 # --------------------------------------------------------------------------------------------
 
 
+class RuleBudgets:
+    """What is left of each rate-limit rule's hour, counted from the answers.
+
+    A response that a rule in ``sys_rate_limit_rules`` matched says the rule
+    (``X-RateLimit-Rule``), its requests per hour (``X-RateLimit-Limit``) and when its hour
+    ends (``X-RateLimit-Reset``, epoch seconds), but not how many are left (ServiceNow sends
+    no ``X-RateLimit-Remaining``). This reads them like :func:`rate_limit_info` and adds the
+    remaining count: the limit less the answers naming the same rule and hour (a 429: none
+    left). Others using the same rule make the count optimistic, and a 429 then still says
+    stop. Thread-safe; one per client.
+    """
+
+    def __init__(self, keep: int = 64) -> None:
+        self._lock = threading.Lock()
+        self._used: dict[tuple[str, str], float] = {}
+        self._keep = keep
+
+    def __call__(self, response: requests.Response, now: datetime) -> RateLimitInfo | None:
+        info = rate_limit_info(response.headers, now)
+        rule = response.headers.get("X-RateLimit-Rule")
+        if info is None or not rule or info.remaining is not None or info.limit is None:
+            return info
+        key = (rule, response.headers.get("X-RateLimit-Reset", "").strip())
+        with self._lock:
+            used = info.limit if response.status_code == 429 else self._used.get(key, 0.0) + 1
+            self._used[key] = used
+            while len(self._used) > self._keep:
+                del self._used[next(iter(self._used))]
+        return dataclasses.replace(info, remaining=max(0.0, info.limit - used))
+
+
 def _answered(response: requests.Response) -> bool:
     """A 202 from the Table API is a dropped request (overloaded session), never a result."""
     return response.status_code != 202
@@ -491,6 +535,7 @@ class ServiceNowClient:
             sleep=sleep,
             rng=self._rng,
             pool_size=pool_size,
+            rate_limit_info=RuleBudgets(),
         )
 
     def close(self) -> None:
