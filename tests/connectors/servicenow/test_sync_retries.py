@@ -3,7 +3,8 @@ later sync once the fault clears (ServiceNowDouble over HTTP)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -54,3 +55,62 @@ def test_a_servicenow_patch_failing_with_503_is_written_by_the_next_sync(
     record = double.record("incident", victim)
     assert record["u_work_type"] == "service"
     assert len(double.journal("incident", victim, "work_notes")) == 1
+
+
+def test_a_work_note_committed_after_the_client_gave_up_is_not_added_twice(
+    double: ServiceNowDouble,
+    make_connector: ConnectorFactory,
+    store: SqliteStore,
+    rule_set: RuleSet,
+) -> None:
+    """The PATCH times out on the client, the instance commits it a moment later: the
+    check right after the timeout finds nothing, so the item stays pending — and the retry
+    looks for its own note (the write-ahead intent) before sending it again."""
+    ids = [incident(double, n) for n in range(3)]
+    victim = ids[1]
+    double.inject_timeout(0.6, method="PATCH", path=rf"/incident/{victim}$", apply=True)
+
+    first = sync_source("sn", make_connector(store=store, timeout=0.3), rule_set, store, NOW_SN)
+
+    assert [k for k, _ in first.failed] == [double.record("incident", victim)["number"]]
+    wait_for(lambda: len(double.journal("incident", victim, "work_notes")) == 1)
+    second = sync_source(
+        "sn", make_connector(store=store), rule_set, store, NOW_SN + timedelta(minutes=10)
+    )
+
+    assert second.failed == []
+    assert store.list_pending("sn") == []
+    assert [len(double.journal("incident", i, "work_notes")) for i in ids] == [1, 1, 1]
+
+
+def test_a_new_store_finds_bridge_s_last_work_notes_on_the_records(
+    double: ServiceNowDouble,
+    make_connector: ConnectorFactory,
+    store: SqliteStore,
+    rule_set: RuleSet,
+    tmp_path: Path,
+) -> None:
+    """The ticket is the truth: a lost or new store (or the move to PostgreSQL) costs one
+    journal query per batch of records, and adds no summary a record already shows."""
+    ids = [incident(double, n) for n in range(N)]
+    sync_source("sn", make_connector(store=store), rule_set, store, NOW_SN)
+    assert [len(double.journal("incident", i, "work_notes")) for i in ids] == [1] * N
+    fresh = SqliteStore(str(tmp_path / "fresh.db"))
+    double.reset_counters()
+    try:
+        connector = make_connector(store=fresh)
+        again = sync_source("sn", connector, rule_set, fresh, NOW_SN + timedelta(minutes=1))
+    finally:
+        fresh.close()
+
+    assert again.failed == []
+    assert double.count("PATCH") == 0
+    assert [len(double.journal("incident", i, "work_notes")) for i in ids] == [1] * N
+    assert connector.journal_requests == 1  # one batch: every record's last note at once
+
+
+def wait_for(condition: Callable[[], bool], deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.02)

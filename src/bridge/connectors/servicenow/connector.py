@@ -51,6 +51,7 @@ from bridge.connectors.servicenow.webhooks import (
 from bridge.connectors.servicenow.writes import (
     MEMO_RAW_KEY,
     RecordMemo,
+    marker_digest,
     memo_after_patch,
     memo_key,
     patch_body,
@@ -491,6 +492,7 @@ class ServiceNowConnector:
         self._values: Mapping[str, Mapping[str, str]] = {}
         self._values_digest: str | None = None
         self._audit_readable = True
+        self._journal_readable = True
         auth, oauth, user = self._credentials()
         verify: bool | str = True
         if s.ca_bundle:
@@ -534,6 +536,7 @@ class ServiceNowConnector:
         self._seen_lock = threading.Lock()
         # Counters for the report and the benchmark.
         self.sla_requests = 0
+        self.journal_requests = 0
         self.duplicates = 0
         self.skipped: list[tuple[str, str]] = []
 
@@ -732,6 +735,23 @@ class ServiceNowConnector:
         fields = [name for name in body if name != journal]
         memo = item.raw.get(MEMO_RAW_KEY)
         memo = memo if isinstance(memo, RecordMemo) else RecordMemo()
+        where = memo_key(table, sys_id)
+        if digest is not None and journal:
+            # Stored memos win over the item's copy: another job may have written since.
+            memo = RecordMemo.from_text(self._memos.get_memo(self.name, where))
+            if memo.intent == digest and self.client.journal_has(
+                table, sys_id, journal, summary_marker(digest)
+            ):
+                # An earlier PATCH with this entry landed after all: never add it twice.
+                log.info("%s: %s: its work note is already there", self.name, item.key)
+                body.pop(journal)
+                memo = replace(memo, journal=digest, intent=None)
+                self._memos.set_memo(self.name, where, memo.to_text())
+                digest = None
+                if not body:
+                    return Applied()
+            else:  # write-ahead: until confirmed, the entry may or may not exist
+                self._memos.set_memo(self.name, where, replace(memo, intent=digest).to_text())
         try:
             stored: Mapping[str, Any] | None = self.client.patch_record(
                 table,
@@ -761,7 +781,7 @@ class ServiceNowConnector:
                     self._seen.add((sys_id, mod))
         self._memos.set_memo(
             self.name,
-            memo_key(table, sys_id),
+            where,
             memo_after_patch(
                 memo,
                 body,
@@ -890,6 +910,59 @@ class ServiceNowConnector:
             self._memos.set_memo(self.name, memo_key(table, sys_id), remember.to_text())
         return found
 
+    def _known_journal(
+        self, table: str, records: Sequence[dict[str, Any]], memos: dict[str, RecordMemo]
+    ) -> None:
+        """The ticket, not the store, is the truth: for records whose memo does not know
+        bridge's last journal entry (a new, lost or restored store), read it from the
+        records' journals — one query per batch of records, bridge's entries only — and
+        remember it, so no summary is added again that the ticket already shows."""
+        journal = self.settings.journal
+        if not journal or not self._journal_readable:
+            return
+        unknown = [sys_id for sys_id, memo in memos.items() if memo.journal is None]
+        if not unknown:
+            return
+        by = f"^sys_created_by={self.integration_user}" if self.integration_user else ""
+        found: dict[str, str] = {}
+        size = self.settings.sla_batch_size
+        try:
+            for start in range(0, len(unknown), size):
+                batch = unknown[start : start + size]
+                for page in self.client.list_pages(
+                    "sys_journal_field",
+                    query=(
+                        f"element_idIN{','.join(batch)}^element={journal}{by}"
+                        "^valueLIKE[bridge summary ^ORDERBYDESCsys_created_on"
+                    ),
+                    fields=("element_id", "value"),
+                    page_size=1000,
+                ):
+                    self.journal_requests += 1
+                    for row in page.records:
+                        owner = plain_value(row.get("element_id"))
+                        digest = marker_digest(plain_value(row.get("value")))
+                        if owner and digest and owner not in found:
+                            found[owner] = digest  # newest first
+        except ConnectorError as exc:
+            if exc.status not in (400, 403, 404):
+                raise
+            log.warning(
+                "%s: cannot read sys_journal_field (%s); bridge's last work notes are known "
+                "from the store only (grant the integration user read access to it)",
+                self.name,
+                exc,
+            )
+            self._journal_readable = False
+            return
+        for record in records:
+            sys_id = plain_value(record.get("sys_id"))
+            if sys_id in found:
+                real = plain_value(record.get("sys_class_name")) or table
+                memo = replace(memos[sys_id], journal=found[sys_id])
+                memos[sys_id] = memo
+                self._memos.set_memo(self.name, memo_key(real, sys_id), memo.to_text())
+
     def _task_slas(self, sys_ids: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
         """task_sla rows of these tasks, in batches of ``sla.batch_size`` per request (a few
         thousand characters of URL each: longer URLs are refused by the platform)."""
@@ -915,11 +988,18 @@ class ServiceNowConnector:
             return
         ids = [i for r in records if _SYS_ID.fullmatch(i := plain_value(r.get("sys_id")))]
         slas = self._task_slas(ids) if self.read_task_sla and ids else {}
+        memos = {
+            sys_id: RecordMemo.from_text(self._memos.get_memo(self.name, memo_key(real, sys_id)))
+            for r in records
+            if (sys_id := plain_value(r.get("sys_id")))
+            and (real := plain_value(r.get("sys_class_name")) or table)
+        }
+        self._known_journal(table, records, memos)
         for record in records:
             sys_id = plain_value(record.get("sys_id"))
             real = plain_value(record.get("sys_class_name")) or table
             try:
-                memo = RecordMemo.from_text(self._memos.get_memo(self.name, memo_key(real, sys_id)))
+                memo = memos.get(sys_id) or RecordMemo()
                 item = item_from_record(
                     {**record, MEMO_RAW_KEY: memo}, table=table, instance_url=self.settings.url
                 )

@@ -44,6 +44,7 @@ __all__ = [
     "MEMO_RAW_KEY",
     "RecordMemo",
     "encode_value",
+    "marker_digest",
     "memo_after_patch",
     "memo_key",
     "patch_body",
@@ -72,6 +73,15 @@ def summary_marker(digest: str) -> str:
     return f"[bridge summary {digest}]"
 
 
+_MARKER = re.compile(r"\[bridge summary ([0-9a-f]{8,64})\]")
+
+
+def marker_digest(text: str) -> str | None:
+    """The digest in a journal entry's marker line; None when it is not bridge's."""
+    found = _MARKER.findall(text or "")
+    return found[-1] if found else None
+
+
 @dataclass(frozen=True, slots=True)
 class RecordMemo:
     """What bridge remembers about one record between syncs.
@@ -86,11 +96,17 @@ class RecordMemo:
     journal: str | None = None
     echo: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     updated: str | None = None
+    # Write-ahead intent: the digest of a journal entry whose PATCH was sent but not
+    # confirmed (a timeout, a 5xx, a process killed). The next attempt looks for it on the
+    # record before sending it again: journal entries can be neither edited nor deleted.
+    intent: str | None = None
 
     def to_text(self) -> str:
         doc: dict[str, Any] = {"journal": self.journal}
         if self.updated:
             doc["updated"] = self.updated
+        if self.intent:
+            doc["intent"] = self.intent
         if self.echo:
             doc["echo"] = {k: list(v) for k, v in sorted(self.echo.items())}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -108,6 +124,7 @@ class RecordMemo:
             return cls()
         journal = doc.get("journal")
         updated = doc.get("updated")
+        intent = doc.get("intent")
         echo: dict[str, tuple[str, str]] = {}
         raw_echo = doc.get("echo")
         if isinstance(raw_echo, dict):
@@ -122,6 +139,7 @@ class RecordMemo:
             journal=journal if isinstance(journal, str) else None,
             echo=MappingProxyType(echo),
             updated=updated if isinstance(updated, str) and updated else None,
+            intent=intent if isinstance(intent, str) and intent else None,
         )
 
 
@@ -279,6 +297,7 @@ def memo_after_patch(
         journal=digest if digest is not None else memo.journal,
         echo=MappingProxyType(echo),
         updated=updated or memo.updated,
+        intent=None if digest is not None else memo.intent,
     )
 
 
