@@ -67,6 +67,7 @@ class Tally:
     items: int = 0
     faults: int = 0
     kills: int = 0
+    aborted: int = 0  # syncs whose pull failed (the site was down): the next one catches up
     failed: int = 0
     retried: int = 0
     given_up: int = 0
@@ -100,7 +101,7 @@ def storm(
     """One round of faults; how many were injected. ``throttle`` completes a 429 the way
     the system sends it for one item (Jira: the per-issue write limit)."""
     count = 0
-    for key in rng.sample(list(keys), k=max(1, len(keys) // 12)):
+    for key in rng.sample(list(keys), k=max(1, len(keys) // 4)):
         status = rng.choice([503, 503, 502, 409, 400, 500])
         times = rng.randint(1, 7)  # beyond the client's own attempts, some of them
         inject(status, times=times, method=write_method, path=path_of(key))
@@ -142,6 +143,7 @@ def settle(
         tally.kills += 1
         return
     except Exception:  # the pull itself failed (an outage on a search): next round
+        tally.aborted += 1
         return
     finally:
         connector.close()
@@ -181,11 +183,14 @@ def campaign(
     tally = Tally(items=len(keys))
     started = time.perf_counter()
     for round_no in range(rounds):
-        tally.faults += storm(rng, site.inject, keys, write_method, path_of, throttle)
+        # People keep working: what they change is what this round must write, and where
+        # the faults land (the first round writes everything).
+        touched = list(keys) if round_no == 0 else rng.sample(list(keys), k=len(keys) // 10)
+        for key in touched if round_no else ():
+            touch(key)
+        tally.faults += storm(rng, site.inject, touched, write_method, path_of, throttle)
         kill = rng.randint(len(keys) // 4, len(keys)) if rng.random() < 0.4 else None
         settle(name, build, rule_set, store, now + timedelta(minutes=round_no), tally, kill)
-        for key in rng.sample(list(keys), k=len(keys) // 20):  # people keep working
-            touch(key)
     site.clear_faults()
     for extra in range(5):  # the storm is over: syncs until nothing is pending
         if not store.list_pending(name, given_up=False, limit=1) and extra:
@@ -302,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.rounds} stormy rounds; Python {sys.version.split()[0]}"
     )
     header = (
-        f"{'system':<11}{'seed':>5}{'items':>7}{'faults':>8}{'kills':>7}{'failed':>8}"
+        f"{'system':<11}{'seed':>5}{'items':>7}{'faults':>8}{'kills':>7}{'aborted':>9}{'failed':>8}"
         f"{'retried':>9}{'given up':>10}{'lost':>6}{'rounds':>8}{'time':>8}"
     )
     print(header)
@@ -315,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 total_lost += tally.lost
                 print(
                     f"{system:<11}{seed:>5}{tally.items:>7}{tally.faults:>8}{tally.kills:>7}"
+                    f"{tally.aborted:>9}"
                     f"{tally.failed:>8}{tally.retried:>9}{tally.given_up:>10}{tally.lost:>6}"
                     f"{tally.rounds:>8}{tally.seconds:>7.1f}s"
                     + (f"  lost: {', '.join(tally.lost_keys[:5])}" if tally.lost else ""),
