@@ -110,7 +110,7 @@ def storm(
         inject(429, times=rng.randint(1, 3), method=write_method, path=path_of(key), **throttle)
         count += 1
     if rng.random() < 0.5:  # the whole site is down for a stretch of requests
-        stretch = rng.randint(5, 40)
+        stretch = rng.randint(2, 10)
         inject(503, times=stretch)
         count += stretch
     return count

@@ -19,7 +19,7 @@ from bridge.model import WorkItem
 from bridge.plugins import load_registry, make_plugin_manager
 from bridge.service.app import create_app
 from bridge.service.runtime import Runtime
-from bridge.service.tasks import SYNC_LEASE, Jobs, make_huey, parse_cron
+from bridge.service.tasks import ITEM_LEASE, SYNC_LEASE, Jobs, make_huey, parse_cron
 from bridge.store import open_store
 from bridge.store.records import Backoff
 from bridge.sync import CLAIM
@@ -270,3 +270,40 @@ def test_worker_metrics_count_jobs_and_read_pending_items_from_the_store(
     assert 'bridge_pending_items{source="desk"} 1.0' in text
     assert 'bridge_given_up_items{source="desk"} 1.0' in text
     assert 'bridge_worker_items_total{outcome="failed",source="desk"} 1.0' in text
+
+
+def test_a_job_for_an_item_another_job_holds_is_coalesced_into_it(runtime: Runtime) -> None:
+    jobs = Jobs(runtime, make_huey(runtime.config, immediate=True))
+    other = runtime.store.acquire_lease("item:desk:D-1", "another-worker", now(), ITEM_LEASE)
+    assert other.acquired
+
+    coalesced = jobs._process("desk", "D-1")
+
+    assert coalesced.action == "coalesced"
+    assert FakeConnector.written == {}  # not fetched, not written
+    assert runtime.store.get_pending("desk", "D-1") is not None  # left for the holder
+    runtime.store.release_lease("item:desk:D-1", "another-worker")
+    assert jobs._process("desk", "D-1").action == "written"
+    assert runtime.store.get_pending("desk", "D-1") is None
+
+
+def test_a_change_arriving_while_its_item_is_processed_is_evaluated_once_more(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = Jobs(runtime, make_huey(runtime.config, immediate=True))
+    runtime.store.add_pending("desk", "D-1", "webhook", now())
+    fetched: list[str] = []
+    real_fetch = FakeConnector.fetch
+
+    def fetch(self: FakeConnector, key: str) -> WorkItem:
+        fetched.append(key)
+        if len(fetched) == 1:  # a second delivery lands meanwhile
+            runtime.store.add_pending("desk", key, "webhook", now())
+        return real_fetch(self, key)
+
+    monkeypatch.setattr(FakeConnector, "fetch", fetch)
+
+    assert jobs._process("desk", "D-1").action in ("written", "unchanged")
+
+    assert fetched == ["D-1", "D-1"]  # once more for the change that came in between
+    assert runtime.store.get_pending("desk", "D-1") is None

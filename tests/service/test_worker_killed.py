@@ -23,7 +23,7 @@ import pytest
 
 from bridge.config import load_config
 from bridge.service.runtime import Runtime
-from bridge.service.tasks import Jobs, make_huey
+from bridge.service.tasks import ITEM_LEASE, Jobs, make_huey
 from bridge.store import open_store
 from bridge.sync import CLAIM
 from bridge.testing.jira import JiraDouble
@@ -123,7 +123,15 @@ def test_a_worker_killed_holding_jobs_loses_no_item(
         lost = N - written()
         assert lost > 0, "the worker finished before it was killed; nothing was tested"
 
-        # The claim time of the lost jobs' rows has passed: the sweeper queues them again.
+        # Time passes (simulated): the killed worker's item leases expire, and the claim
+        # time of the lost jobs' rows has passed, so the sweeper queues them again.
+        for key in keys:
+            name = f"item:{source}:{key}"
+            expired = runtime.store.acquire_lease(
+                name, "time-passes", datetime.now(UTC) + ITEM_LEASE, ITEM_LEASE
+            )
+            assert expired.acquired
+            runtime.store.release_lease(name, "time-passes")
         later = Jobs(runtime, make_huey(config), clock=lambda: received + CLAIM)
         assert later.sweep() >= lost  # every unwritten item is queued again, lost jobs included
         second = start_worker(tmp_path / "bridge.yaml", log, env)

@@ -49,6 +49,10 @@ __all__ = ["SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
 # A scheduled sync's lease (default), renewed every third of it while the sync runs.
 SYNC_LEASE = WorkerSettings().sync_lease
 PRUNE_EVERY = timedelta(hours=1)
+# One job per item at a time: the lease outlasts any one evaluation; a job killed holding it
+# blocks the item (its row stays pending) for at most this long.
+ITEM_LEASE = timedelta(minutes=5)
+MAX_ROUNDS = 3  # evaluations of one item per job while new changes keep arriving
 
 log = logging.getLogger("bridge.jobs")
 
@@ -189,8 +193,32 @@ class Jobs:
         self.process(source, key)
 
     def _process(self, source: str, key: str) -> ItemOutcome:
-        """Fetch, evaluate and write one item; its pending row goes once it is written (or
-        gone), and keeps the error and the next try when it is not."""
+        """Fetch, evaluate and write one item, as the only job on it anywhere (a lease in
+        the store). Jobs for an item another job holds are coalesced into that job: they
+        leave the item pending and return, and the holder, seeing the pending row changed
+        while it worked, evaluates it once more — so a burst of deliveries costs at most
+        two evaluations and two jobs never write one item at once."""
+        store = self.runtime.store
+        name = f"item:{source}:{key}"
+        lease = store.acquire_lease(name, self.holder, self.clock(), ITEM_LEASE)
+        if not lease.acquired:
+            if store.get_pending(source, key) is None:
+                store.add_pending(source, key, "coalesced", self.clock(), due=lease.expires)
+            self.items.labels(source, "coalesced").inc()
+            return ItemOutcome(key, "coalesced", f"{lease.holder} has it")
+        try:
+            for _ in range(MAX_ROUNDS):
+                outcome, settled = self._process_once(source, key)
+                if settled:
+                    return outcome
+            return outcome  # changed on every round: the row stays for the sweeper
+        finally:
+            store.release_lease(name, self.holder)
+
+    def _process_once(self, source: str, key: str) -> tuple[ItemOutcome, bool]:
+        """One evaluation; whether the item is settled (no newer change came meanwhile).
+        Its pending row goes once it is written (or gone), and keeps the error and the next
+        try when it is not."""
         store = self.runtime.store
         now = self.clock()
         row = store.get_pending(source, key)
@@ -213,10 +241,10 @@ class Jobs:
             if failed.given_up:
                 give_up(store, source, failed, now)
             self.items.labels(source, "given_up" if failed.given_up else "failed").inc()
-            return ItemOutcome(key, "failed", message)
-        store.finish_pending(source, key, seq)
+            return ItemOutcome(key, "failed", message), True
         self.items.labels(source, outcome.action).inc()
-        return outcome
+        settled = store.finish_pending(source, key, seq) or store.get_pending(source, key) is None
+        return outcome, settled
 
     def sweep(self) -> int:
         """Queue the pending items that are due (failed ones whose backoff ran out, and
