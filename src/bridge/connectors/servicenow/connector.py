@@ -618,7 +618,7 @@ class ServiceNowConnector:
                             value, plain_value(row.get("label")) or value
                         )
         except ConnectorError as exc:
-            if exc.status not in (400, 403, 404):
+            if not _unreadable(exc):
                 raise
             log.warning(
                 "%s: cannot read sys_choice (%s); the values of choice columns are written "
@@ -896,7 +896,7 @@ class ServiceNowConnector:
                     fields=("sys_created_on",),
                 )
             except ConnectorError as exc:
-                if exc.status not in (400, 403, 404):
+                if not _unreadable(exc):
                     raise
                 log.info("%s: sys_audit is not readable (%s); using creation times", self.name, exc)
                 self._audit_readable = False
@@ -945,7 +945,7 @@ class ServiceNowConnector:
                         if owner and digest and owner not in found:
                             found[owner] = digest  # newest first
         except ConnectorError as exc:
-            if exc.status not in (400, 403, 404):
+            if not _unreadable(exc):
                 raise
             log.warning(
                 "%s: cannot read sys_journal_field (%s); bridge's last work notes are known "
@@ -1020,6 +1020,13 @@ class ServiceNowConnector:
                 self.skipped.append((where, str(exc)))
                 continue
             yield item
+
+
+def _unreadable(exc: ConnectorError) -> bool:
+    """A table the integration user may not read, or the instance lacks: ServiceNow answers
+    403 for an ACL, 400 for a table that does not exist (a plugin not installed), 404 for
+    nothing visible. bridge then does without what that table would have told it."""
+    return exc.status in (400, 403, 404)
 
 
 def _instant(text: str | None) -> datetime | None:
