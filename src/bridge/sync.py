@@ -9,6 +9,12 @@ pull starts ``overlap`` earlier; items already handled in that overlap at the sa
 Writes run concurrently (bounded) because a live system's latency, not CPU, bounds a sync;
 the connector's rate limiter keeps them under the system's limits. Memory stays flat: items
 stream from the connector and at most ``2 × concurrency`` writes are in flight.
+
+One job per item at a time, the sync included: an item with something to write is written
+under its lease in the store (the one webhook jobs take). An item another job holds is left
+to that job (its pending row is bumped, so the holder evaluates it once more); an item
+another job held after this sync's pull began is fetched again before it is written, since
+the pulled copy may be older than what that job wrote.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bridge.connectors.base import LiveConnector
 from bridge.errors import BridgeError, ItemNotFoundError
@@ -29,10 +35,20 @@ from bridge.model import WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.store.base import Store
+from bridge.store.leases import holder_id, take_lease
 from bridge.store.records import Backoff, Pending
 from bridge.writeback.plan import Applied, SetFields, UpsertSummary, WriteOp
 
-__all__ = ["ItemOutcome", "SyncReport", "evaluate_item", "process_item", "sync_source"]
+__all__ = [
+    "CLAIM",
+    "ITEM_LEASE",
+    "ItemOutcome",
+    "SyncReport",
+    "evaluate_item",
+    "item_lease",
+    "process_item",
+    "sync_source",
+]
 
 log = logging.getLogger("bridge.sync")
 
@@ -41,6 +57,14 @@ DEFAULT_BACKOFF = Backoff()
 # How long a claimed pending row stays out of other workers' reach: longer than any item
 # takes; a worker killed holding it leaves it due again after this.
 CLAIM = timedelta(minutes=15)
+# One job per item at a time: the lease outlasts any one evaluation and write; a job killed
+# holding it blocks the item for at most this long (at once, on the same host).
+ITEM_LEASE = timedelta(minutes=5)
+
+
+def item_lease(source: str, key: str) -> str:
+    """The name of an item's lease, shared by sync and webhook jobs."""
+    return f"item:{source}:{key}"
 
 
 def give_up(store: Store, source: str, row: Pending, now: datetime) -> None:
@@ -62,6 +86,8 @@ class SyncReport:
     duplicates: int = 0
     unchanged: int = 0
     retried: int = 0  # pending items fetched because the pull did not meet them
+    coalesced: int = 0  # left to the job that held them (it evaluates them once more)
+    refetched: int = 0  # fetched again: another job held them after the pull began
     items_written: int = 0
     field_writes: int = 0
     comment_writes: int = 0
@@ -127,6 +153,9 @@ def sync_source(
     kpis: KpiEngine | None = None,
     backoff: Backoff = DEFAULT_BACKOFF,
     claim: timedelta = CLAIM,
+    holder: str | None = None,
+    lease: timedelta = ITEM_LEASE,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SyncReport:
     """Sync one source once. Raises only when the pull itself fails (nothing is lost: the
     cursor stays where it was); per-item problems are in the report.
@@ -140,6 +169,9 @@ def sync_source(
     ``engine`` and ``kpis`` let a long-running process pass the engines it keeps for
     ``rule_set``, so their warm caches (generated matchers, calendars) outlive one sync;
     they must have been built from ``rule_set``. A one-off sync builds its own.
+
+    ``holder`` names this sync in the item leases it takes (one is made when omitted), for
+    ``lease``, on ``clock``'s time (the worker's, so that its jobs and its syncs agree).
     """
     if engine is None:
         engine = Engine(rule_set)
@@ -161,6 +193,9 @@ def sync_source(
     cursor_of: Callable[[WorkItem], datetime | None] = getattr(
         connector, "cursor_of", lambda item: item.updated
     )
+    holder = holder or holder_id()
+    # Read before the pull: an item lease released after this was held while we pulled.
+    ticket = 0 if dry_run else store.lease_ticket()
     lock = threading.Lock()
     in_flight: list[Future[None]] = []
     limit = threading.BoundedSemaphore(max(1, concurrency) * 2)
@@ -207,9 +242,15 @@ def sync_source(
         if not isinstance(exc, BridgeError):
             log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
 
-    def write(item: WorkItem, ops: list[WriteOp]) -> None:
+    def write(item: WorkItem, ops: list[WriteOp], stale: bool) -> None:
+        name = item_lease(source, item.key)
         try:
-            written = _tally(ops, connector.apply(item, ops))
+            if stale:
+                with lock:
+                    report.refetched += 1
+                item = connector.fetch(item.key)
+                ops = evaluate_item(item, engine, kpis, connector, now)
+            written = _tally(ops, connector.apply(item, ops)) if ops else Applied(0, 0)
         except Exception as exc:
             record_failure(item.key, exc)
         else:
@@ -224,6 +265,7 @@ def sync_source(
                 store.audit(source, item.key, "written", written.detail, now)
             succeeded(item.key)
         finally:
+            store.release_lease(name, holder)
             limit.release()
 
     def evaluate_and_write(
@@ -241,8 +283,15 @@ def sync_source(
         if dry_run:
             report.planned[item.key] = ops
             return in_flight
+        held = take_lease(store, item_lease(source, item.key), holder, clock(), lease)
+        if not held.acquired:
+            # Another job has it and fetches it fresh; this bump makes it look once more.
+            store.add_pending(source, item.key, "coalesced", clock(), due=held.expires)
+            with lock:
+                report.coalesced += 1
+            return in_flight
         limit.acquire()
-        in_flight.append(pool.submit(write, item, ops))
+        in_flight.append(pool.submit(write, item, ops, held.held_since(ticket)))
         if len(in_flight) > 4 * concurrency:
             # Finished writes are dropped; one that raised past its handler is kept to re-raise.
             in_flight = [f for f in in_flight if not f.done() or f.exception() is not None]

@@ -171,6 +171,35 @@ def test_leases_expire_and_say_who_holds_them(store: Store, source: str) -> None
     assert store.acquire_lease(name, "worker-3", later, ttl).acquired
 
 
+def test_a_lease_released_after_a_ticket_was_read_says_it_was_held_since(
+    store: Store, source: str
+) -> None:
+    """What a sync relies on: an item lease released by another job after the sync read
+    the ticket (before its pull) tells it its copy of the item may be stale."""
+    ttl = timedelta(minutes=5)
+    held, idle, killed = (f"item:{source}:{k}" for k in ("HELD", "IDLE", "KILLED"))
+    for name in (held, idle):
+        store.acquire_lease(name, "job-1", T0, ttl)
+    store.release_lease(idle, "job-1")
+    before_pull = store.lease_ticket()
+    store.release_lease(held, "job-1")  # the job wrote the item while the sync pulled
+    store.release_lease(held, "job-1")  # released already: no new ticket
+    after = store.lease_ticket()
+    assert after > before_pull
+    store.acquire_lease(killed, "job-2", T0, ttl)  # killed holding it: never released
+
+    fresh = store.acquire_lease(idle, "sync", T0, ttl)
+    stale = store.acquire_lease(held, "sync", T0, ttl)
+    taken = store.acquire_lease(killed, "sync", T0 + ttl, ttl)
+
+    assert fresh.acquired and not fresh.held_since(before_pull)
+    assert stale.acquired and stale.held_since(before_pull)
+    assert stale.released == after
+    assert taken.acquired and taken.held_since(after)
+    never = store.acquire_lease(f"item:{source}:NEW", "sync", T0, ttl)
+    assert never.released is None and not never.held_since(0)
+
+
 def test_prune_drops_old_deliveries_audit_and_given_up_rows(store: Store, source: str) -> None:
     store.first_delivery(source, "old", T0)
     store.first_delivery(source, "new", T0 + timedelta(days=10))

@@ -3,12 +3,14 @@
 Jira retries deliveries that are slow or fail (and may send one twice, up to ~30 minutes
 late), so the receiver does no ticket work itself: it checks the signature in constant time
 on the raw body, drops deliveries it has seen (by the system's delivery id, kept in the
-store so every node agrees), drops echoes of bridge's own writes, and queues the item for a
-worker, which fetches it fresh. Errors map to statuses a sender understands: 401 for a bad
-signature, 400 for a body it cannot read, 404 for an unknown source, 413 for an oversized
-body; a queue that is down gives 503 so the system retries later. A source whose webhook
-secret cannot be read (its variable unset) answers 500 and logs why; ``bridge serve`` checks
-every source's secret before it starts (:func:`check_webhook_sources`), so that is rare.
+store so every node agrees) and bodies it has seen (the signature covers only the body, so
+a captured body re-sent under a new delivery id is a replay, not news), drops echoes of
+bridge's own writes, and queues the item for a worker, which fetches it fresh. Errors map
+to statuses a sender understands: 401 for a bad signature, 400 for a body it cannot read,
+404 for an unknown source, 413 for an oversized body; a queue that is down gives 503 so the
+system retries later. A source whose webhook secret cannot be read (its variable unset)
+answers 500 and logs why; ``bridge serve`` checks every source's secret before it starts
+(:func:`check_webhook_sources`), so that is rare.
 
 Each connector checks the form of the item keys and the delivery id it parses; whatever the
 connector, a key or id that could not be used safely (empty, overlong, control characters, a
@@ -18,6 +20,7 @@ becomes a URL the worker requests, the id a row in the store.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -36,6 +39,7 @@ from bridge.connectors.base import ConnectorContext, WebhookEvent
 from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, WebhookSignatureError
 from bridge.plugins import Registry, default_registry
 from bridge.service.runtime import Runtime
+from bridge.store.base import Store
 from bridge.store.summary import pending_status
 from bridge.sync import CLAIM
 
@@ -133,6 +137,33 @@ def check_webhook_sources(config: Config, registry: Registry | None = None) -> d
     return ready
 
 
+def _first_time(store: Store, source: str, event: WebhookEvent, replay: str, now: datetime) -> bool:
+    """Record the delivery as seen — its body digest, its id — and its items as pending in
+    the same transaction as the id, before anything is queued: the queue is a fast path;
+    the sweeper runs a row whose job is lost. Rows are due after the claim time, so the fast
+    path goes first. False: seen before, nothing recorded. A store error unsees the body, so
+    the sender's retry is not taken for a replay."""
+    if not store.first_delivery(source, replay, now):
+        return False
+    try:
+        if event.ignore_reason or event.deleted or not event.keys:
+            return not event.delivery_id or store.first_delivery(source, event.delivery_id, now)
+        return all(
+            store.add_pending(
+                source,
+                key,
+                "webhook",
+                now,
+                delivery_id=event.delivery_id if index == 0 else None,
+                due=now + CLAIM,
+            )
+            for index, key in enumerate(event.keys)
+        )
+    except BaseException:
+        store.forget_delivery(source, replay)
+        raise
+
+
 def create_app(
     runtime: Runtime, enqueue: Enqueue, *, metrics: CollectorRegistry | None = None
 ) -> Flask:
@@ -179,26 +210,12 @@ def create_app(
             return _json(503, error="bridge cannot handle deliveries right now; retry later")
         now = datetime.now(UTC)
         store = runtime.store
-        if event.ignore_reason or event.deleted or not event.keys:
-            if event.delivery_id and not store.first_delivery(source, event.delivery_id, now):
-                deliveries.labels(source=source, outcome="duplicate").inc()
-                return _json(200, status="duplicate", delivery=event.delivery_id)
-        # The item is pending in the store, in the same transaction that marks the delivery
-        # seen, before it is queued: the queue is a fast path; the sweeper runs the row if
-        # the job is lost. It is due after the claim time, so the fast path goes first.
-        elif not all(
-            store.add_pending(
-                source,
-                key,
-                "webhook",
-                now,
-                delivery_id=event.delivery_id if index == 0 else None,
-                due=now + CLAIM,
-            )
-            for index, key in enumerate(event.keys)
-        ):
+        # Genuine deliveries differ in their bodies (Jira's timestamp and changelog id,
+        # ServiceNow's sys_mod_count); the same signed body twice is a retry or a replay.
+        replay = "sha256:" + hashlib.sha256(body).hexdigest()
+        if not _first_time(store, source, event, replay, now):
             deliveries.labels(source=source, outcome="duplicate").inc()
-            return _json(200, status="duplicate", delivery=event.delivery_id)
+            return _json(200, status="duplicate", delivery=event.delivery_id or replay)
         if event.ignore_reason:
             deliveries.labels(source=source, outcome="ignored").inc()
             return _json(200, status="ignored", reason=event.ignore_reason)
@@ -209,7 +226,9 @@ def create_app(
         except Exception as exc:
             log.error("%s: cannot queue %s: %s", source, event.keys, exc)
             deliveries.labels(source=source, outcome="queue_down").inc()
-            if event.delivery_id:  # unseen: the sender's retry is processed, not a duplicate
+            # Unseen: the sender's retry is processed, not a duplicate.
+            store.forget_delivery(source, replay)
+            if event.delivery_id:
                 store.forget_delivery(source, event.delivery_id)
             return _json(503, error="the job queue is unavailable; retry later")
         deliveries.labels(source=source, outcome="queued").inc()

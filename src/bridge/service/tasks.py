@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,24 +32,24 @@ from bridge.config import Config, WorkerSettings
 from bridge.errors import BridgeError, ConfigError
 from bridge.service.messages import MemoryQueue, RedisQueue, SqliteQueue
 from bridge.service.runtime import Runtime
+from bridge.store.leases import holder_id, take_lease
 from bridge.store.records import Backoff, Retention
 from bridge.sync import (
     CLAIM,
+    ITEM_LEASE,
     ItemOutcome,
     SyncReport,
     give_up,
+    item_lease,
     process_item,
     sync_source,
 )
 
-__all__ = ["SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
+__all__ = ["ITEM_LEASE", "SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
 
 # A scheduled sync's lease (default), renewed every third of it while the sync runs.
 SYNC_LEASE = WorkerSettings().sync_lease
 PRUNE_EVERY = timedelta(hours=1)
-# One job per item at a time: the lease outlasts any one evaluation; a job killed holding it
-# blocks the item (its row stays pending) for at most this long.
-ITEM_LEASE = timedelta(minutes=5)
 MAX_ROUNDS = 3  # evaluations of one item per job while new changes keep arriving
 
 log = logging.getLogger("bridge.jobs")
@@ -134,8 +132,6 @@ class Jobs:
         self.sync_lease = sync_lease or settings.sync_lease
         self.retention = retention or settings.retention
         self.clock = clock
-        # Who holds a lease: this process, told apart from its siblings on other nodes.
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._next_prune: datetime | None = None
         # What ``bridge worker --metrics`` serves.
         self.metrics = CollectorRegistry()
@@ -199,8 +195,10 @@ class Jobs:
         while it worked, evaluates it once more — so a burst of deliveries costs at most
         two evaluations and two jobs never write one item at once."""
         store = self.runtime.store
-        name = f"item:{source}:{key}"
-        lease = store.acquire_lease(name, self.holder, self.clock(), ITEM_LEASE)
+        name = item_lease(source, key)
+        # A holder per job, not per process: the worker's threads exclude each other too.
+        holder = holder_id()
+        lease = take_lease(store, name, holder, self.clock(), ITEM_LEASE)
         if not lease.acquired:
             if store.get_pending(source, key) is None:
                 store.add_pending(source, key, "coalesced", self.clock(), due=lease.expires)
@@ -213,7 +211,7 @@ class Jobs:
                     return outcome
             return outcome  # changed on every round: the row stays for the sweeper
         finally:
-            store.release_lease(name, self.holder)
+            store.release_lease(name, holder)
 
     def _process_once(self, source: str, key: str) -> tuple[ItemOutcome, bool]:
         """One evaluation; whether the item is settled (no newer change came meanwhile).
@@ -273,7 +271,8 @@ class Jobs:
         """One sync of one source, unless another worker holds its lease."""
         store = self.runtime.store
         name = f"sync:{source}"
-        lease = store.acquire_lease(name, self.holder, self.clock(), self.sync_lease)
+        holder = holder_id()
+        lease = take_lease(store, name, holder, self.clock(), self.sync_lease)
         if not lease.acquired:
             self.lease_skips.labels(source).inc()
             log.warning(
@@ -296,7 +295,7 @@ class Jobs:
 
         def renew() -> None:
             while not done.wait(self.sync_lease.total_seconds() / 3):
-                store.acquire_lease(name, self.holder, self.clock(), self.sync_lease)
+                store.acquire_lease(name, holder, self.clock(), self.sync_lease)
 
         heartbeat = threading.Thread(target=renew, name=f"bridge-lease-{source}", daemon=True)
         heartbeat.start()
@@ -315,8 +314,10 @@ class Jobs:
                 engine=evaluators.engine,
                 kpis=evaluators.kpis,
                 backoff=self.backoff,
+                holder=holder,
+                clock=self.clock,
             )
         finally:
             done.set()
             heartbeat.join()
-            store.release_lease(name, self.holder)
+            store.release_lease(name, holder)

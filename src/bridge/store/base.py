@@ -114,12 +114,20 @@ class Store(Protocol):
         the answer says who holds it and since when."""
         ...
 
-    def release_lease(self, name: str, holder: str) -> None: ...
+    def release_lease(self, name: str, holder: str) -> None:
+        """Let go of ``name`` if ``holder`` has it; the release takes the next ticket."""
+        ...
+
+    def lease_ticket(self) -> int:
+        """The newest release ticket (0 before any): read it before pulling items, and an
+        item lease whose ``released`` is larger was held by someone else since."""
+        ...
 
     # -- bounded state ---------------------------------------------------------------------
 
     def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
-        """Drop delivery records, audit lines and given-up rows older than these; counts."""
+        """Drop delivery records, audit lines and given-up rows older than these (and
+        release records as old as deliveries: they outlive any pull); counts."""
         ...
 
     def close(self) -> None: ...

@@ -34,6 +34,9 @@ CREATE INDEX IF NOT EXISTS bridge_pending_due ON bridge_pending (given_up, next_
 CREATE TABLE IF NOT EXISTS bridge_leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, since TIMESTAMPTZ NOT NULL,
     expires TIMESTAMPTZ NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS bridge_lease_tickets;
+CREATE TABLE IF NOT EXISTS bridge_lease_releases (
+    name TEXT PRIMARY KEY, ticket BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL);
 """
 
 _PENDING = "source, key, reason, attempts, next_try, last_error, given_up, seq, since"
@@ -287,12 +290,21 @@ class PostgresStore:
                 " since = CASE WHEN l.holder = excluded.holder THEN l.since"
                 " ELSE excluded.since END"
                 " WHERE l.holder = excluded.holder OR l.expires <= %s"
-                " RETURNING holder, since, expires, (SELECT holder FROM before)",
-                (name, name, holder, now, expires, now),
+                " RETURNING holder, since, expires, (SELECT holder FROM before),"
+                " (SELECT ticket FROM bridge_lease_releases WHERE name = %s)",
+                (name, name, holder, now, expires, now, name),
             ).fetchone()
             if row is not None:
                 expired = row[3] if row[3] is not None and row[3] != holder else None
-                return Lease(name, row[0], row[1], row[2], acquired=True, expired_holder=expired)
+                return Lease(
+                    name,
+                    row[0],
+                    row[1],
+                    row[2],
+                    acquired=True,
+                    expired_holder=expired,
+                    released=None if row[4] is None else int(row[4]),
+                )
             held = conn.execute(
                 "SELECT holder, since, expires FROM bridge_leases WHERE name = %s", (name,)
             ).fetchone()
@@ -301,12 +313,31 @@ class PostgresStore:
         return Lease(name, held[0], held[1], held[2], acquired=False)
 
     def release_lease(self, name: str, holder: str) -> None:
-        self._run("DELETE FROM bridge_leases WHERE name = %s AND holder = %s", name, holder)
+        # One transaction: the lease is free only once its ticket is on record, and the
+        # ticket is drawn after every write made under the lease.
+        with self._pool.connection() as conn, conn.transaction():
+            gone = conn.execute(
+                "DELETE FROM bridge_leases WHERE name = %s AND holder = %s", (name, holder)
+            )
+            if gone.rowcount == 1:
+                conn.execute(
+                    "INSERT INTO bridge_lease_releases (name, ticket, at)"
+                    " VALUES (%s, nextval('bridge_lease_tickets'), now())"
+                    " ON CONFLICT (name) DO UPDATE SET ticket = excluded.ticket, at = excluded.at",
+                    (name,),
+                )
+
+    def lease_ticket(self) -> int:
+        row = self._one(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM bridge_lease_tickets"
+        )
+        return int(row[0]) if row else 0
 
     def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
         return {
             "deliveries": self._run("DELETE FROM bridge_deliveries WHERE at < %s", deliveries),
             "audit": self._run("DELETE FROM bridge_audit WHERE at < %s", audit),
+            "releases": self._run("DELETE FROM bridge_lease_releases WHERE at < %s", deliveries),
             "given_up": self._run(
                 "DELETE FROM bridge_pending WHERE given_up AND failed_at < %s", given_up
             ),

@@ -8,8 +8,11 @@ ticketing system all leave the row, and the sweeper runs it again when it is due
 counts the row's (re)additions, so a job that started before a newer change arrived does
 not delete the row that change needs.
 
-A *lease* is a named claim with an expiry (one scheduled sync per source): a holder that is
-killed blocks the next one for at most the lease's length.
+A *lease* is a named claim with an expiry (one scheduled sync per source, one job per item):
+a holder that is killed blocks the next one for at most the lease's length. Each release
+takes a *ticket*, a number that only grows, store-wide: a sync reads the newest ticket before
+it pulls, and an item lease released with a later one was held by another job after the
+pull began — the sync's copy of that item may be older than what the job wrote.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ class Lease:
     expires: datetime
     acquired: bool
     expired_holder: str | None = None  # whose expired lease was taken over (a killed worker)
+    released: int | None = None  # the ticket of its last release (None: none on record)
+
+    def held_since(self, ticket: int) -> bool:
+        """Whether another holder may have worked under this lease after ``ticket`` was
+        read (released later, or killed holding it)."""
+        return self.expired_holder is not None or (self.released or 0) > ticket
 
 
 @dataclass(frozen=True, slots=True)

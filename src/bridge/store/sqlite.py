@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS pending (
 CREATE INDEX IF NOT EXISTS pending_due ON pending (given_up, next_try);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, since TEXT NOT NULL, expires TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lease_releases (
+    ticket INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, at TEXT NOT NULL);
 """
 
 _PENDING = "source, key, reason, attempts, next_try, last_error, given_up, seq, since"
@@ -306,6 +308,9 @@ class SqliteStore:
             row = db.execute(
                 "SELECT holder, since, expires FROM leases WHERE name = ?", (name,)
             ).fetchone()
+            released = db.execute(
+                "SELECT ticket FROM lease_releases WHERE name = ?", (name,)
+            ).fetchone()
             if row and row[0] != holder and str(row[2]) > _stamp(now):
                 return Lease(
                     name,
@@ -323,15 +328,35 @@ class SqliteStore:
                 (name, holder, _stamp(since), _stamp(expires)),
             )
         expired = str(row[0]) if row and row[0] != holder else None
-        return Lease(name, holder, since, expires, acquired=True, expired_holder=expired)
+        return Lease(
+            name,
+            holder,
+            since,
+            expires,
+            acquired=True,
+            expired_holder=expired,
+            released=int(released[0]) if released else None,
+        )
 
     def release_lease(self, name: str, holder: str) -> None:
-        self._run("DELETE FROM leases WHERE name = ? AND holder = ?", name, holder)
+        with self._transaction() as db:
+            gone = db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+            if gone.rowcount == 1:
+                # REPLACE deletes the old row; AUTOINCREMENT never hands out a ticket twice.
+                db.execute(
+                    "INSERT OR REPLACE INTO lease_releases (name, at) VALUES (?, ?)",
+                    (name, _stamp(datetime.now(UTC))),
+                )
+
+    def lease_ticket(self) -> int:
+        row = self._one("SELECT seq FROM sqlite_sequence WHERE name = 'lease_releases'")
+        return int(str(row[0])) if row else 0
 
     def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
         return {
             "deliveries": self._run("DELETE FROM deliveries WHERE at < ?", _text(deliveries)),
             "audit": self._run("DELETE FROM audit WHERE at < ?", _text(audit)),
+            "releases": self._run("DELETE FROM lease_releases WHERE at < ?", _stamp(deliveries)),
             "given_up": self._run(
                 "DELETE FROM pending WHERE given_up = 1 AND failed_at < ?", _stamp(given_up)
             ),
