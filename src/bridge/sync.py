@@ -36,7 +36,7 @@ from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.store.base import Store
 from bridge.store.leases import holder_id, take_lease
-from bridge.store.records import Backoff, Pending
+from bridge.store.records import Backoff, Lease, Pending
 from bridge.writeback.plan import Applied, SetFields, UpsertSummary, WriteOp
 
 __all__ = [
@@ -156,6 +156,7 @@ def sync_source(
     holder: str | None = None,
     lease: timedelta = ITEM_LEASE,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    requeue: Callable[[str], None] | None = None,
 ) -> SyncReport:
     """Sync one source once. Raises only when the pull itself fails (nothing is lost: the
     cursor stays where it was); per-item problems are in the report.
@@ -172,6 +173,8 @@ def sync_source(
 
     ``holder`` names this sync in the item leases it takes (one is made when omitted), for
     ``lease``, on ``clock``'s time (the worker's, so that its jobs and its syncs agree).
+    ``requeue`` (the worker's queue) takes an item found pending when the sync lets go of
+    it: a job that found the sync holding it left it so.
     """
     if engine is None:
         engine = Engine(rule_set)
@@ -210,10 +213,35 @@ def sync_source(
         }
     )
 
+    # Rows this sync added for items it took over from another job (see ``take``).
+    mine: dict[str, int] = {}
+
     def succeeded(key: str) -> None:
         row = retry.get(key)
         if row is not None:
             store.finish_pending(source, key, row.seq)
+        with lock:
+            seq = mine.pop(key, None)
+        if seq is not None:
+            store.finish_pending(source, key, seq)
+
+    def take(key: str) -> Lease | None:
+        """The item's lease, or None when another job has it. That job must look at the
+        item once more: its pending row is bumped, then the lease tried again, so that a
+        holder letting go in between (and so missing the bump) hands the item to us."""
+        name = item_lease(source, key)
+        held = take_lease(store, name, holder, clock(), lease)
+        if held.acquired:
+            return held
+        store.add_pending(source, key, "coalesced", clock(), due=held.expires)
+        held = take_lease(store, name, holder, clock(), lease)
+        if not held.acquired:
+            return None
+        row = store.get_pending(source, key)
+        if row is not None:
+            with lock:
+                mine[key] = row.seq
+        return held
 
     def record_failure(key: str, exc: BaseException) -> None:
         skipped = isinstance(exc, ItemNotFoundError)
@@ -244,6 +272,7 @@ def sync_source(
 
     def write(item: WorkItem, ops: list[WriteOp], stale: bool) -> None:
         name = item_lease(source, item.key)
+        done = False
         try:
             if stale:
                 with lock:
@@ -264,9 +293,14 @@ def sync_source(
             if written:
                 store.audit(source, item.key, "written", written.detail, now)
             succeeded(item.key)
+            done = True
         finally:
             store.release_lease(name, holder)
             limit.release()
+        if done and requeue is not None:
+            late = store.get_pending(source, item.key)
+            if late is not None and late.attempts == 0 and not late.given_up:
+                requeue(item.key)
 
     def evaluate_and_write(
         item: WorkItem, in_flight: list[Future[None]], pool: ThreadPoolExecutor
@@ -283,10 +317,8 @@ def sync_source(
         if dry_run:
             report.planned[item.key] = ops
             return in_flight
-        held = take_lease(store, item_lease(source, item.key), holder, clock(), lease)
-        if not held.acquired:
-            # Another job has it and fetches it fresh; this bump makes it look once more.
-            store.add_pending(source, item.key, "coalesced", clock(), due=held.expires)
+        held = take(item.key)
+        if held is None:  # another job has it, fetches it fresh, and looks once more
             with lock:
                 report.coalesced += 1
             return in_flight

@@ -192,12 +192,16 @@ def test_a_lease_released_after_a_ticket_was_read_says_it_was_held_since(
     stale = store.acquire_lease(held, "sync", T0, ttl)
     taken = store.acquire_lease(killed, "sync", T0 + ttl, ttl)
 
-    assert fresh.acquired and not fresh.held_since(before_pull)
-    assert stale.acquired and stale.held_since(before_pull)
+    assert fresh.acquired
+    assert not fresh.held_since(before_pull)
+    assert stale.acquired
+    assert stale.held_since(before_pull)
     assert stale.released == after
-    assert taken.acquired and taken.held_since(after)
+    assert taken.acquired
+    assert taken.held_since(after)
     never = store.acquire_lease(f"item:{source}:NEW", "sync", T0, ttl)
-    assert never.released is None and not never.held_since(0)
+    assert never.released is None
+    assert not never.held_since(0)
 
 
 def test_prune_drops_old_deliveries_audit_and_given_up_rows(store: Store, source: str) -> None:

@@ -193,7 +193,11 @@ class Jobs:
         the store). Jobs for an item another job holds are coalesced into that job: they
         leave the item pending and return, and the holder, seeing the pending row changed
         while it worked, evaluates it once more — so a burst of deliveries costs at most
-        two evaluations and two jobs never write one item at once."""
+        two evaluations and two jobs never write one item at once.
+
+        The hand-off has no gap: a coalescing job marks the item pending, then tries the
+        lease once more (the holder may have let go meanwhile); a holder that lets go looks
+        for a row added after its last evaluation and queues a job for it."""
         store = self.runtime.store
         name = item_lease(source, key)
         # A holder per job, not per process: the worker's threads exclude each other too.
@@ -202,16 +206,33 @@ class Jobs:
         if not lease.acquired:
             if store.get_pending(source, key) is None:
                 store.add_pending(source, key, "coalesced", self.clock(), due=lease.expires)
-            self.items.labels(source, "coalesced").inc()
-            return ItemOutcome(key, "coalesced", f"{lease.holder} has it")
+            lease = take_lease(store, name, holder, self.clock(), ITEM_LEASE)
+            if not lease.acquired:
+                self.items.labels(source, "coalesced").inc()
+                return ItemOutcome(key, "coalesced", f"{lease.holder} has it")
+        settled = False
         try:
             for _ in range(MAX_ROUNDS):
                 outcome, settled = self._process_once(source, key)
                 if settled:
-                    return outcome
-            return outcome  # changed on every round: the row stays for the sweeper
+                    break
         finally:
             store.release_lease(name, holder)
+        if settled and outcome.action != "failed":
+            # A row now is a change that came after the last evaluation, from a job or a
+            # sync that found the lease taken: run it (a failed item keeps its backoff).
+            late = store.get_pending(source, key)
+            settled = late is None or late.attempts > 0 or late.given_up
+        if not settled:
+            # Changed on every round, or since: queued again behind the other work (the
+            # row stays, so the sweeper runs it should the queue be down).
+            try:
+                self.process(source, key)
+            except Exception as exc:
+                log.warning(
+                    "%s: %s: cannot queue it again (%s); the sweeper will", source, key, exc
+                )
+        return outcome
 
     def _process_once(self, source: str, key: str) -> tuple[ItemOutcome, bool]:
         """One evaluation; whether the item is settled (no newer change came meanwhile).
@@ -316,6 +337,7 @@ class Jobs:
                 backoff=self.backoff,
                 holder=holder,
                 clock=self.clock,
+                requeue=lambda key: self.process(source, key),
             )
         finally:
             done.set()

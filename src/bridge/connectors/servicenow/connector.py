@@ -739,14 +739,20 @@ class ServiceNowConnector:
         if digest is not None and journal:
             # Stored memos win over the item's copy: another job may have written since.
             memo = RecordMemo.from_text(self._memos.get_memo(self.name, where))
-            if memo.intent == digest and self.client.journal_has(
-                table, sys_id, journal, summary_marker(digest)
-            ):
-                # An earlier PATCH with this entry landed after all: never add it twice.
+            if memo.intent is not None:
+                # An earlier PATCH's outcome is unknown (a process killed, an answer lost):
+                # the record says whether its entry landed, before anything is written again
+                # — the intent is never overwritten unreconciled.
+                landed = self.client.journal_has(
+                    table, sys_id, journal, summary_marker(memo.intent)
+                )
+                memo = replace(memo, journal=memo.intent if landed else memo.journal, intent=None)
+                self._memos.set_memo(self.name, where, memo.to_text())
+            if memo.journal == digest:
+                # The record already ends with this entry (an earlier PATCH landed after
+                # all, or another job wrote it since this item was read): never add it twice.
                 log.info("%s: %s: its work note is already there", self.name, item.key)
                 body.pop(journal)
-                memo = replace(memo, journal=digest, intent=None)
-                self._memos.set_memo(self.name, where, memo.to_text())
                 digest = None
                 if not body:
                     return Applied()

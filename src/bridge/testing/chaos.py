@@ -1,0 +1,407 @@
+"""Interrupted syncs against the doubles: is anything ever written twice?
+
+bridge promises one summary comment per Jira issue and a ServiceNow work note only when the
+summary materially changes, whatever happens to the process writing them. This drives real
+``bridge sync`` processes against a :class:`JiraDouble` or a :class:`ServiceNowDouble` over
+HTTP while people keep editing tickets, and interrupts them — SIGINT, SIGTERM or SIGKILL,
+after a random number of writes have reached the system — then runs clean syncs and counts:
+bridge comments beyond one per issue, work notes that repeat the one before them, and items
+whose fields are not what bridge computes for them now.
+
+``tests/service/test_chaos.py`` runs it small and asserts; ``bench/bench_chaos.py`` runs it
+at several seeds and prints the figures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bridge.config import load_config
+from bridge.connectors.servicenow.writes import marker_digest
+from bridge.model import PHASES
+from bridge.service.runtime import Runtime
+from bridge.sync import evaluate_item
+from bridge.testing.jira import JiraDouble
+from bridge.testing.servicenow import ServiceNowDouble
+
+__all__ = ["Figures", "JiraChaos", "ServiceNowChaos", "run_chaos"]
+
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
+TOKEN_ENV = "BRIDGE_CHAOS_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+PASSWORD = "chaos-only"  # noqa: S105 - the double's own, passed through the environment
+
+JIRA_RULES = """bridge: 1
+rules:
+  - id: stories
+    when: {field: type, in: [Story, Task]}
+    then:
+      work_type: project
+      phase: {by_status_category: {todo: planning, in_progress: execution, done: closing}}
+      kpis: [effort]
+  - id: bugs
+    when: {field: type, equals: Bug}
+    then: {work_type: service}
+default: {work_type: unclassified}
+"""
+
+SERVICENOW_RULES = """bridge: 1
+calendars:
+  always: {timezone: UTC, hours: 24x7}
+slas:
+  resolution:
+    calendar: always
+    start: {on: created}
+    stop: {field: status_category, equals: done}
+    goals:
+      - {when: {field: priority, equals: "1 - Critical"}, target: 4h}
+      - {target: 30d}
+rules:
+  - id: incidents
+    when: {field: type, equals: Incident}
+    then: {work_type: service, kpis: [sla.resolution]}
+  - id: projects
+    when: {field: raw.sys_class_name, equals: pm_project}
+    then:
+      work_type: project
+      phase: {by_status_category: {todo: planning, in_progress: execution, done: closing}}
+default: {work_type: unclassified}
+"""
+
+
+@dataclass
+class Figures:
+    """What one chaos run did and found."""
+
+    system: str
+    seed: int
+    items: int
+    runs: int = 0
+    interruptions: Counter[str] = field(default_factory=Counter)
+    edits: int = 0
+    writes: int = 0  # write requests the system received, clean syncs included
+    summaries: int = 0  # bridge comments (Jira) or bridge work notes (ServiceNow) on record
+    duplicate_comments: int = 0
+    duplicate_notes: int = 0
+    wrong: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def interrupted(self) -> int:
+        return sum(self.interruptions.values())
+
+    def line(self) -> str:
+        signals = ", ".join(f"{n} {s}" for s, n in sorted(self.interruptions.items()))
+        return (
+            f"{self.system:<11} seed {self.seed}: {self.items} items, {self.runs} runs, "
+            f"{self.interrupted} interrupted ({signals}), {self.edits} edits, "
+            f"{self.writes} writes, {self.summaries} summaries; "
+            f"duplicate comments {self.duplicate_comments}, "
+            f"duplicate work notes {self.duplicate_notes}, wrong items {len(self.wrong)} "
+            f"({self.seconds:.0f} s)"
+        )
+
+
+class _Chaos:
+    """One system, its items, bridge.yaml and the counting; subclasses per system."""
+
+    system = ""
+    rules = ""
+
+    def __init__(self, workdir: Path, items: int, rng: random.Random, store: str) -> None:
+        self.workdir = workdir
+        self.items = items
+        self.rng = rng
+        self.store = store
+        self.source = f"chaos-{uuid.uuid4().hex[:8]}"  # its own rows in a shared store
+        self.env = {**os.environ, TOKEN_ENV: "token", "BRIDGE_CHAOS_PASSWORD": PASSWORD}
+        self.env.pop("BRIDGE_DATABASE_URL", None)
+
+    def source_yaml(self) -> str:
+        raise NotImplementedError
+
+    def edit(self) -> int:
+        """People change some tickets; how many."""
+        raise NotImplementedError
+
+    def writes(self) -> int:
+        raise NotImplementedError
+
+    def count(self, figures: Figures) -> None:
+        """Fill in the summaries on record and their duplicates."""
+        raise NotImplementedError
+
+    def write_config(self) -> Path:
+        rules = self.workdir / "rules"
+        rules.mkdir(parents=True, exist_ok=True)
+        (rules / "rules.yaml").write_text(self.rules, encoding="utf-8")
+        path = self.workdir / "bridge.yaml"
+        path.write_text(
+            f"rules: rules\nstore: {self.store}\nsources:\n{self.source_yaml()}",
+            encoding="utf-8",
+        )
+        return path
+
+    def wrong(self, config: Path, now: datetime) -> list[str]:
+        """Items a fresh evaluation (at the last sync's ``now``) would still write."""
+        secrets = {TOKEN_ENV: "token", "BRIDGE_CHAOS_PASSWORD": PASSWORD}
+        saved = {name: os.environ.get(name) for name in secrets}
+        os.environ.update(secrets)
+        runtime = Runtime(load_config(config))
+        try:
+            connector = runtime.connector(self.source)
+            evaluators = runtime.evaluators()
+            connector.prepare(evaluators.rule_set)
+            return [
+                item.key
+                for item in connector.pull(since=None)
+                if evaluate_item(item, evaluators.engine, evaluators.kpis, connector, now)
+            ]
+        finally:
+            runtime.close()
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+class JiraChaos(_Chaos):
+    system = "jira"
+    rules = JIRA_RULES
+
+    def __init__(self, workdir: Path, items: int, rng: random.Random, store: str) -> None:
+        super().__init__(workdir, items, rng, store)
+        self.site = JiraDouble(max_page=100)
+        self.site.start()
+        self.site.add_field("Bridge phase", "select", options=list(PHASES))
+        types = ("Story", "Task", "Bug")
+        self.keys = self.site.bulk_add(
+            items,
+            fields=lambda i: {
+                "issuetype": types[i % 3],
+                "status": ("To Do", "In Progress", "Done")[rng.randrange(3)],
+                "timeoriginalestimate": 3600 * (1 + i % 8),
+                "timespent": 1800 * (i % 7),
+            },
+        )
+
+    def source_yaml(self) -> str:
+        return (
+            f"  - name: {self.source}\n"
+            "    connector: jira\n"
+            f"    url: {self.site.url}\n"
+            "    deployment: cloud\n"
+            f"    auth: {{email: {self.site.email}, token_env: {TOKEN_ENV}}}\n"
+            "    scope: {jql: 'project = OPS'}\n"
+            "    writeback: {fields: {work_type: Work type, phase: Bridge phase}}\n"
+        )
+
+    def edit(self) -> int:
+        touched = self.rng.sample(self.keys, k=max(1, len(self.keys) // 10))
+        for key in touched:
+            self.site.touch(key, status=self.rng.choice(("To Do", "In Progress", "Done")))
+        return len(touched)
+
+    def writes(self) -> int:
+        return self.site.count("PUT") + self.site.count("POST", r"/comment$")
+
+    def count(self, figures: Figures) -> None:
+        for key in self.keys:
+            ours = [c for c in self.site.comments(key) if "bridge summary" in str(c.get("body"))]
+            figures.summaries += len(ours)
+            figures.duplicate_comments += max(0, len(ours) - 1)
+            if not ours:
+                figures.wrong.append(f"{key} (no comment)")
+
+    def close(self) -> None:
+        self.site.stop()
+
+
+class ServiceNowChaos(_Chaos):
+    system = "servicenow"
+    rules = SERVICENOW_RULES
+    columns = ("u_work_type", "u_phase", "u_sla_state")
+
+    def __init__(self, workdir: Path, items: int, rng: random.Random, store: str) -> None:
+        super().__init__(workdir, items, rng, store)
+        self.site = ServiceNowDouble(password=PASSWORD)
+        self.site.start()
+        now = datetime.now(UTC).replace(microsecond=0)
+        self.ids: list[tuple[str, str]] = []
+        for table, share in (("incident", 0.8), ("pm_project", 0.2)):
+            self.site.add_table(table, self.columns)
+
+            def fields(i: int, table: str = table) -> dict[str, str]:
+                opened = now - timedelta(minutes=rng.randint(60, 60 * 24 * 20))
+                stamp = opened.strftime("%Y-%m-%d %H:%M:%S")
+                return {
+                    "state": rng.choice(("1", "2")) if table == "incident" else "-5",
+                    "priority": str(rng.randint(1, 4)),
+                    "short_description": f"{table} {i}",
+                    "opened_at": stamp,
+                    "sys_created_on": stamp,
+                    "sys_updated_on": stamp,
+                    **dict.fromkeys(self.columns, ""),
+                }
+
+            count = round(items * share)
+            self.ids += [(table, i) for i in self.site.bulk_add(table, count, fields)]
+
+    def source_yaml(self) -> str:
+        return (
+            f"  - name: {self.source}\n"
+            "    connector: servicenow\n"
+            f"    url: {self.site.url}\n"
+            f"    auth: {{user: {self.site.user}, password_env: BRIDGE_CHAOS_PASSWORD}}\n"
+            "    scope: {tables: {incident: '', pm_project: ''}}\n"
+            "    writeback:\n"
+            "      fields: {work_type: u_work_type, phase: u_phase,"
+            " sla.resolution.state: u_sla_state}\n"
+            "      journal: work_notes\n"
+        )
+
+    def edit(self) -> int:
+        touched = self.rng.sample(self.ids, k=max(1, len(self.ids) // 10))
+        for table, sys_id in touched:
+            states = ("1", "2", "6") if table == "incident" else ("-5", "2", "3")
+            self.site.update_as_user(table, sys_id, state=self.rng.choice(states))
+        return len(touched)
+
+    def writes(self) -> int:
+        return self.site.count("PATCH")
+
+    def count(self, figures: Figures) -> None:
+        for table, sys_id in self.ids:
+            digests = [
+                marker_digest(str(row["value"]))
+                for row in self.site.journal(table, sys_id, "work_notes")
+            ]
+            ours = [d for d in digests if d]
+            figures.summaries += len(ours)
+            figures.duplicate_notes += sum(1 for a, b in itertools.pairwise(ours) if a == b)
+            if not ours:
+                figures.wrong.append(f"{table}/{sys_id} (no work note)")
+
+    def close(self) -> None:
+        self.site.stop()
+
+
+def _bridge() -> list[str]:
+    """The ``bridge`` console script of this interpreter (or the module, where none)."""
+    script = Path(sys.executable).with_name("bridge")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "bridge.cli"]
+
+
+def _sync(
+    chaos: _Chaos,
+    config: Path,
+    log: Path,
+    *,
+    stop_after: int | None,
+    how: signal.Signals,
+    now: datetime | None = None,
+    deadline: float = 120.0,
+) -> bool:
+    """One ``bridge sync`` process; interrupted with ``how`` once ``stop_after`` more writes
+    have reached the system. True when it was interrupted (False: it finished first)."""
+    argv = [*_bridge(), "sync", "-c", str(config)]
+    if now is not None:
+        argv += ["--now", now.isoformat()]
+    start = chaos.writes()
+    end = time.monotonic() + deadline
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
+            argv, stdout=out, stderr=subprocess.STDOUT, env=chaos.env
+        )
+    try:
+        while process.poll() is None:
+            if stop_after is not None and chaos.writes() - start >= stop_after:
+                process.send_signal(how)
+                process.wait(timeout=deadline)
+                return True
+            if time.monotonic() > end:
+                raise AssertionError(f"bridge sync ran over {deadline:.0f} s; see {log}")
+            time.sleep(0.002)
+        return False
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def run_chaos(
+    kind: str,
+    workdir: Path,
+    *,
+    items: int = 300,
+    interruptions: int = 25,
+    seed: int = 1,
+    store: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Figures:
+    """Interrupt ``bridge sync`` ``interruptions`` times over ``items`` tickets of ``kind``
+    (``jira`` or ``servicenow``) while people edit, then run two clean syncs; count."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible storm, not a secret
+    workdir.mkdir(parents=True, exist_ok=True)
+    chaos: JiraChaos | ServiceNowChaos = (JiraChaos if kind == "jira" else ServiceNowChaos)(
+        workdir, items, rng, store or f"sqlite://{workdir / 'state.db'}"
+    )
+    figures = Figures(kind, seed, items)
+    started = time.perf_counter()
+    log = workdir / "sync.log"
+    try:
+        config = chaos.write_config()
+        while figures.interrupted < interruptions:
+            if figures.runs >= 4 * interruptions:
+                raise AssertionError(f"syncs kept finishing before their interruption; see {log}")
+            if figures.runs:
+                figures.edits += chaos.edit()
+            how = rng.choice(list(SIGNALS))
+            stopped = _sync(chaos, config, log, stop_after=rng.randint(1, 40), how=SIGNALS[how])
+            figures.runs += 1
+            if stopped:
+                figures.interruptions[how] += 1
+            if progress is not None:
+                progress(f"run {figures.runs}: {how if stopped else 'finished'}")
+        now = datetime.now(UTC).replace(microsecond=0)
+        for _ in range(2):
+            _sync(chaos, config, log, stop_after=None, how=signal.SIGKILL, now=now)
+            figures.runs += 1
+        figures.writes = chaos.writes()
+        chaos.count(figures)
+        figures.wrong += chaos.wrong(config, now)
+    finally:
+        chaos.close()
+    figures.seconds = time.perf_counter() - started
+    return figures
+
+
+def describe(figures: Figures) -> dict[str, Any]:
+    """The figures as JSON-ready data (for a benchmark's machine-readable output)."""
+    return {
+        "system": figures.system,
+        "seed": figures.seed,
+        "items": figures.items,
+        "runs": figures.runs,
+        "interruptions": dict(figures.interruptions),
+        "edits": figures.edits,
+        "writes": figures.writes,
+        "summaries": figures.summaries,
+        "duplicate_comments": figures.duplicate_comments,
+        "duplicate_notes": figures.duplicate_notes,
+        "wrong": figures.wrong,
+        "seconds": round(figures.seconds, 1),
+    }
