@@ -8,11 +8,7 @@ issue and one write per changed issue.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -27,17 +23,16 @@ from bridge.model import PHASES
 from bridge.service.app import create_app
 from bridge.service.runtime import Runtime
 from bridge.service.tasks import Jobs, make_huey
-from bridge.store import open_store
 from bridge.sync import sync_source
+from bridge.testing.chaos import bridge_comments, run_race
 from bridge.testing.jira import JiraDouble
-from tests.service.test_worker_killed import REDIS_URL, services, start_worker, wait_for
+from tests.service.test_worker_killed import REDIS_URL, services
 from tests.store.test_store import POSTGRES_URL
 
 __all__ = ["services"]  # the Redis + PostgreSQL fixture, shared with the killed-worker test
 
 SECRET = "hook-secret"
 TOKEN_ENV = "BRIDGE_TEST_JIRA_TOKEN"
-BRIDGE = str(Path(sys.executable).with_name("bridge"))
 RULES = """bridge: 1
 rules:
   - id: stories
@@ -75,10 +70,6 @@ def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[JiraDouble]:
     with JiraDouble(max_page=50) as double:
         double.add_field("Bridge phase", "select", options=list(PHASES))
         yield double
-
-
-def bridge_comments(site: JiraDouble, key: str) -> int:
-    return sum(1 for c in site.comments(key) if "bridge summary" in str(c.get("body")))
 
 
 def issue_writes(site: JiraDouble, key: str) -> int:
@@ -151,64 +142,36 @@ def test_a_signed_body_replayed_100_times_with_fresh_ids_is_evaluated_once(
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_two_workers_three_deliveries_per_issue_and_a_full_sync_write_each_issue_once(
-    services: None, site: JiraDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    services: None, tmp_path: Path
 ) -> None:
-    n = 30
-    source = f"jira-{uuid.uuid4().hex[:8]}"
-    site.latency = 0.01  # requests overlap, so the jobs and the sync really race
-    keys = site.bulk_add(n, fields={"issuetype": "Story", "status": "In Progress"})
-    monkeypatch.setenv("BRIDGE_REDIS_URL", REDIS_URL)
-    path = write_config(tmp_path, site, source, POSTGRES_URL)
-    config = load_config(path)
-    runtime = Runtime(config, store=open_store(POSTGRES_URL))
-    jobs = Jobs(runtime, make_huey(config))
-    http = make_server("127.0.0.1", 0, create_app(runtime, jobs.enqueue), threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    env = {**os.environ, "BRIDGE_REDIS_URL": REDIS_URL}
-    log = tmp_path / "processes.log"
-    workers = [start_worker(path, log, env) for _ in range(2)]
-    for key in keys:
-        site.add_comment(key, "a person's comment")
-    deliveries = [  # three different events per issue: none is a replay of another
-        site.webhook(event, key, secret=SECRET, identifier=f"{event}-{key}")
-        for key in keys
-        for event in ("jira:issue_created", "jira:issue_updated", "comment_created")
-    ]
+    figures = run_race(tmp_path, redis_url=REDIS_URL, store=POSTGRES_URL, items=30)
 
-    def deliver(delivery: tuple[bytes, dict[str, str]]) -> int:
-        url = f"http://127.0.0.1:{http.server_port}/webhooks/{source}"
-        return requests.post(url, data=delivery[0], headers=delivery[1], timeout=30).status_code
+    assert figures.duplicate_comments == 0, figures.line()
+    assert figures.summaries == 30, figures.line()
+    assert figures.writes == 0, figures.line()  # one PUT per issue: writes = changed issues
+    assert figures.wrong == [], figures.line()
 
-    try:
-        with log.open("ab") as out:
-            sync = subprocess.Popen(  # noqa: S603 - our own console script, fixed arguments
-                [BRIDGE, "sync", "-c", str(path), "--full"], stdout=out, stderr=out, env=env
-            )
-        with ThreadPoolExecutor(max_workers=12) as pool:
-            statuses = list(pool.map(deliver, deliveries))
-        assert sync.wait(timeout=120) == 0, log.read_text()
-        assert statuses == [202] * len(deliveries)
+
+def test_a_sync_with_an_empty_store_adds_no_comment_to_issues_bridge_already_wrote(
+    site: JiraDouble, tmp_path: Path
+) -> None:
+    """The ticket is the truth: a lost store, or the move to PostgreSQL, costs reads only."""
+    keys = site.bulk_add(10, fields={"issuetype": "Story", "status": "Done"})
+    for name in ("first.db", "lost-and-new.db"):
+        config = load_config(write_config(tmp_path, site, "jira", f"sqlite://{tmp_path / name}"))
+        runtime = Runtime(config)
         try:
-            wait_for(
-                lambda: (
-                    not runtime.store.list_pending(source, limit=1)
-                    and all(bridge_comments(site, k) for k in keys)
-                ),
-                "every delivery to be processed",
+            report = sync_source(
+                "jira",
+                runtime.connector("jira"),
+                runtime.evaluators().rule_set,
+                runtime.store,
+                datetime.now(UTC),
             )
-        except AssertionError as exc:
-            left = runtime.store.list_pending(source, limit=5)
-            raise AssertionError(f"{exc}; pending: {left}\n{log.read_text()[-3000:]}") from None
-    finally:
-        for worker in workers:
-            worker.terminate()
-            worker.wait(timeout=30)
-        http.shutdown()
-        thread.join()
-        runtime.close()
+        finally:
+            runtime.close()
+        assert report.failed == []
 
-    assert [bridge_comments(site, k) for k in keys] == [1] * n, log.read_text()
-    assert [issue_writes(site, k) for k in keys] == [1] * n  # writes = changed issues
-    field = site.field_id("Work type")
-    assert {site.issue(k)["fields"][field] for k in keys} == {"project"}
+    assert report.items_written == 0
+    assert site.count("POST", r"/comment$") == len(keys)
+    assert [bridge_comments(site, k) for k in keys] == [1] * len(keys)

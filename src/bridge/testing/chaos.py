@@ -37,7 +37,7 @@ from bridge.sync import evaluate_item
 from bridge.testing.jira import JiraDouble
 from bridge.testing.servicenow import ServiceNowDouble
 
-__all__ = ["Figures", "JiraChaos", "ServiceNowChaos", "run_chaos"]
+__all__ = ["Figures", "JiraChaos", "ServiceNowChaos", "bridge_comments", "run_chaos", "run_race"]
 
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGKILL": signal.SIGKILL}
 TOKEN_ENV = "BRIDGE_CHAOS_TOKEN"  # noqa: S105 - the name of a variable, not a secret
@@ -220,9 +220,9 @@ class JiraChaos(_Chaos):
 
     def count(self, figures: Figures) -> None:
         for key in self.keys:
-            ours = [c for c in self.site.comments(key) if "bridge summary" in str(c.get("body"))]
-            figures.summaries += len(ours)
-            figures.duplicate_comments += max(0, len(ours) - 1)
+            ours = bridge_comments(self.site, key)
+            figures.summaries += ours
+            figures.duplicate_comments += max(0, ours - 1)
             if not ours:
                 figures.wrong.append(f"{key} (no comment)")
 
@@ -405,3 +405,124 @@ def describe(figures: Figures) -> dict[str, Any]:
         "wrong": figures.wrong,
         "seconds": round(figures.seconds, 1),
     }
+
+
+def run_race(
+    workdir: Path,
+    *,
+    redis_url: str,
+    store: str,
+    items: int = 30,
+    seed: int = 1,
+    deadline: float = 120.0,
+) -> Figures:
+    """Two ``bridge worker`` processes on ``redis_url`` take three different webhook
+    deliveries per Jira issue, in a random order through the real receiver, while a full
+    ``bridge sync`` runs; then count bridge comments and writes per issue.
+
+    ``figures.writes`` counts issue PUTs beyond one per issue (each issue changed once, so
+    the right number is 0); ``wrong`` lists issues without their comment or fields."""
+    # Imported here: the receiver's web stack is needed by this scenario only.
+    import threading  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    import requests  # noqa: PLC0415
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    from bridge.service.app import create_app  # noqa: PLC0415
+    from bridge.service.tasks import Jobs, make_huey  # noqa: PLC0415
+    from bridge.store import open_store  # noqa: PLC0415
+
+    rng = random.Random(seed)  # noqa: S311 - a reproducible order, not a secret
+    workdir.mkdir(parents=True, exist_ok=True)
+    figures = Figures("jira race", seed, items)
+    started = time.perf_counter()
+    chaos = JiraChaos(workdir, 0, rng, store)
+    site = chaos.site
+    site.latency = 0.01  # requests overlap, so the jobs and the sync really race
+    keys = chaos.keys = site.bulk_add(items, fields={"issuetype": "Story", "status": "To Do"})
+    secret = "race-hook-secret"  # noqa: S105 - the double's own
+    env = {**chaos.env, "BRIDGE_REDIS_URL": redis_url, "BRIDGE_CHAOS_HOOK": secret}
+    config = chaos.write_config()
+    config.write_text(
+        config.read_text(encoding="utf-8") + "    webhook_secret_env: BRIDGE_CHAOS_HOOK\n",
+        encoding="utf-8",
+    )
+    saved = {k: os.environ.get(k) for k in (TOKEN_ENV, "BRIDGE_REDIS_URL", "BRIDGE_CHAOS_HOOK")}
+    os.environ.update({k: env[k] for k in saved})
+    runtime = Runtime(load_config(config), store=open_store(store))
+    jobs = Jobs(runtime, make_huey(runtime.config))
+    http = make_server("127.0.0.1", 0, create_app(runtime, jobs.enqueue), threaded=True)
+    serving = threading.Thread(target=http.serve_forever, daemon=True)
+    serving.start()
+    log = workdir / "processes.log"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for key in keys:
+            site.add_comment(key, "a person's comment")
+        deliveries = [  # three different events per issue: none is a replay of another
+            site.webhook(event, key, secret=secret, identifier=f"{event}-{key}")
+            for key in keys
+            for event in ("jira:issue_created", "jira:issue_updated", "comment_created")
+        ]
+        rng.shuffle(deliveries)
+        with log.open("ab") as out:
+            for argv in (["worker", "--workers", "4"], ["worker", "--workers", "4"]):
+                processes.append(
+                    subprocess.Popen(  # noqa: S603 - our own console script
+                        [*_bridge(), *argv, "-c", str(config)], stdout=out, stderr=out, env=env
+                    )
+                )
+            sync = subprocess.Popen(  # noqa: S603 - our own console script
+                [*_bridge(), "sync", "--full", "-c", str(config)], stdout=out, stderr=out, env=env
+            )
+        processes.append(sync)
+        url = f"http://127.0.0.1:{http.server_port}/webhooks/{chaos.source}"
+
+        def deliver(delivery: tuple[bytes, dict[str, str]]) -> int:
+            return requests.post(url, data=delivery[0], headers=delivery[1], timeout=30).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            refused = [s for s in pool.map(deliver, deliveries) if s != 202]
+        if refused or sync.wait(timeout=deadline) != 0:
+            raise AssertionError(f"deliveries refused {refused} or the sync failed; see {log}")
+        figures.runs = 1 + len(deliveries)
+        end = time.monotonic() + deadline
+
+        def busy() -> bool:
+            pending = runtime.store.list_pending(chaos.source, limit=1)
+            return bool(pending) or not all(bridge_comments(site, k) for k in keys)
+
+        while busy():
+            if time.monotonic() > end:
+                raise AssertionError(f"deliveries still pending after {deadline:.0f} s; see {log}")
+            time.sleep(0.05)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=30)
+        http.shutdown()
+        serving.join()
+        runtime.close()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    field_id = site.field_id("Work type")
+    for key in keys:
+        comments = bridge_comments(site, key)
+        figures.summaries += comments
+        figures.duplicate_comments += max(0, comments - 1)
+        figures.writes += max(0, site.count("PUT", rf"/issue/{key}$") - 1)
+        if comments == 0 or site.issue(key)["fields"].get(field_id) != "project":
+            figures.wrong.append(key)
+    chaos.close()
+    figures.seconds = time.perf_counter() - started
+    return figures
+
+
+def bridge_comments(site: JiraDouble, key: str) -> int:
+    """bridge's summary comments on a Jira issue (people do not write its marker line)."""
+    return sum(1 for c in site.comments(key) if "bridge summary" in str(c.get("body")))
