@@ -15,6 +15,7 @@ at several seeds and prints the figures.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import random
 import signal
@@ -450,6 +451,10 @@ def run_race(
     )
     saved = {k: os.environ.get(k) for k in (TOKEN_ENV, "BRIDGE_REDIS_URL", "BRIDGE_CHAOS_HOOK")}
     os.environ.update({k: env[k] for k in saved})
+    # One access-log line per delivery would bury the figures.
+    access_log = logging.getLogger("werkzeug")
+    access_level = access_log.level
+    access_log.setLevel(logging.WARNING)
     runtime = Runtime(load_config(config), store=open_store(store))
     jobs = Jobs(runtime, make_huey(runtime.config))
     http = make_server("127.0.0.1", 0, create_app(runtime, jobs.enqueue), threaded=True)
@@ -505,6 +510,7 @@ def run_race(
         http.shutdown()
         serving.join()
         runtime.close()
+        access_log.setLevel(access_level)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -504,7 +504,8 @@ def test_a_journal_patch_that_landed_despite_a_timeout_is_remembered(
         summary = next(op for op in ops if isinstance(op, UpsertSummary))
         assert memo.journal == summary.digest
         query = parse_qs(urlsplit(mock.calls[-1].request.url).query)["sysparm_query"][0]
-        assert query.endswith(f"^element=work_notes^valueLIKE[bridge summary {memo.journal}]")
+        # The marker of this very attempt: the record's version when the entry was sent.
+        assert query.endswith(f"^element=work_notes^valueLIKE[bridge summary {memo.journal} @3]")
     connector.close()
 
 

@@ -58,6 +58,7 @@ from bridge.connectors.servicenow.writes import (
     plan_writes,
     record_ref,
     summary_marker,
+    versioned,
 )
 from bridge.errors import (
     ConfigError,
@@ -741,12 +742,14 @@ class ServiceNowConnector:
             memo = RecordMemo.from_text(self._memos.get_memo(self.name, where))
             if memo.intent is not None:
                 # An earlier PATCH's outcome is unknown (a process killed, an answer lost):
-                # the record says whether its entry landed, before anything is written again
-                # — the intent is never overwritten unreconciled.
+                # the record says whether that very entry landed, before anything is written
+                # again — the intent is never overwritten unreconciled. A journal bridge may
+                # not read counts as landed: a missing note rather than a second one.
+                sent, _, at = memo.intent.partition(" @")
                 landed = self.client.journal_has(
-                    table, sys_id, journal, summary_marker(memo.intent)
+                    table, sys_id, journal, summary_marker(sent, at or None)
                 )
-                memo = replace(memo, journal=memo.intent if landed else memo.journal, intent=None)
+                memo = replace(memo, journal=memo.journal if landed is False else sent, intent=None)
                 self._memos.set_memo(self.name, where, memo.to_text())
             if memo.journal == digest:
                 # The record already ends with this entry (an earlier PATCH landed after
@@ -757,7 +760,10 @@ class ServiceNowConnector:
                 if not body:
                     return Applied()
             else:  # write-ahead: until confirmed, the entry may or may not exist
-                self._memos.set_memo(self.name, where, replace(memo, intent=digest).to_text())
+                version = plain_value(item.raw.get("sys_mod_count")) or None
+                body[journal] = versioned(body[journal], digest, version)
+                marker = f"{digest} @{version}" if version else digest
+                self._memos.set_memo(self.name, where, replace(memo, intent=marker).to_text())
         try:
             stored: Mapping[str, Any] | None = self.client.patch_record(
                 table,
@@ -770,7 +776,10 @@ class ServiceNowConnector:
             uncertain = isinstance(exc, ConnectorTransportError) or (exc.status or 0) >= 500
             if not (digest is not None and journal and uncertain):
                 raise
-            landed = self.client.journal_has(table, sys_id, journal, summary_marker(digest))
+            version = plain_value(item.raw.get("sys_mod_count")) or None
+            landed = self.client.journal_has(
+                table, sys_id, journal, summary_marker(digest, version)
+            )
             if not landed:
                 raise
             log.warning(

@@ -52,6 +52,7 @@ __all__ = [
     "record_ref",
     "same_value",
     "summary_marker",
+    "versioned",
 ]
 
 # Where the connector puts the record's memo in ``WorkItem.raw``. A colon cannot occur in a
@@ -68,12 +69,21 @@ def memo_key(table: str, sys_id: str) -> str:
     return f"journal:{table}:{sys_id}"
 
 
-def summary_marker(digest: str) -> str:
-    """The last line of every journal entry bridge adds (see ``render.to_text``)."""
-    return f"[bridge summary {digest}]"
+def summary_marker(digest: str, version: str | None = None) -> str:
+    """The last line of every journal entry bridge adds (see ``render.to_text``).
+
+    ``version`` — the record's ``sys_mod_count`` when the entry was sent — makes each
+    attempt's marker its own: whether *this* PATCH landed is then a plain lookup, even when
+    the same summary was added before (a state that went back and forth)."""
+    return f"[bridge summary {digest} @{version}]" if version else f"[bridge summary {digest}]"
 
 
-_MARKER = re.compile(r"\[bridge summary ([0-9a-f]{8,64})\]")
+def versioned(text: str, digest: str, version: str | None) -> str:
+    """``text`` with its marker line naming ``version``."""
+    return text.replace(summary_marker(digest), summary_marker(digest, version))
+
+
+_MARKER = re.compile(r"\[bridge summary ([0-9a-f]{8,64})(?: @[0-9]+)?\]")
 
 
 def marker_digest(text: str) -> str | None:
@@ -96,9 +106,10 @@ class RecordMemo:
     journal: str | None = None
     echo: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
     updated: str | None = None
-    # Write-ahead intent: the digest of a journal entry whose PATCH was sent but not
-    # confirmed (a timeout, a 5xx, a process killed). The next attempt looks for it on the
-    # record before sending it again: journal entries can be neither edited nor deleted.
+    # Write-ahead intent: the digest (and `` @version``) of a journal entry whose PATCH was
+    # sent but not confirmed (a timeout, a 5xx, a process killed). The next attempt looks for
+    # that very marker on the record before writing again: journal entries can be neither
+    # edited nor deleted.
     intent: str | None = None
 
     def to_text(self) -> str:
