@@ -18,6 +18,7 @@ POSTGRES_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
+CLAIM_TIMERS = timedelta(minutes=5)
 
 
 def _postgres() -> Store:
@@ -221,3 +222,22 @@ def test_prune_drops_old_deliveries_audit_and_given_up_rows(store: Store, source
     assert store.first_delivery(source, "new", cut) is False
     assert store.get_pending(source, "gone") is None
     assert store.get_pending(source, "waiting") is not None
+
+
+def test_timers_are_replaced_claimed_when_due_and_dropped(store: Store, source: str) -> None:
+    store.set_timer(source, "BREACH", T0 + timedelta(minutes=3))
+    store.set_timer(source, "LATER", T0 + timedelta(hours=2))
+    store.set_timer(source, "DONE", T0 + timedelta(minutes=1))
+    store.set_timer(source, "DONE", None)  # resolved: nothing left to change by the clock
+    store.set_timer(source, "LATER", T0 + timedelta(days=1))  # replaced by a re-evaluation
+
+    assert store.claim_timers(T0, T0 + CLAIM_TIMERS) == []
+    at = T0 + timedelta(minutes=4)
+    due = [t for t in store.claim_timers(at, at + CLAIM_TIMERS) if t.source == source]
+    assert [(t.key, t.due) for t in due] == [("BREACH", T0 + timedelta(minutes=3))]
+    # Claimed: out of another tick's reach until the claim runs out, then due again.
+    assert [t for t in store.claim_timers(at, at + CLAIM_TIMERS) if t.source == source] == []
+    again = at + CLAIM_TIMERS
+    assert [t.key for t in store.claim_timers(again, again) if t.source == source] == ["BREACH"]
+    assert store.count_timers()[source] == 2
+    assert [t.key for t in store.next_timers(100) if t.source == source] == ["BREACH", "LATER"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bridge.store.records import Backoff, Lease, Pending
+from bridge.store.records import Backoff, Lease, Pending, Timer
 
 __all__ = ["Store"]
 
@@ -121,6 +121,26 @@ class Store(Protocol):
     def lease_ticket(self) -> int:
         """The newest release ticket (0 before any): read it before pulling items, and an
         item lease whose ``released`` is larger was held by someone else since."""
+        ...
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def set_timer(self, source: str, key: str, due: datetime | None) -> None:
+        """Replace the item's timer (None: drop it — the item is done or out of scope)."""
+        ...
+
+    def claim_timers(self, now: datetime, until: datetime, *, limit: int = 1000) -> list[Timer]:
+        """Timers due by ``now``, earliest first, kept out of other ticks' reach until
+        ``until`` (a worker killed holding them leaves them due again then); each keeps its
+        ``due`` so the lag can be measured."""
+        ...
+
+    def next_timers(self, limit: int = 10) -> list[Timer]:
+        """The earliest timers, for status."""
+        ...
+
+    def count_timers(self) -> dict[str, int]:
+        """source → timers."""
         ...
 
     # -- bounded state ---------------------------------------------------------------------

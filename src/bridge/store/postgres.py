@@ -9,7 +9,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from bridge.errors import ConfigError
-from bridge.store.records import Backoff, Lease, Pending
+from bridge.store.records import Backoff, Lease, Pending, Timer
 
 __all__ = ["PostgresStore"]
 
@@ -34,6 +34,10 @@ CREATE INDEX IF NOT EXISTS bridge_pending_due ON bridge_pending (given_up, next_
 CREATE TABLE IF NOT EXISTS bridge_leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, since TIMESTAMPTZ NOT NULL,
     expires TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS bridge_timers (
+    source TEXT NOT NULL, key TEXT NOT NULL, due TIMESTAMPTZ NOT NULL,
+    next_try TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, key));
+CREATE INDEX IF NOT EXISTS bridge_timers_next ON bridge_timers (next_try);
 CREATE SEQUENCE IF NOT EXISTS bridge_lease_tickets;
 CREATE TABLE IF NOT EXISTS bridge_lease_releases (
     name TEXT PRIMARY KEY, ticket BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL);
@@ -332,6 +336,47 @@ class PostgresStore:
             "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM bridge_lease_tickets"
         )
         return int(row[0]) if row else 0
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def set_timer(self, source: str, key: str, due: datetime | None) -> None:
+        if due is None:
+            self._run("DELETE FROM bridge_timers WHERE source = %s AND key = %s", source, key)
+            return
+        self._run(
+            "INSERT INTO bridge_timers (source, key, due, next_try) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (source, key) DO UPDATE SET due = excluded.due,"
+            " next_try = excluded.next_try",
+            source,
+            key,
+            due,
+            due,
+        )
+
+    def claim_timers(self, now: datetime, until: datetime, *, limit: int = 1000) -> list[Timer]:
+        # SKIP LOCKED: two ticks on two nodes claim different timers, neither waits.
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "UPDATE bridge_timers SET next_try = %s WHERE (source, key) IN (SELECT source,"
+                " key FROM bridge_timers WHERE next_try <= %s ORDER BY next_try LIMIT %s"
+                " FOR UPDATE SKIP LOCKED) RETURNING source, key, due",
+                (until, now, limit),
+            ).fetchall()
+        return sorted((Timer(*r) for r in rows), key=lambda t: (t.due, t.source, t.key))
+
+    def next_timers(self, limit: int = 10) -> list[Timer]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT source, key, due FROM bridge_timers ORDER BY due LIMIT %s", (limit,)
+            ).fetchall()
+        return [Timer(*r) for r in rows]
+
+    def count_timers(self) -> dict[str, int]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT source, COUNT(*) FROM bridge_timers GROUP BY source"
+            ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
         return {

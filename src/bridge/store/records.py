@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = ["Backoff", "Lease", "Pending", "Retention"]
+__all__ = ["Backoff", "Lease", "Pending", "Retention", "Timer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,16 @@ class Lease:
         """Whether another holder may have worked under this lease after ``ticket`` was
         read (released later, or killed holding it)."""
         return self.expired_holder is not None or (self.released or 0) > ticket
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """When an item's written values next change by the clock alone (a breach, a due date
+    passing, a moving figure's refresh): the worker's tick re-evaluates it then."""
+
+    source: str
+    key: str
+    due: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import ConfigError
-from bridge.store.records import Backoff, Lease, Pending
+from bridge.store.records import Backoff, Lease, Pending, Timer
 
 __all__ = ["SqliteStore"]
 
@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS pending (
 CREATE INDEX IF NOT EXISTS pending_due ON pending (given_up, next_try);
 CREATE TABLE IF NOT EXISTS leases (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, since TEXT NOT NULL, expires TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS timers (
+    source TEXT NOT NULL, key TEXT NOT NULL, due TEXT NOT NULL, next_try TEXT NOT NULL,
+    PRIMARY KEY (source, key));
+CREATE INDEX IF NOT EXISTS timers_next ON timers (next_try);
 CREATE TABLE IF NOT EXISTS lease_releases (
     ticket INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, at TEXT NOT NULL);
 """
@@ -49,6 +53,10 @@ _SELECT_ONE = (
 def _stamp(at: datetime) -> str:
     """A fixed-width UTC text, so that instants compare as text in SQL."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _timer(row: Sequence[Any]) -> Timer:
+    return Timer(str(row[0]), str(row[1]), datetime.fromisoformat(str(row[2])))
 
 
 def _pending(row: Sequence[Any]) -> Pending:
@@ -351,6 +359,43 @@ class SqliteStore:
     def lease_ticket(self) -> int:
         row = self._one("SELECT seq FROM sqlite_sequence WHERE name = 'lease_releases'")
         return int(str(row[0])) if row else 0
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def set_timer(self, source: str, key: str, due: datetime | None) -> None:
+        if due is None:
+            self._run("DELETE FROM timers WHERE source = ? AND key = ?", source, key)
+            return
+        self._run(
+            "INSERT INTO timers (source, key, due, next_try) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (source, key) DO UPDATE SET due = excluded.due,"
+            " next_try = excluded.next_try",
+            source,
+            key,
+            _stamp(due),
+            _stamp(due),
+        )
+
+    def claim_timers(self, now: datetime, until: datetime, *, limit: int = 1000) -> list[Timer]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE timers SET next_try = ? WHERE rowid IN (SELECT rowid FROM timers"
+                " WHERE next_try <= ? ORDER BY next_try LIMIT ?) RETURNING source, key, due",
+                (_stamp(until), _stamp(now), limit),
+            ).fetchall()
+        return sorted((_timer(r) for r in rows), key=lambda t: (t.due, t.source, t.key))
+
+    def next_timers(self, limit: int = 10) -> list[Timer]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, key, due FROM timers ORDER BY due LIMIT ?", (limit,)
+            ).fetchall()
+        return [_timer(r) for r in rows]
+
+    def count_timers(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT source, COUNT(*) FROM timers GROUP BY source")
+            return {str(r[0]): int(r[1]) for r in rows.fetchall()}
 
     def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:
         return {
