@@ -318,3 +318,29 @@ def test_data_center_sync_reads_every_issue_while_issues_leave_between_pages(
         # handed out. With one issue a minute, the anchor's leaving is harmless (it was
         # alone in its minute); in the crowded minute, the minute is read again once.
         assert site.searches == 1 + (3 if per_minute == 1 else 5)
+
+
+def test_fetch_many_reads_due_issues_in_searches_of_a_hundred_keys(
+    double: JiraDouble, store: SqliteStore, tmp_path: Path
+) -> None:
+    """What a timer tick reads: its due issues in batches, gone ones left out; a batch
+    Jira refuses (it names a key that no longer exists) is read issue by issue."""
+    keys = seed(double, 150)
+    double.delete_issue(keys[7])
+    connector = connect(double, store=store)
+    connector.prepare(rules(tmp_path))
+    wanted = keys[:120] + keys[130:140]
+    double.reset_counters()
+
+    found = [item.key for item in connector.fetch_many(wanted)]
+
+    assert found == [k for k in wanted if k != keys[7]]
+    assert double.count("GET", r"/search/jql") == 3  # 100 keys, then 30; 50 per page here
+    assert double.count("GET", r"/issue/") == 0
+
+    double.inject(400, times=1, method="GET", path=r"/search/jql")
+    double.reset_counters()
+    again = [item.key for item in connector.fetch_many(wanted)]
+
+    assert again == found
+    assert double.count("GET", r"/issue/[A-Z]+-\d+$") == 100

@@ -210,3 +210,20 @@ def test_a_record_that_cannot_be_mapped_is_reported_and_audited(
     assert where == f"incident:{bad}"
     assert "'yesterday' is not a ServiceNow date-time" in reason
     assert ("sn", where, "skipped") in [(s, i, a) for _, s, i, a, _ in store.audit_log("sn")]
+
+
+def test_fetch_many_reads_due_records_in_one_query_per_table_and_batch(
+    double: ServiceNowDouble, make_connector: ConnectorFactory, rule_set: RuleSet
+) -> None:
+    """What a timer tick reads: numbers and table:sys_id keys alike, gone ones left out."""
+    ids = [incident(double, n) for n in range(6)]
+    numbers = [double.record("incident", i)["number"] for i in ids]
+    double.delete("incident", ids[2])
+    connector = make_connector(sla={"read_task_sla": False})
+    connector.prepare(rule_set)
+    double.reset_counters()
+
+    found = {item.key for item in connector.fetch_many([*numbers[:4], f"incident:{ids[5]}"])}
+
+    assert found == {numbers[0], numbers[1], numbers[3], numbers[5]}
+    assert double.count("GET", r"/table/incident$") == 2  # numberIN…, then sys_idIN…

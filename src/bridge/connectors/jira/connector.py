@@ -96,6 +96,7 @@ __all__ = [
 
 log = logging.getLogger("bridge.jira")
 
+FETCH_BATCH = 100  # keys per search when a timer tick re-reads its due issues
 COMMENT_MEMO = "jira-comment:"  # + issue key: a comment written whose property was not
 STATE_MEMO = "jira-comment-state:"  # + issue key: the property's value (Data Center only)
 UNKNOWN_COMMENT = "?"  # the POST may or may not have created the comment
@@ -757,6 +758,52 @@ class JiraConnector:
             log.error("%s: %s cannot be read and is skipped: %s", self.name, key, exc)
             self.skipped.append((key, str(exc)))
             return None
+
+    def fetch_many(self, keys: Sequence[str]) -> Iterator[WorkItem]:
+        """The issues among ``keys`` that still exist and are in scope, as they are now: one
+        search per 100 keys (a timer tick re-reads its due items in batches, not one by
+        one). Keys not answered are gone, hidden or out of scope. Jira refuses a whole
+        ``key in (...)`` search naming a key that no longer exists; that batch is then read
+        issue by issue."""
+        self.skipped = []
+        shape = self.shape
+        refs = [require_issue_ref(k) for k in keys]
+        for start in range(0, len(refs), FETCH_BATCH):
+            batch = refs[start : start + FETCH_BATCH]
+            jql = f"({self.settings.jql}) AND key in ({', '.join(batch)}) ORDER BY key ASC"
+            try:
+                if self.client.deployment == "cloud":
+                    issues = list(
+                        self.client.search(
+                            jql,
+                            fields=shape.fields,
+                            expand=shape.expand,
+                            properties=shape.properties,
+                            page_size=FETCH_BATCH,
+                        )
+                    )
+                else:
+                    issues = list(
+                        self.client.search_page(
+                            jql,
+                            start_at=0,
+                            fields=shape.fields,
+                            expand=shape.expand,
+                            properties=shape.properties,
+                            page_size=FETCH_BATCH,
+                        ).issues
+                    )
+            except RemoteValidationError:
+                for key in batch:
+                    try:
+                        yield self.fetch(key)
+                    except ItemNotFoundError:
+                        continue
+                continue
+            for issue in issues:
+                item = self._item(issue, shape)
+                if item is not None:
+                    yield item
 
     def fetch(self, key: str) -> WorkItem:
         """The issue as it is now; ItemNotFoundError when it is gone or hidden."""

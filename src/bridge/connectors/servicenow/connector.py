@@ -677,6 +677,35 @@ class ServiceNowConnector:
         stamp = item.updated.isoformat() if item.updated is not None else ""
         return f"{stamp}#{count if isinstance(count, str) else ''}"
 
+    def fetch_many(self, keys: Sequence[str]) -> Iterator[WorkItem]:
+        """The records among ``keys`` that still exist and are in scope, as they are now:
+        one ``sys_idIN`` (or ``numberIN``) query per table and page of keys, so a timer tick
+        re-reads its due records in batches. Keys not answered are gone, hidden or out of
+        scope."""
+        self.skipped = []
+        wanted: dict[tuple[str, str], list[str]] = {}
+        for key in keys:
+            table, _, sys_id = key.partition(":")
+            if sys_id:
+                sys_id = sys_id.lower()
+                if _TABLE.fullmatch(table) and _SYS_ID.fullmatch(sys_id):
+                    wanted.setdefault((table, "sys_id"), []).append(sys_id)
+                continue
+            number = key.strip()
+            if number and not set(number) & set("^,=@"):
+                for table in self._number_tables(number):
+                    wanted.setdefault((table, "number"), []).append(number)
+        size = self.settings.sla_batch_size
+        for (table, column), values in wanted.items():
+            scope = self.settings.tables.get(table, "")
+            for start in range(0, len(values), size):
+                batch = ",".join(values[start : start + size])
+                query = f"{scope}^{column}IN{batch}" if scope else f"{column}IN{batch}"
+                for page in self.client.list_pages(
+                    table, query=query, fields=self.fields, page_size=self.settings.page_size
+                ):
+                    yield from self._items(table, page.records, strict=False)
+
     def fetch(self, key: str) -> WorkItem:
         """The record as it is now: ``table:sys_id`` (from a webhook) or a number."""
         table, _, sys_id = key.partition(":")
