@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bridge.config import load_config, secret
+from bridge.connectors.files import read_export
 from bridge.errors import ConfigError, ConfigInvalidError
+from bridge.kpi.compute import KpiEngine
+from bridge.plugins import default_registry
+from bridge.rules.engine import Engine
+from bridge.rules.loader import load_rules
+from bridge.writeback.values import KPI_FIGURES, SLA_FIGURES, writeback_key_problem
 
 DATA = Path(__file__).parent / "data" / "config"
+REPO = Path(__file__).parent.parent
 
 
 def test_valid_config() -> None:
@@ -58,10 +65,11 @@ def test_secret_from_environment_or_file(tmp_path: Path, monkeypatch) -> None:
     )
 
 
-def test_missing_secrets_name_what_to_set(tmp_path: Path, monkeypatch) -> None:
+def test_missing_secrets_name_the_setting_never_its_value(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("NOPE_TOKEN", raising=False)
-    with pytest.raises(ConfigError, match=r"NOPE_TOKEN .token_env. is not set or empty"):
+    with pytest.raises(ConfigError, match=r"token_env: the environment variable it names") as e:
         secret({"token_env": "NOPE_TOKEN"}, "token", source="jira")
+    assert "NOPE_TOKEN" not in str(e.value)  # what is written there may be the secret itself
     with pytest.raises(ConfigError, match=r"give token_env .* or token_file"):
         secret({}, "token", source="jira")
     empty = tmp_path / "empty"
@@ -107,3 +115,48 @@ def test_worker_durations_are_checked_where_written(tmp_path: Path) -> None:
     with pytest.raises(ConfigInvalidError) as caught:
         load_config(bad)
     assert sorted((d.line, d.col) for d in caught.value.diagnostics) == [(4, 15), (5, 22)]
+
+
+HOSTILE = DATA.parent / "hostile" / "config" / "cases"
+
+
+def test_an_unknown_writeback_kpi_is_located_with_a_did_you_mean() -> None:
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_config(HOSTILE / "writeback-unknown-kpi.yaml")
+    assert [f"{d.line}:{d.col}: {d.message}" for d in caught.value.diagnostics] == [
+        "12:9: unknown KPI 'effort.spent_hours' (bridge computes no such value, so the field "
+        "would only be cleared); did you mean 'effort.actual_hours'? (effort KPIs: "
+        "planned_hours, actual_hours, forecast_hours, variance_pct)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "key", ["work_type", "phase", "rule", "evm.spi", "schedule.slip_days", "sla.any-name.state"]
+)
+def test_every_key_bridge_writes_is_accepted(key: str) -> None:
+    assert writeback_key_problem(key) is None
+
+
+def test_the_writeback_catalogue_is_what_the_kpi_engine_computes() -> None:
+    """The bundled rules and export exercise every KPI: a KPI added to the engine and not
+    to the catalogue (or removed from it) fails here, not in a customer's bridge.yaml."""
+    now = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    rule_set = load_rules([REPO / "rules"])
+    formats = list(default_registry().formats.values())
+    items = list(read_export(REPO / "examples" / "export", formats))
+    engine, kpis = Engine(rule_set), KpiEngine.for_items(rule_set, items)
+    computed: set[str] = set()
+    for item in items:
+        computed.update(kpis.compute(item, engine.classify(item, now), now).values)
+    slas = {key for key in computed if key.startswith("sla.")}
+    assert computed - slas == {f"{g}.{f}" for g, figures in KPI_FIGURES.items() for f in figures}
+    assert {key.rsplit(".", 1)[1] for key in slas} == set(SLA_FIGURES)
+
+
+def test_a_worker_duration_past_100_years_is_located_not_overflowed() -> None:
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_config(HOSTILE / "worker-retention-overflow.yaml")
+    assert [f"{d.line}:{d.col}: {d.message}" for d in caught.value.diagnostics] == [
+        "6:22: '999999w' is longer than 100 years, the longest duration bridge accepts; "
+        "write at most 36500d"
+    ]

@@ -9,7 +9,6 @@ rather than a leak into git.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,11 +26,13 @@ from bridge.rules.source import Loc, Path_, SourceDoc, parse_yaml
 from bridge.rules.validate import schema_errors_for
 from bridge.store.records import Backoff, Retention
 from bridge.timefmt import parse_duration
+from bridge.writeback.values import writeback_key_problem
 
 __all__ = [
     "Config",
     "ConfigInvalidError",
     "Schedule",
+    "ServiceSettings",
     "SourceConfig",
     "WorkerSettings",
     "load_config",
@@ -107,6 +108,27 @@ def _worker_settings(section: Any) -> WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """``service:``: where ``bridge serve`` reads the bearer token for the detail of
+    ``/status`` and for ``/metrics`` (a file relative to bridge.yaml); the token itself is
+    read when the service starts (``bridge.service.app.read_status_token``)."""
+
+    status_token_env: str | None = None
+    status_token_file: Path | None = None
+
+
+def _service_settings(section: Any, base: Path) -> ServiceSettings:
+    """The ``service:`` section, already checked against the schema."""
+    if not isinstance(section, Mapping):
+        return ServiceSettings()
+    file = section.get("status_token_file")
+    return ServiceSettings(
+        status_token_env=section.get("status_token_env"),
+        status_token_file=base / file if isinstance(file, str) else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     rules: tuple[Path, ...]
@@ -115,6 +137,7 @@ class Config:
     sources: tuple[SourceConfig, ...]
     schedules: tuple[Schedule, ...] = ()
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -128,9 +151,70 @@ class Config:
 
 
 @cache
-def _validator() -> Draft202012Validator:
+def _schema() -> Mapping[str, Any]:
     text = resources.files("bridge.schemas").joinpath("config.schema.json").read_text("utf-8")
-    return Draft202012Validator(json.loads(text))
+    schema: Mapping[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(_schema())
+
+
+def _duration_paths(
+    schema: Mapping[str, Any], defs: Mapping[str, Any], data: Any, path: Path_
+) -> list[tuple[Path_, Any]]:
+    """Every value of the document that the schema says is a duration, with its path."""
+    ref = schema.get("$ref")
+    if ref == "#/$defs/duration":
+        return [(path, data)]
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        schema = defs.get(ref.rsplit("/", 1)[-1], {})
+    found: list[tuple[Path_, Any]] = []
+    if isinstance(data, Mapping):
+        for key, sub in (schema.get("properties") or {}).items():
+            if key in data:
+                found.extend(_duration_paths(sub, defs, data[key], (*path, key)))
+    elif isinstance(data, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(data):
+            found.extend(_duration_paths(schema["items"], defs, item, (*path, i)))
+    return found
+
+
+def _duration_problems(doc: SourceDoc, reported: list[Diagnostic]) -> list[Diagnostic]:
+    """Durations the schema's pattern lets through but bridge cannot use (``999999w``: the
+    schema bounds the digits, not the years), at their lines rather than as a crash later
+    in the worker's date arithmetic. Places the schema already reported are left to it."""
+    schema: Mapping[str, Any] = _schema()
+    taken = {(d.line, d.col) for d in reported}
+    problems = []
+    for path, value in _duration_paths(schema, schema.get("$defs", {}), doc.data, ()):
+        if not isinstance(value, str):
+            continue  # the schema reports it
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            problem = doc.diag(path, str(exc))
+            if (problem.line, problem.col) not in taken:
+                problems.append(problem)
+    return problems
+
+
+def _writeback_problems(doc: SourceDoc, index: int, source: Mapping[str, Any]) -> list[Diagnostic]:
+    """``writeback.fields`` keys that name nothing bridge computes. Checked here, for every
+    connector alike: such a key was accepted and its field cleared on every write."""
+    writeback = source.get("writeback")
+    fields = writeback.get("fields") if isinstance(writeback, Mapping) else None
+    if not isinstance(fields, Mapping):
+        return []
+    problems = []
+    for key in fields:
+        problem = writeback_key_problem(str(key))
+        if problem:
+            path = ("sources", index, "writeback", "fields", key)
+            problems.append(doc.diag(path, problem, key=True))
+    return problems
 
 
 def _source_problems(
@@ -158,6 +242,7 @@ def _source_problems(
         source,
         {p[2:]: loc for p, loc in doc.values.items() if p[:2] == ("sources", index)},
         {p[2:]: loc for p, loc in doc.keys.items() if p[:2] == ("sources", index)},
+        {p[2:] for p in doc.unreadable if p[:2] == ("sources", index)},
     )
     return schema_errors_for(shifted, validator)
 
@@ -174,6 +259,7 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
     if doc is None:
         raise ConfigInvalidError(problems)
     problems.extend(schema_errors_for(doc, _validator()))
+    problems.extend(_duration_problems(doc, problems))
     sources = doc.data.get("sources") if isinstance(doc.data, Mapping) else None
     seen: dict[str, int] = {}
     if isinstance(sources, list):
@@ -181,6 +267,7 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
             if not isinstance(source, Mapping):
                 continue
             problems.extend(_source_problems(doc, index, source, registry))
+            problems.extend(_writeback_problems(doc, index, source))
             name = source.get("name")
             if isinstance(name, str):
                 if name in seen:
@@ -224,6 +311,7 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
             Schedule(e["source"], e["cron"], bool(e.get("full", False))) for e in schedules or []
         ),
         worker=_worker_settings(doc.data.get("worker")),
+        service=_service_settings(doc.data.get("service"), base),
     )
 
 
@@ -235,39 +323,11 @@ def secret(
     required: bool = True,
     base_dir: str | Path | None = None,
 ) -> str | None:
-    """The secret ``key`` from ``<key>_env`` (an environment variable) or ``<key>_file``.
-
-    A relative ``<key>_file`` is read relative to ``base_dir`` (the folder of bridge.yaml).
+    """The secret ``key`` from ``<key>_env`` (an environment variable) or ``<key>_file``;
+    see :func:`bridge.connectors.read_secret`, which never quotes either value.
 
     :raises ConfigError: it is required and neither is set, or the variable/file is empty.
     """
-    env_name = settings.get(f"{key}_env")
-    file_name = settings.get(f"{key}_file")
-    if isinstance(env_name, str):
-        value = os.environ.get(env_name, "")
-        if value:
-            return value
-        if not isinstance(file_name, str):
-            raise ConfigError(
-                f"source {source!r}: the environment variable {env_name} "
-                f"({key}_env) is not set or empty; export it before starting"
-            )
-    if isinstance(file_name, str):
-        path = Path(file_name)
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        try:
-            value = path.read_text("utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"source {source!r}: cannot read {key}_file {file_name}: {exc.strerror}"
-            ) from None
-        if value:
-            return value
-        raise ConfigError(f"source {source!r}: {key}_file {file_name} is empty")
-    if required:
-        raise ConfigError(
-            f"source {source!r}: give {key}_env (an environment variable) or "
-            f"{key}_file (a file) for the {key.replace('_', ' ')}"
-        )
-    return None
+    from bridge.connectors import read_secret  # noqa: PLC0415 - connectors import config
+
+    return read_secret(settings, key, source=source, required=required, base_dir=base_dir)

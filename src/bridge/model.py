@@ -5,6 +5,11 @@ Connectors turn a system's JSON into :class:`WorkItem`; rules and KPIs read only
 ServiceNow. All instants are timezone-aware UTC datetimes; date-only fields (a Jira due date)
 stay :class:`datetime.date` because their meaning depends on the calendar's time zone, which
 only the KPI code knows.
+
+Every date and instant lies in the years :data:`FIRST_DATE` to :data:`LAST_DATE`: connectors
+refuse a record with one outside (:func:`in_date_range`), because calendars and SLA clocks walk
+the span between two dates (year 1 to today takes them minutes per item) and a date at either
+end of Python's range overflows once shifted into a time zone.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 __all__ = [
+    "DATE_RANGE_TEXT",
     "FIELD_TYPES",
+    "FIRST_DATE",
+    "LAST_DATE",
     "PHASES",
     "STATUS_CATEGORIES",
     "WORK_TYPES",
@@ -29,6 +37,7 @@ __all__ = [
     "StatusCategory",
     "WorkItem",
     "WorkType",
+    "in_date_range",
 ]
 
 WorkType = Literal["project", "service", "unclassified"]
@@ -40,6 +49,16 @@ PHASES: tuple[str, ...] = get_args(Phase)
 STATUS_CATEGORIES: tuple[str, ...] = get_args(StatusCategory)
 
 EMPTY_RAW: Mapping[str, Any] = MappingProxyType({})
+
+FIRST_DATE = date(1900, 1, 1)
+LAST_DATE = date(2999, 12, 31)
+DATE_RANGE_TEXT = f"the years {FIRST_DATE.year} to {LAST_DATE.year}"
+
+
+def in_date_range(value: date) -> bool:
+    """Whether a date, or an instant (its UTC date), lies in the years bridge computes with."""
+    day = value.date() if isinstance(value, datetime) else value
+    return FIRST_DATE <= day <= LAST_DATE
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,8 @@ def evaluate_item(
 ) -> list[WriteOp]:
     """The writes one item needs: classify, compute its KPIs, let the connector diff them."""
     decision = engine.classify(item, now)
-    result = kpis.compute(item, decision, now)
+    # No Infinity or NaN is ever written back: an overflowing figure is null with its reason.
+    result = kpis.compute(item, decision, now).finite()
     return connector.plan(item, decision, result, currency=kpis.config.currency)
 
 

@@ -10,6 +10,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 __all__ = [
+    "MAX_DURATION",
+    "DurationTooLongError",
     "format_servicenow_instant",
     "parse_date_or_instant",
     "parse_duration",
@@ -25,10 +27,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_utc(value: datetime) -> datetime:
-    """The same instant in UTC; a naive datetime is taken to be UTC already."""
+    """The same instant in UTC; a naive datetime is taken to be UTC already.
+
+    :raises ValueError: the instant is outside the years 1-9999 once in UTC
+        (``9999-12-31T23:00-05:00``): a ``ValueError`` like every other unusable date, where
+        ``astimezone`` would raise ``OverflowError``.
+    """
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{value.isoformat()} is outside the years 1-9999 in UTC; write a date in range"
+        ) from None
 
 
 def parse_jira_instant(text: str) -> datetime:
@@ -39,7 +51,7 @@ def parse_jira_instant(text: str) -> datetime:
         pass
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
         try:
-            return datetime.strptime(text, fmt).astimezone(UTC)
+            return to_utc(datetime.strptime(text, fmt))
         except ValueError:
             continue
     raise ValueError(f"{text!r} is not a Jira date-time like 2023-03-01T11:34:49.730+0200")
@@ -110,22 +122,45 @@ def parse_date_or_instant(text: str) -> date | datetime:
     raise ValueError(f"{text!r} is not a date (2024-05-01) or date-time (2024-05-01T09:00:00Z)")
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])", re.IGNORECASE)
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION_EXAMPLE = "write e.g. 4h, 1h30m, 5d or 2w"
+MAX_DURATION_CHARS = 64
+MAX_DURATION = timedelta(days=36_500)
+"""The longest duration bridge reads (100 years): ``now - older_than`` and a deadline ``now
++ cap`` must stay within the calendar, and no real SLA, age or retention comes close."""
+
+
+class DurationTooLongError(ValueError):
+    """A well-formed duration over :data:`MAX_DURATION`: a schema's pattern accepts it, so
+    the caller reports this message itself."""
 
 
 def parse_duration(text: str) -> timedelta:
-    """``4h``, ``1h30m``, ``5d``, ``2w``, ``90s``: units w, d (24 h), h, m, s; no sign."""
+    """``4h``, ``1h30m``, ``5d``, ``2w``, ``90s``: units w, d (24 h), h, m, s; no sign.
+
+    Durations are admin text: a long or huge one (``999999999999w``) is refused with a
+    message, never an OverflowError, and parsing is linear in the (bounded) text.
+    """
     compact = text.strip().replace(" ", "")
     if not compact:
-        raise ValueError("empty duration; write e.g. 4h, 1h30m, 5d or 2w")
+        raise ValueError(f"empty duration; {_DURATION_EXAMPLE}")
+    if len(compact) > MAX_DURATION_CHARS:
+        raise ValueError(
+            f"{text[:MAX_DURATION_CHARS]!r}... is not a duration (over {MAX_DURATION_CHARS} "
+            f"characters); {_DURATION_EXAMPLE}"
+        )
     pos = 0
     total = 0.0
-    for match in _DURATION_RE.finditer(compact):
-        if match.start() != pos:
-            break
+    while pos < len(compact):
+        match = _DURATION_PART.match(compact, pos)
+        if match is None:
+            raise ValueError(f"{text!r} is not a duration; {_DURATION_EXAMPLE}")
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
         pos = match.end()
-    if pos != len(compact):
-        raise ValueError(f"{text!r} is not a duration; write e.g. 4h, 1h30m, 5d or 2w")
+    if not total <= MAX_DURATION.total_seconds():  # also catches inf from 400 digits
+        raise DurationTooLongError(
+            f"{text!r} is longer than {MAX_DURATION.days // 365} years, the longest duration "
+            f"bridge accepts; write at most {MAX_DURATION.days}d"
+        )
     return timedelta(seconds=total)

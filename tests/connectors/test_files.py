@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.connectors import SkippedRecord, skip_record
 from bridge.connectors.base import ConnectorContext
 from bridge.connectors.files import FileConnector, read_export
 from bridge.errors import ConfigError, InputError
@@ -48,3 +49,67 @@ def test_connector_filters_by_updated(tmp_path: Path) -> None:
     assert {i.updated for i in connector.pull(since=newest)} == {newest}
     with pytest.raises(ConfigError, match="needs `path:`"):
         FileConnector({"name": "x"})
+
+
+HOSTILE = DATA / "hostile" / "exports"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "nested-arrays-1e6.json",
+            "nested more than 100 levels deep; an export is a few levels deep "
+            "(is this file an export?)",
+        ),
+        ("nested-objects-100k.json", "nested more than 100 levels deep"),
+        ("nested-field-120-levels.json", "nested more than 100 levels deep"),
+        (
+            "integer-5000-digits.json",
+            "a number has more than 4300 digits; no ticket field holds one: is this file an "
+            "export?",
+        ),
+    ],
+)
+def test_a_file_built_to_exhaust_the_reader_is_refused_by_name(name: str, message: str) -> None:
+    path = HOSTILE / name
+
+    with pytest.raises(InputError) as caught:
+        list(read_export(path))
+
+    assert str(caught.value).startswith(f"{path}: {message}")
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    items = list(read_export(HOSTILE / "nested-field-100-levels.json"))
+
+    assert [item.key for item in items] == ["HX-1", "HX-2"]
+
+
+def test_a_record_that_cannot_be_mapped_is_listed_and_left_out_when_asked() -> None:
+    export = DATA / "hostile" / "values" / "estimate-1e999.json"
+    skipped: list[SkippedRecord] = []
+
+    items = list(read_export(export, skipped=skipped))
+
+    assert [item.key for item in items] == ["HX-GOOD"]
+    assert skipped == [
+        SkippedRecord(
+            "estimate-1e999.json: issues[0] (HX-1)",
+            "fields.timeoriginalestimate: expected a finite number of seconds, found inf",
+            "HX-1",
+        )
+    ]
+    with pytest.raises(InputError, match=r"issues\[0\] \(HX-1\): fields.timeoriginalestimate"):
+        list(read_export(export))  # not asked: the record stops the file, as before
+
+
+def test_records_are_collected_only_while_the_format_reads(tmp_path: Path) -> None:
+    seen_between_items: list[bool] = []
+    skipped: list[SkippedRecord] = []
+    for _item in read_export(DATA / "exports" / "valid", skipped=skipped):
+        # Code run between two items (the caller's) must not find its records collected.
+        seen_between_items.append(skip_record("caller.json: x", "not a record of the export"))
+
+    assert seen_between_items == [False, False, False, False]
+    assert skipped == []

@@ -30,15 +30,19 @@ rules:
   - {id: incidents, when: {field: type, equals: Incident}, then: {work_type: service}}
 default: {work_type: unclassified}
 """
+TOKEN = "status-token-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(RULES)
+    (tmp_path / "status-token").write_text(TOKEN + "\n")
     (tmp_path / "bridge.yaml").write_text(
         "rules: rules\nsources:\n  - {name: desk, connector: fake}\n"
         "schedules:\n  - {source: desk, cron: '*/10 * * * *'}\n"
+        "service: {status_token_file: status-token}\n"
     )
     registry = load_registry(make_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()]))
     config = load_config(tmp_path / "bridge.yaml", registry)
@@ -108,7 +112,9 @@ def test_own_writes_unknown_sources_and_oversized_bodies(server) -> None:
     base, queued = server
     echo = post(base, {"key": "D-1", "user": BOT}, delivery="d-2")
     assert (echo.status_code, echo.json()["status"]) == (200, "ignored")
-    assert post(base, {"key": "D-1"}, source="nope").status_code == 404
+    unknown = post(base, {"key": "D-1"}, source="nope")
+    assert unknown.status_code == 404
+    assert "desk" not in unknown.text  # a stranger learns no source names
     big = requests.post(f"{base}/webhooks/desk", data=b"x" * (2 * 1024 * 1024), timeout=5)
     assert big.status_code == 413
     assert queued == []
@@ -156,14 +162,16 @@ def test_an_item_whose_job_was_lost_is_run_by_the_sweeper(runtime: Runtime) -> N
 
 def test_status_says_which_rules_are_in_force(server, runtime: Runtime) -> None:
     base, _ = server
-    good = requests.get(f"{base}/status", timeout=5).json()
+    good = requests.get(f"{base}/status", headers=AUTH, timeout=5).json()
+    assert good["status"] == "ok"
     assert good["rules"]["in_force"] == "current"
     digest = good["rules"]["digest"]
     rules_file = runtime.config.rules[0] / "r.yaml"
     rules_file.write_text(RULES.replace("equals", "equal") + "# broken\n")
-    broken = requests.get(f"{base}/status", timeout=5)
+    broken = requests.get(f"{base}/status", headers=AUTH, timeout=5)
     assert broken.status_code == 503
     body = broken.json()
+    assert body["status"] == "degraded"
     assert body["rules"]["digest"] == digest
     assert body["rules"]["in_force"] == "last good"
     assert "unknown operator 'equal'" in body["rules"]["error"]
@@ -174,7 +182,7 @@ def test_metrics_count_deliveries(server) -> None:
     base, _ = server
     post(base, {"key": "D-1"}, delivery="m-1")
     post(base, {"key": "D-1"}, delivery="m-1")
-    text = requests.get(f"{base}/metrics", timeout=5).text
+    text = requests.get(f"{base}/metrics", headers=AUTH, timeout=5).text
     assert 'bridge_webhook_deliveries_total{outcome="queued",source="desk"} 1.0' in text
     assert 'bridge_webhook_deliveries_total{outcome="duplicate",source="desk"} 1.0' in text
 

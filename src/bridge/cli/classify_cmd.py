@@ -1,8 +1,14 @@
-"""``bridge classify`` and ``bridge explain``: run the rules over an export, no live system."""
+"""``bridge classify`` and ``bridge explain``: run the rules over an export, no live system.
+
+What an export holds is printed as text, never as markup (:func:`bridge.cli.plain`), and the
+JSON and CSV stay parseable whatever it holds; an item that cannot be read or evaluated is
+left out with a warning that names it and says why.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from collections import Counter
@@ -15,7 +21,7 @@ import click
 from rich.table import Table
 from rich.tree import Tree
 
-from bridge.cli import fail, handle_errors, stdout
+from bridge.cli import csv_cell, fail, handle_errors, json_text, plain, printable, stdout
 from bridge.cli.options import (
     INPUT_OPTION,
     NOW_OPTION,
@@ -25,7 +31,9 @@ from bridge.cli.options import (
     now_from,
     paths_or_bundled,
     read_items,
+    warn_skipped,
 )
+from bridge.connectors import SkippedRecord
 from bridge.kpi.result import iso
 from bridge.model import WORK_TYPES
 from bridge.rules.engine import Engine, Explanation, GroupTrace
@@ -73,12 +81,13 @@ def classify(
     """
     rule_paths, input_paths = paths_or_bundled(rules, inputs)
     now = now_from(now_text)
-    rule_set, evaluated = evaluate_export(rule_paths, input_paths, now)
+    rule_set, evaluated, skipped = evaluate_export(rule_paths, input_paths, now)
+    warn_skipped(skipped)
     rows = [_row(e) for e in evaluated]
     if output_format == "table":
         _print_table(rows, now, rule_set.digest, output)
     elif output_format == "json":
-        _write(json.dumps(rows, indent=2, ensure_ascii=False) + "\n", output)
+        _write(json_text(rows), output)
     else:
         _write(_csv(rows), output)
 
@@ -125,18 +134,16 @@ _CSV_COLUMNS = (
 
 
 def _csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    import io  # noqa: PLC0415
-
     buffer = io.StringIO()
     rows = list(rows)
     kpi_columns = sorted({name for row in rows for name in row["kpis"]})
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*_CSV_COLUMNS, *(f"kpis.{name}" for name in kpi_columns)])
+    writer.writerow([*_CSV_COLUMNS, *(f"kpis.{printable(name)}" for name in kpi_columns)])
     for row in rows:
         writer.writerow(
             [
-                *("" if row[c] is None else row[c] for c in _CSV_COLUMNS),
-                *("" if row["kpis"].get(n) is None else row["kpis"][n] for n in kpi_columns),
+                *(csv_cell(row[c]) for c in _CSV_COLUMNS),
+                *(csv_cell(row["kpis"].get(n)) for n in kpi_columns),
             ]
         )
     return buffer.getvalue()
@@ -153,8 +160,9 @@ def _key_figures(kpis: Mapping[str, Any]) -> str:
     for name, value in kpis.items():
         if name.startswith("sla.") and name.endswith(".state") and value:
             style = {"breached": "red", "breaching": "red", "met": "green"}.get(value, "")
-            short = "".join(word[0] for word in name[4:-6].split("-")).upper()
-            parts.append(f"{short}: [{style}]{value}[/]" if style else f"{short}: {value}")
+            short = plain("".join(word[:1] for word in name[4:-6].split("-")).upper())
+            shown = plain(value)
+            parts.append(f"{short}: [{style}]{shown}[/]" if style else f"{short}: {shown}")
     if isinstance(kpis.get("csat.rating"), float):
         parts.append(f"CSAT {kpis['csat.rating']:g}")
     return " · ".join(parts)
@@ -177,13 +185,13 @@ def _print_table(
     for row in rows:
         style = _WORK_STYLE[row["work_type"]]
         table.add_row(
-            row["key"],
-            row["system"],
-            row["type"] or "",
-            row["status"] or "",
+            plain(row["key"]),
+            plain(row["system"]),
+            plain(row["type"] or ""),
+            plain(row["status"] or ""),
             f"[{style}]{row['work_type']}[/]",
-            row["phase"] or "",
-            row["rule"] or "[dim](default)[/]",
+            plain(row["phase"] or ""),
+            plain(row["rule"]) if row["rule"] else "[dim](default)[/]",
             _key_figures(row["kpis"]),
         )
     counts = Counter(row["work_type"] for row in rows)
@@ -207,7 +215,7 @@ def _print_table(
 
     try:
         with open(output, "w", encoding="utf-8") as handle:
-            console = Console(file=handle, width=160, no_color=True)
+            console = Console(file=handle, width=160, no_color=True, emoji=False)
             console.print(table)
             console.print(summary)
     except OSError as exc:
@@ -236,20 +244,19 @@ def explain(
     rule_paths, input_paths = paths_or_bundled(rules, inputs)
     now = now_from(now_text)
     engine = Engine(load_rules(rule_paths))
-    items = read_items(input_paths)
+    skipped: list[SkippedRecord] = []
+    items = read_items(input_paths, skipped)
     matches = [item for item in items if item.key == key]
     if not matches:
+        why = next((record for record in skipped if record.key == key), None)
+        if why is not None:
+            raise fail(f"{key} was skipped: {why}")
         close = [item.key for item in items if key.lower() in item.key.lower()][:5]
         hint = f" (similar: {', '.join(close)})" if close else ""
         raise fail(f"no item with key {key!r} in {', '.join(input_paths)}{hint}")
     explanation = engine.explain(matches[0], now)
     if output_format == "json":
-        sys.stdout.write(
-            json.dumps(
-                _explanation_json(explanation, now), indent=2, ensure_ascii=False, default=str
-            )
-            + "\n"
-        )
+        sys.stdout.write(json_text(_explanation_json(explanation, now)))
     else:
         _print_explanation(explanation, now)
 
@@ -302,12 +309,15 @@ def _print_explanation(explanation: Explanation, now: datetime) -> None:
     item = explanation.item
     decision = explanation.classification
     stdout.print(
-        f"[bold]{item.key}[/] ({item.system}) {item.type or ''} · {item.status or ''} "
-        f"· evaluated at {_json_value(now)}"
+        f"[bold]{plain(item.key)}[/] ({plain(item.system)}) {plain(item.type or '')} · "
+        f"{plain(item.status or '')} · evaluated at {_json_value(now)}"
     )
     winner_seen = False
     for trace in explanation.rules:
-        label = f"{_mark(trace.matched)} rule [bold]{trace.rule.id}[/] [dim]{trace.rule.where}[/]"
+        label = (
+            f"{_mark(trace.matched)} rule [bold]{plain(trace.rule.id)}[/] "
+            f"[dim]{plain(trace.rule.where)}[/]"
+        )
         if trace.matched and not winner_seen:
             label += "  [bold green]← wins[/]"
             winner_seen = True
@@ -319,19 +329,19 @@ def _print_explanation(explanation: Explanation, now: datetime) -> None:
             del parents[step.depth + 1 :]
             parent = parents[-1]
             if isinstance(step, GroupTrace):
-                node = parent.add(f"{_mark(step.result)} {step.kind}")
+                node = parent.add(f"{_mark(step.result)} {plain(step.kind)}")
                 parents.append(node)
             else:
                 parent.add(
-                    f"{_mark(step.result)} {step.field} {step.op} {_short(step.expected)}"
-                    f"  [dim]saw {_short(step.actual)}[/]",
+                    f"{_mark(step.result)} {plain(step.field)} {plain(step.op)} "
+                    f"{plain(_short(step.expected))}  [dim]saw {plain(_short(step.actual))}[/]",
                     highlight=False,
                 )
         stdout.print(tree)
     outcome = f"[bold]{decision.work_type}[/]"
     if decision.phase:
-        outcome += f", phase {decision.phase}"
-    source = f"rule {decision.rule}" if decision.rule else "the default (no rule matched)"
+        outcome += f", phase {plain(decision.phase)}"
+    source = f"rule {plain(decision.rule)}" if decision.rule else "the default (no rule matched)"
     stdout.print(f"decision: {outcome} by {source}")
     if decision.kpis:
-        stdout.print(f"KPIs: {', '.join(decision.kpis)}")
+        stdout.print(f"KPIs: {plain(', '.join(decision.kpis))}")

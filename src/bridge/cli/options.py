@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from bridge.cli import fail, stderr
+from bridge.cli import fail, stderr, warn
+from bridge.connectors import SkippedRecord
 from bridge.connectors.files import read_export
 from bridge.model import WorkItem
 from bridge.plugins import default_registry
@@ -35,6 +36,8 @@ __all__ = [
     "instant_option",
     "now_from",
     "paths_or_bundled",
+    "read_items",
+    "warn_skipped",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,12 +140,26 @@ def paths_or_bundled(rules: Sequence[str], inputs: Sequence[str]) -> tuple[list[
     return rule_paths, input_paths
 
 
-def read_items(inputs: Sequence[str]) -> list[WorkItem]:
+def read_items(inputs: Sequence[str], skipped: list[SkippedRecord] | None = None) -> list[WorkItem]:
+    """The items of the exports; with ``skipped``, records that cannot be mapped are listed
+    there and left out instead of stopping the command."""
     formats = list(default_registry().formats.values())
     items: list[WorkItem] = []
     for entry in inputs:
-        items.extend(read_export(Path(entry), formats))
+        items.extend(read_export(Path(entry), formats, skipped=skipped))
     return items
+
+
+def warn_skipped(skipped: Sequence[SkippedRecord]) -> None:
+    """One warning per item left out, naming it and what is wrong with it."""
+    for record in skipped:
+        warn(f"skipped {record}")
+
+
+# What data, not code, can make a KPI calculation raise: a value the mapping let through
+# that the arithmetic or a calendar cannot take. The item is reported and left out; any
+# other exception is a bug and keeps its traceback.
+_DATA_ERRORS = (ArithmeticError, ValueError)
 
 
 def evaluate_export(
@@ -150,18 +167,30 @@ def evaluate_export(
     input_paths: Sequence[str],
     now: datetime,
     keep: Callable[[WorkItem], bool] | None = None,
-) -> tuple[RuleSet, list[Evaluated]]:
+) -> tuple[RuleSet, list[Evaluated], list[SkippedRecord]]:
     """Load the rules, read the export, and classify every item (kept by ``keep``) with its
-    KPIs; status categories seen in the export help replay histories."""
+    KPIs; status categories seen in the export help replay histories.
+
+    One bad item must not cost the user the other thousand: a record that cannot be mapped,
+    or an item whose KPIs cannot be computed, is left out and returned in the third list
+    with why. KPIs that overflow are null with a reason (:meth:`KpiResult.finite`).
+    """
     from bridge.kpi.compute import KpiEngine  # noqa: PLC0415 - see config_from
     from bridge.kpi.portfolio import Evaluated  # noqa: PLC0415
 
     rule_set = load_rules(rule_paths)
     engine = Engine(rule_set)
-    items = [item for item in read_items(input_paths) if keep is None or keep(item)]
+    skipped: list[SkippedRecord] = []
+    items = [item for item in read_items(input_paths, skipped) if keep is None or keep(item)]
     kpis = KpiEngine.for_items(rule_set, items)
     evaluated = []
     for item in items:
-        decision = engine.classify(item, now)
-        evaluated.append(Evaluated(item, decision, kpis.compute(item, decision, now)))
-    return rule_set, evaluated
+        try:
+            decision = engine.classify(item, now)
+            result = kpis.compute(item, decision, now).finite()
+        except _DATA_ERRORS as exc:
+            problem = f"cannot be evaluated: {type(exc).__name__}: {exc}"
+            skipped.append(SkippedRecord(item.key, problem, item.key))
+            continue
+        evaluated.append(Evaluated(item, decision, result))
+    return rule_set, evaluated, skipped

@@ -1,11 +1,16 @@
 """``bridge report``: portfolio KPIs across an export — work mix, SLA attainment, CSAT, TCO by
-service, SPI and CPI by project."""
+service, SPI and CPI by project.
+
+Group names come from the data and are printed as text, never as markup; a figure the items
+make too large to add up is null with a reason, and items left out are listed (stderr, and
+``skipped`` in the JSON), so the report says what it does not cover.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import math
 import sys
 from datetime import datetime
 from typing import Any
@@ -13,7 +18,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from bridge.cli import fail, handle_errors, stdout
+from bridge.cli import csv_cell, fail, handle_errors, json_text, plain, stdout
 from bridge.cli.options import (
     INPUT_OPTION,
     NOW_OPTION,
@@ -23,6 +28,7 @@ from bridge.cli.options import (
     instant_option,
     now_from,
     paths_or_bundled,
+    warn_skipped,
 )
 from bridge.kpi.portfolio import GroupFigures, portfolio
 from bridge.kpi.result import iso
@@ -78,7 +84,8 @@ def report(
             end is None or (created is not None and created < end)
         )
 
-    rule_set, evaluated = evaluate_export(rule_paths, input_paths, now, in_period)
+    rule_set, evaluated, skipped = evaluate_export(rule_paths, input_paths, now, in_period)
+    warn_skipped(skipped)
     min_sample = rule_set.kpi.csat_min_sample
     currency = rule_set.kpi.currency or ""
     if group_by is not None:
@@ -106,8 +113,10 @@ def report(
             "groups": {
                 name: [row.as_dict() for row in rows] for name, (rows, _) in sections.items()
             },
+            "missing": _not_finite(sections, overall),
+            "skipped": [{"key": s.key, "where": s.where, "problem": s.problem} for s in skipped],
         }
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        sys.stdout.write(json_text(document))
     elif output_format == "csv":
         sys.stdout.write(_csv(sections, overall))
     else:
@@ -130,6 +139,32 @@ _COLUMNS = (
 )
 
 
+def _not_finite(
+    sections: dict[str, tuple[list[GroupFigures], GroupFigures]], overall: GroupFigures
+) -> list[dict[str, str]]:
+    """The figures that are not finite numbers (sums of items' figures near 1e308 overflow),
+    with why: JSON shows them as null, as KPIS.md has a KPI that cannot be computed."""
+    missing = []
+    labelled = [
+        (name, row.group if row is not total else "total", row)
+        for name, (rows, total) in sections.items()
+        for row in [*rows, total]
+    ]
+    for grouped_by, group, row in [*labelled, ("", "all items", overall)]:
+        for figure, value in row.as_dict().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                missing.append(
+                    {
+                        "grouped_by": grouped_by,
+                        "group": group,
+                        "figure": figure,
+                        "reason": f"not a finite number ({value}): the items' figures are "
+                        "too large to add up",
+                    }
+                )
+    return missing
+
+
 def _flat(row: GroupFigures) -> dict[str, Any]:
     data = row.as_dict()
     for work_type in WORK_TYPES:
@@ -147,10 +182,10 @@ def _csv(
         for row in rows:
             data = _flat(row)
             writer.writerow(
-                [name, row.group, *("" if data[c] is None else data[c] for c in _COLUMNS)]
+                [csv_cell(name), csv_cell(row.group), *(csv_cell(data[c]) for c in _COLUMNS)]
             )
     data = _flat(overall)
-    writer.writerow(["", "all items", *("" if data[c] is None else data[c] for c in _COLUMNS)])
+    writer.writerow(["", "all items", *(csv_cell(data[c]) for c in _COLUMNS)])
     return buffer.getvalue()
 
 
@@ -191,8 +226,8 @@ def _print(
     stdout.print(mix)
     money = f"TCO ({currency})" if currency else "TCO"
     for name, (rows, total) in sections.items():
-        table = Table(title=f"by {name}", header_style="bold")
-        table.add_column(name)
+        table = Table(title=f"by {plain(name)}", header_style="bold")
+        table.add_column(plain(name))
         table.add_column("items", justify="right")
         show_service = single or name == "service"
         show_project = single or name == "project"
@@ -206,7 +241,7 @@ def _print(
             table.add_column("SPI", justify="right")
             table.add_column("CPI", justify="right")
         for row in [*rows, total]:
-            label = "[bold]total[/]" if row is total else row.group
+            label = "[bold]total[/]" if row is total else plain(row.group)
             cells = [label, str(row.items)]
             if single:
                 cells.append(" / ".join(str(row.work_mix[w]["count"]) for w in WORK_TYPES))

@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 
 import click
 
-from bridge.cli import EXIT_INVALID, fail, handle_errors, print_diagnostics, stderr, stdout
+from bridge.cli import EXIT_INVALID, fail, handle_errors, plain, print_diagnostics, stderr, stdout
 from bridge.errors import RuleValidationError
 from bridge.plugins import default_registry
 from bridge.rules.ast import RuleSet
@@ -122,7 +122,7 @@ def test(
             style="yellow",
         )
         for rule_id, where in uncovered:
-            stdout.print(f"  {rule_id}  ({where})", markup=False)
+            stdout.print(f"  {plain(rule_id)}  ({plain(where)})")
     elif results and not pattern:
         stdout.print("rule coverage: every enabled rule is exercised by a test")
     if failed or broken or total == 0 or (fail_on_uncovered and uncovered):
@@ -131,17 +131,17 @@ def test(
 
 def _print_file_result(result: FileResult) -> None:
     if result.problems:
-        stdout.print(f"[bold red]ERROR[/] {result.path}")
+        stdout.print(f"[bold red]ERROR[/] {plain(result.path)}")
         for problem in result.problems:
-            stderr.print(f"  {problem}", markup=False)
+            stderr.print(f"  {plain(problem)}")
         return
     for case in result.cases:
         if case.passed:
-            stdout.print(f"[green]PASS[/] {case.name}", highlight=False)
+            stdout.print(f"[green]PASS[/] {plain(case.name)}", highlight=False)
         else:
-            stdout.print(f"[bold red]FAIL[/] {case.name}  [dim]({case.where})[/]")
+            stdout.print(f"[bold red]FAIL[/] {plain(case.name)}  [dim]({plain(case.where)})[/]")
             for failure in case.failures:
-                stdout.print(f"     {failure}", markup=False)
+                stdout.print(f"     {plain(failure)}")
 
 
 def _uncovered(results: list[FileResult]) -> list[tuple[str, str]]:

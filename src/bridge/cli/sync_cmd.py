@@ -8,12 +8,19 @@ import click
 
 from bridge.cli import handle_errors, plain, stdout
 from bridge.cli.options import CONFIG_OPTION, NOW_OPTION, config_from, now_from
+from bridge.connectors import SecretError
 from bridge.connectors.base import ConnectorContext, LiveConnector
 from bridge.errors import ConfigError
 from bridge.plugins import default_registry
 from bridge.rules.loader import load_rules
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bridge.config import SourceConfig
+    from bridge.plugins import Registry
+    from bridge.rules.ast import RuleSet
+    from bridge.store.base import Store
     from bridge.sync import SyncReport
 
 __all__ = ["sync"]
@@ -38,7 +45,6 @@ def sync(
     """Sync live sources once: pull what changed, classify, compute KPIs, write back."""
     # Imported here so that every other command starts without the KPI and store code.
     from bridge.store import open_store  # noqa: PLC0415
-    from bridge.sync import sync_source  # noqa: PLC0415
 
     config = config_from(config_path)
     rule_set = load_rules(config.rules)
@@ -49,30 +55,11 @@ def sync(
     failed = False
     try:
         for source in selected:
-            spec = registry.connectors[source.connector]
-            connector = spec.factory(
-                source.settings,
-                ConnectorContext(store=store, base_dir=str(source.base_dir), locate=source.locate),
-            )
-            if not all(hasattr(connector, a) for a in ("fetch", "plan", "apply")):
-                raise ConfigError(
-                    f"source {source.name!r}: the {source.connector} connector "
-                    "only reads; use bridge classify for it"
-                )
-            live: LiveConnector = connector  # type: ignore[assignment]
             try:
-                report = sync_source(
-                    source.name,
-                    live,
-                    rule_set,
-                    store,
-                    now,
-                    full=full,
-                    dry_run=dry_run,
-                    concurrency=getattr(live, "concurrency", 8),
-                )
-            finally:
-                live.close()
+                report = _sync_one(source, registry, store, rule_set, now, full, dry_run)
+            except SecretError as exc:
+                # The message names the setting, never its value; its line says which one.
+                raise exc.at(source.locate(exc.setting)) from None
             _print(report)
             failed = failed or not report.ok
     finally:
@@ -81,10 +68,47 @@ def sync(
         raise SystemExit(1)
 
 
+def _sync_one(
+    source: SourceConfig,
+    registry: Registry,
+    store: Store,
+    rule_set: RuleSet,
+    now: datetime,
+    full: bool,
+    dry_run: bool,
+) -> SyncReport:
+    from bridge.sync import sync_source  # noqa: PLC0415 - see sync
+
+    spec = registry.connectors[source.connector]
+    connector = spec.factory(
+        source.settings,
+        ConnectorContext(store=store, base_dir=str(source.base_dir), locate=source.locate),
+    )
+    if not all(hasattr(connector, a) for a in ("fetch", "plan", "apply")):
+        raise ConfigError(
+            f"source {source.name!r}: the {source.connector} connector "
+            "only reads; use bridge classify for it"
+        )
+    live: LiveConnector = connector  # type: ignore[assignment]
+    try:
+        return sync_source(
+            source.name,
+            live,
+            rule_set,
+            store,
+            now,
+            full=full,
+            dry_run=dry_run,
+            concurrency=getattr(live, "concurrency", 8),
+        )
+    finally:
+        live.close()
+
+
 def _print(report: SyncReport) -> None:
     what = "would write" if report.dry_run else "wrote"
     stdout.print(
-        f"[bold]{report.source}[/]: pulled {report.pulled} (since "
+        f"[bold]{plain(report.source)}[/]: pulled {report.pulled} (since "
         f"{report.since.isoformat() if report.since else 'the beginning'}), "
         f"{report.unchanged} unchanged, {report.duplicates} already handled"
         + (f", {report.retried} pending retried" if report.retried else "")
@@ -98,7 +122,7 @@ def _print(report: SyncReport) -> None:
         highlight=False,
     )
     for key, ops in report.planned.items():
-        stdout.print(f"  {key}: {ops}", markup=False)
+        stdout.print(f"  {plain(key)}: {plain(ops)}")
     for key, reason in report.skipped:
         stdout.print(f"  [yellow]skipped[/] {plain(key)}: {plain(reason)}")
     for key, reason in report.failed:

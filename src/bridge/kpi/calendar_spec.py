@@ -84,6 +84,12 @@ class _Parts:
     dates: frozenset[date]
 
 
+def _shown(value: object) -> str:
+    """A value for a message, cut short: a calendar key may hold pages of text."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}… ({len(text)} characters)"
+
+
 def check_calendar_spec(spec: object) -> list[CalendarSpecError]:
     """Every problem in a calendar spec (empty when it is valid), for the rule validator."""
     return _parse_spec(spec)[1]
@@ -131,7 +137,7 @@ def _parse_spec(spec: object) -> tuple[_Parts | None, list[CalendarSpecError]]:
         if key not in _TOP_KEYS:
             errors.append(
                 CalendarSpecError(
-                    f"unknown key {key!r}{_did_you_mean([str(key)], _TOP_KEYS)}; "
+                    f"unknown key {_shown(key)}{_did_you_mean([str(key)], _TOP_KEYS)}; "
                     f"a calendar has {', '.join(_TOP_KEYS)}",
                     (str(key),),
                 )
@@ -172,7 +178,7 @@ def _parse_timezone(spec: Mapping[str, Any], errors: list[CalendarSpecError]) ->
     if not isinstance(value, str) or not value.strip():
         errors.append(
             CalendarSpecError(
-                f"time zone must be an IANA name such as Europe/Berlin, not {value!r}; "
+                f"time zone must be an IANA name such as Europe/Berlin, not {_shown(value)}; "
                 "leave the key out for UTC",
                 path,
             )
@@ -198,8 +204,8 @@ def _unknown_zone_message(key: str) -> str:
         suggestions = sorted(n for n in names if n.rsplit("/", 1)[-1].lower() == city)[:3]
     hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
     return (
-        f"unknown time zone {key!r}{hint} Use an IANA time zone name such as Europe/Berlin or "
-        "America/New_York (the tz database list)."
+        f"unknown time zone {_shown(key)}{hint} Use an IANA time zone name such as "
+        "Europe/Berlin or America/New_York (the tz database list)."
     )
 
 
@@ -216,7 +222,7 @@ def _parse_hours(spec: Mapping[str, Any], errors: list[CalendarSpecError]) -> We
     if not isinstance(value, Mapping):
         errors.append(
             CalendarSpecError(
-                f"hours must be '24x7' or a mapping of days to intervals, not {value!r}; "
+                f"hours must be '24x7' or a mapping of days to intervals, not {_shown(value)}; "
                 f"write e.g. {_HOURS_EXAMPLE}, or leave the key out for 24x7",
                 path,
             )
@@ -262,7 +268,8 @@ def _parse_day_key(
     if not isinstance(key, str):
         errors.append(
             CalendarSpecError(
-                f"{key!r} is not a day; use mon..sun, a range like mon-fri or a list like sat,sun",
+                f"{_shown(key)} is not a day; use mon..sun, a range like mon-fri or a list "
+                "like sat,sun",
                 path,
             )
         )
@@ -354,7 +361,7 @@ def _parse_intervals(
 
 def _not_an_interval(value: object, path: SpecPath) -> CalendarSpecError:
     return CalendarSpecError(
-        f'{value!r} is not a working interval; write a quoted string like "08:00-17:00", '
+        f'{_shown(value)} is not a working interval; write a quoted string like "08:00-17:00", '
         'several like "08:00-12:00,13:00-17:00" or a list of them, or "closed"',
         path,
     )
@@ -365,7 +372,7 @@ def _parse_interval(text: str, path: SpecPath, errors: list[CalendarSpecError]) 
     if match is None:
         errors.append(
             CalendarSpecError(
-                f"{text!r} is not a working interval; write HH:MM-HH:MM like 08:00-17:00 "
+                f"{_shown(text)} is not a working interval; write HH:MM-HH:MM like 08:00-17:00 "
                 "(24-hour clock, 24:00 may end a day)",
                 path,
             )
@@ -376,8 +383,8 @@ def _parse_interval(text: str, path: SpecPath, errors: list[CalendarSpecError]) 
         problem = "24:00 can only end an interval" if h1 == 24 and not m1 else "time out of range"
         errors.append(
             CalendarSpecError(
-                f"{text!r}: {problem}; hours run 00-23 and minutes 00-59, and 24:00 may end a "
-                "day (e.g. 22:00-24:00)",
+                f"{_shown(text)}: {problem}; hours run 00-23 and minutes 00-59, and 24:00 may "
+                "end a day (e.g. 22:00-24:00)",
                 path,
             )
         )
@@ -387,8 +394,8 @@ def _parse_interval(text: str, path: SpecPath, errors: list[CalendarSpecError]) 
         what = "is empty" if end == start else "ends before it starts"
         errors.append(
             CalendarSpecError(
-                f"{text!r} {what}; an interval cannot cross midnight: split a night shift into "
-                "22:00-24:00 on one day and 00:00-06:00 on the next",
+                f"{_shown(text)} {what}; an interval cannot cross midnight: split a night shift "
+                "into 22:00-24:00 on one day and 00:00-06:00 on the next",
                 path,
             )
         )
@@ -433,7 +440,7 @@ def _parse_holidays(
     if not isinstance(value, Mapping):
         errors.append(
             CalendarSpecError(
-                f"holidays must be a mapping, not {value!r}; write e.g. "
+                f"holidays must be a mapping, not {_shown(value)}; write e.g. "
                 '{country: DE, subdivision: BY, dates: ["2026-12-24"]}',
                 ("holidays",),
             )
@@ -443,8 +450,8 @@ def _parse_holidays(
         if key not in _HOLIDAY_KEYS:
             errors.append(
                 CalendarSpecError(
-                    f"unknown key {key!r}{_did_you_mean([str(key)], _HOLIDAY_KEYS)}; holidays "
-                    f"has {', '.join(_HOLIDAY_KEYS)}",
+                    f"unknown key {_shown(key)}{_did_you_mean([str(key)], _HOLIDAY_KEYS)}; "
+                    f"holidays has {', '.join(_HOLIDAY_KEYS)}",
                     ("holidays", str(key)),
                 )
             )
@@ -485,7 +492,7 @@ def _parse_country(value: object, errors: list[CalendarSpecError]) -> str | None
     hint = f"; did you mean {' or '.join(unique)}?" if unique else ";"
     errors.append(
         CalendarSpecError(
-            f"unknown country code {value!r}{hint} Use an ISO 3166-1 alpha-2 code that the "
+            f"unknown country code {_shown(value)}{hint} Use an ISO 3166-1 alpha-2 code that the "
             "holidays package supports, such as DE, US or GB.",
             path,
         )
@@ -510,11 +517,11 @@ def _parse_subdivision(country: str, value: object, errors: list[CalendarSpecErr
         else:
             return text
     if not valid:
-        message = f"{country} has no holiday subdivisions; remove subdivision {value!r}"
+        message = f"{country} has no holiday subdivisions; remove subdivision {_shown(value)}"
     else:
         hint = _did_you_mean([text], valid, cutoff=0.4)
         message = (
-            f"{country} has no subdivision {value!r}{hint}; use one of {', '.join(valid)} "
+            f"{country} has no subdivision {_shown(value)}{hint}; use one of {', '.join(valid)} "
             "or leave subdivision out for nationwide holidays only"
         )
     errors.append(CalendarSpecError(message, path))
@@ -528,7 +535,8 @@ def _parse_dates(value: object, errors: list[CalendarSpecError]) -> frozenset[da
     if not isinstance(value, list | tuple):
         errors.append(
             CalendarSpecError(
-                f'dates must be a list of YYYY-MM-DD dates, e.g. ["2026-12-24"], not {value!r}',
+                'dates must be a list of YYYY-MM-DD dates, e.g. ["2026-12-24"], not '
+                f"{_shown(value)}",
                 path,
             )
         )

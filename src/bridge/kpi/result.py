@@ -1,11 +1,14 @@
 """The shape every KPI calculation writes into: values, and the reasons for what is missing.
 
 A KPI whose inputs are missing is recorded as ``None`` *with a reason*, never as 0, so a
-reader can tell "on budget" from "we don't know". Dependent KPIs inherit the reason.
+reader can tell "on budget" from "we don't know". Dependent KPIs inherit the reason. So does a
+KPI whose arithmetic leaves the floats (finite inputs near 1e308 can overflow): JSON has no
+Infinity or NaN, and a write-back of one would be refused (:meth:`KpiResult.finite`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,3 +61,16 @@ class KpiResult:
         """A KPI defined as null in this case (a division by zero), with the reason."""
         self.values[name] = None
         self.missing.append({"kpi": name, "reason": reason})
+
+    def finite(self) -> KpiResult:
+        """This result with every infinite or NaN value made null with its reason. The
+        calculations do not check each operation (most items take one fast path); whoever
+        hands KPIs on — to output, to a write-back — calls this once."""
+        for name, value in self.values.items():
+            if type(value) is float and not math.isfinite(value):
+                self.null(
+                    name,
+                    f"{name} is not a finite number ({value}): its inputs are too large "
+                    "to compute with",
+                )
+        return self

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, cast
 
 from jsonschema import Draft202012Validator
@@ -42,13 +44,20 @@ from bridge.rules.ast import (
     SlaDef,
 )
 from bridge.rules.operators import OperatorSpec, fold
+from bridge.rules.regex import compile_regex
 from bridge.rules.source import Path_, SourceDoc
-from bridge.timefmt import parse_duration
+from bridge.timefmt import DurationTooLongError, parse_duration
 
 __all__ = ["KPI_GROUPS", "CalendarChecker", "compile_rule_set", "did_you_mean"]
 
 # KPI groups a rule may list in ``then.kpis`` besides ``sla.<name>`` (see KPIS.md).
 KPI_GROUPS: tuple[str, ...] = ("evm", "effort", "schedule", "cost", "csat", "tco")
+
+# The longest SLA goal: a clock is walked through its calendar's working time, so a target
+# of decades would cost every evaluation a walk through decades of calendar.
+MAX_SLA_TARGET = timedelta(days=365)
+# ... and the calendar time it may take to reach it, whatever the calendar's hours.
+MAX_SLA_SPAN = timedelta(days=3650)
 
 # Operators that compare text, so ``ignore_case`` means something for them.
 _CASE_OPERATORS = frozenset(
@@ -219,15 +228,18 @@ def _compile_leaf(
                     return None
     if not _value_fits(spec, value):
         return None  # the schema reports it
-    if ignore_case and op_name == "matches":
-        # Lower-casing a pattern changes it (\W is not \w): compile it case-insensitive.
-        value = f"(?i){value}"
-        ignore_case = False
-    elif ignore_case:
-        value = fold(value)
     try:
-        prepared = spec.prepare(value, ref.type)
-    except (ValueError, TypeError) as exc:
+        if ignore_case and op_name == "matches" and spec.builtin and isinstance(value, str):
+            # Lower-casing a pattern changes it (\W is not \w): compile it case-insensitive,
+            # by flag rather than a "(?i)" prefix, so messages quote the pattern as written.
+            prepared = compile_regex(value, ignore_case=True)
+            ignore_case = False
+        elif ignore_case and op_name == "matches":
+            prepared = spec.prepare(f"(?i){value}", ref.type)
+            ignore_case = False
+        else:
+            prepared = spec.prepare(fold(value) if ignore_case else value, ref.type)
+    except (ValueError, TypeError, OverflowError) as exc:
         ctx.error(doc, value_path, str(exc))
         return None
     return Leaf(ref, spec, node[op_name], prepared, ignore_case, _where(doc, path))
@@ -292,6 +304,7 @@ class _Names:
 
     slas: dict[str, str] = field(default_factory=dict)
     calendars: dict[str, str] = field(default_factory=dict)
+    calendar_specs: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     rule_ids: dict[str, str] = field(default_factory=dict)
     default_at: str | None = None
 
@@ -357,6 +370,30 @@ def _check_calendar(
         )
 
 
+def _calendar_span_problem(
+    text: str, target: float, name: str, spec: Mapping[str, Any]
+) -> str | None:
+    """A message when a target in working time would take the calendar over
+    ``MAX_SLA_SPAN`` to reach: 8760h at one working hour a week is 168 years, which every
+    evaluation of a running clock would walk (holidays aside, so this errs on the kind side).
+    """
+    from bridge.kpi.calendar_spec import calendar_from_spec  # noqa: PLC0415 - startup light
+
+    try:
+        week = calendar_from_spec(name, spec).week
+    except ValueError:
+        return None  # the calendar's own problems are reported where it is defined
+    weekly = sum(end - start for day in week for start, end in day)
+    if weekly <= 0 or target / weekly * 7 <= MAX_SLA_SPAN.days:
+        return None
+    years = target / weekly * 7 / 365
+    return (
+        f"an SLA target of {text} takes about {years:,.0f} years of calendar {name!r} "
+        f"({weekly / 3600:g} h of working time a week); the most is "
+        f"{MAX_SLA_SPAN.days // 365} years: shorten the target or give the calendar more hours"
+    )
+
+
 def _compile_sla(
     ctx: _Context, doc: SourceDoc, name: str, node: Any, path: Path_, names: _Names
 ) -> SlaDef | None:
@@ -380,12 +417,29 @@ def _compile_sla(
             when = None
             if "when" in goal:
                 when = compile_condition(ctx, doc, goal["when"], (*path, "goals", i, "when"))
+            target_path = (*path, "goals", i, "target")
             try:
                 target = parse_duration(str(goal.get("target", ""))).total_seconds()
+            except DurationTooLongError:
+                target = math.inf
             except ValueError:
                 continue  # the schema's pattern reports it
             if target <= 0:
-                ctx.error(doc, (*path, "goals", i, "target"), "an SLA target must be longer than 0")
+                ctx.error(doc, target_path, "an SLA target must be longer than 0")
+            elif target > MAX_SLA_TARGET.total_seconds():
+                hours = int(MAX_SLA_TARGET.total_seconds() // 3600)
+                ctx.error(
+                    doc,
+                    target_path,
+                    f"an SLA target of {goal.get('target')} is over a year of working time; "
+                    f"write at most {hours}h",
+                )
+            elif isinstance(calendar, str) and calendar in names.calendar_specs:
+                problem = _calendar_span_problem(
+                    str(goal.get("target")), target, calendar, names.calendar_specs[calendar]
+                )
+                if problem:
+                    ctx.error(doc, target_path, problem)
             goals.append((when, target))
         unconditional = [
             i for i, g in enumerate(goal_nodes) if isinstance(g, Mapping) and "when" not in g
@@ -487,6 +541,8 @@ def _collect_names(
                     )
                 else:
                     table[name] = where
+                if section == "calendars" and isinstance(defs[name], Mapping):
+                    names.calendar_specs.setdefault(name, defs[name])
                 if section == "calendars" and check_calendar and isinstance(defs[name], Mapping):
                     for sub_path, message in check_calendar(defs[name]):
                         ctx.error(doc, ("calendars", name, *sub_path), message)

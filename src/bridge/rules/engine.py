@@ -335,7 +335,7 @@ class _Gen:
         if op == "contains_all" and field_type == "list":
             return f"{self.const(frozenset(leaf.prepared))}.issubset({v})"
         if op == "matches" and field_type == "string":
-            return f"({v} is not None and {self.const(leaf.prepared)}.search({v}) is not None)"
+            return f"({v} is not None and {self.const(leaf.prepared)}.search({v}))"
         if op == "exists":
             present = (
                 f"bool({v})"

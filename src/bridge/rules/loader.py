@@ -130,20 +130,38 @@ class LastGoodRules:
         self._error: str | None = None
 
     def reload(self, now: datetime | None = None) -> bool:
-        """Try to load the files again; True when the new rule set is now in force."""
+        """Try to load the files again; True when the new rule set is now in force.
+
+        Any failure keeps the last good set, not only invalid rules: a hostile or broken
+        edit may also hit a bug or a limit (RecursionError, MemoryError...), and the service
+        must go on classifying with what it had, and say why it did not switch.
+        """
         stamp = now or datetime.now(UTC)
         try:
             rule_set = load_rules(self._paths, self._operators)
-        except RuleValidationError as exc:
-            with self._lock:
-                self._attempt_at = stamp
-                self._error = str(exc)
+        except Exception as exc:  # every failure is reported, none is fatal
+            self.fail(exc, stamp)
             return False
         with self._lock:
             self._current = rule_set
             self._loaded_at = self._attempt_at = stamp
             self._error = None
         return True
+
+    def fail(self, error: BaseException, now: datetime | None = None) -> None:
+        """Record a reload that could not even be attempted or finished; the set in force
+        stays."""
+        if isinstance(error, RuleValidationError):
+            message = str(error)
+        else:
+            detail = str(error)[:500]
+            message = (
+                f"the rules could not be loaded ({type(error).__name__}"
+                f"{': ' + detail if detail else ''}); the last good rule set stays in force"
+            )
+        with self._lock:
+            self._attempt_at = now or datetime.now(UTC)
+            self._error = message
 
     @property
     def current(self) -> RuleSet:

@@ -15,13 +15,14 @@ Semantics shared by every built-in operator:
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, get_args
 
 from bridge.model import FieldType
+from bridge.rules.regex import Regex, compile_regex
 from bridge.timefmt import parse_date_or_instant, parse_duration, parse_servicenow_instant
 
 __all__ = [
@@ -157,11 +158,9 @@ def _prep_set(value: Any, field_type: FieldType | None) -> Any:
     return frozenset(value)
 
 
-def _prep_regex(value: Any, field_type: FieldType | None) -> re.Pattern[str]:
-    try:
-        return re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+def _prep_regex(value: Any, field_type: FieldType | None) -> Regex:
+    # RE2, not re: an admin's pattern must not be able to hang classification.
+    return compile_regex(str(value))
 
 
 def _prep_duration(value: Any, field_type: FieldType | None) -> timedelta:
@@ -169,6 +168,8 @@ def _prep_duration(value: Any, field_type: FieldType | None) -> timedelta:
 
 
 def _prep_order(value: Any, field_type: FieldType | None) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(".nan is not a number anything is greater or less than; write a number")
     if field_type in ("instant", "date"):
         if not isinstance(value, str):
             raise ValueError(f"{value!r} is not a date; write e.g. 2024-05-01 or 2024-05-01T09:00Z")
@@ -216,11 +217,11 @@ def _t_contains_all(actual: Any, expected: Iterable[Any], now: datetime) -> bool
     return is_present(actual) and all(_contains_one(actual, option) for option in expected)
 
 
-def _t_matches(actual: Any, expected: re.Pattern[str], now: datetime) -> bool:
+def _t_matches(actual: Any, expected: Regex, now: datetime) -> bool:
     if isinstance(actual, str):
-        return expected.search(actual) is not None
+        return expected.search(actual)
     if isinstance(actual, list | tuple):
-        return any(isinstance(e, str) and expected.search(e) is not None for e in actual)
+        return any(isinstance(e, str) and expected.search(e) for e in actual)
     return False
 
 
@@ -333,7 +334,7 @@ _BUILTINS: tuple[OperatorSpec, ...] = (
         _STRING,
         _prep_regex,
         _t_matches,
-        "a regular expression finds a match (Python re.search)",
+        "a regular expression (Python syntax) finds a match; run by RE2, in linear time",
     ),
     OperatorSpec(
         "exists",

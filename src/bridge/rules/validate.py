@@ -226,6 +226,8 @@ def schema_errors_for(doc: SourceDoc, validator: Draft202012Validator) -> list[D
             continue
         message, at_key, extra = result
         path: Path_ = (*error.absolute_path, *extra)
+        if doc.unreadable and any(path[: len(bad)] == bad for bad in doc.unreadable):
+            continue  # the parser said what is wrong there; a stand-in value is not the point
         if error.absolute_schema_path and "propertyNames" in error.absolute_schema_path:
             # A bad name: point at the key itself.
             path = (*error.absolute_path, str(error.instance))

@@ -7,6 +7,7 @@ Connectors are built once per source and reused (their HTTP sessions and discove
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from bridge.store import open_store
 from bridge.store.base import Store
 
 __all__ = ["Evaluators", "Runtime"]
+
+log = logging.getLogger("bridge.service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +76,30 @@ class Runtime:
         return tuple(stamp)
 
     def refresh_rules(self) -> RulesStatus:
-        """Reload the rules if their files changed since the last look."""
-        stamp = self._files_stamp()
-        if stamp != self._stamp:
+        """Reload the rules if their files changed since the last look.
+
+        Never raises: whatever goes wrong (an unreadable folder, a rule file that exhausts
+        the loader), the last good rule set stays in force and the status carries the error,
+        so ``/status`` answers "degraded" with the reason instead of a 500, and keeps saying
+        so until the files change again.
+        """
+        try:
+            stamp = self._files_stamp()
+            if stamp == self._stamp:
+                return self.rules.status()
             self._stamp = stamp
-            self.rules.reload(datetime.now(UTC))
+            before = self.rules.status().last_error
+            if not self.rules.reload(datetime.now(UTC)):
+                status = self.rules.status()
+                if status.last_error != before:
+                    log.warning(
+                        "rules not reloaded, keeping %s: %s",
+                        status.digest or "none",
+                        status.last_error,
+                    )
+        except Exception as exc:  # the service keeps the rules it has
+            self.rules.fail(exc)
+            log.warning("rules not reloaded: %s", self.rules.status().last_error)
         return self.rules.status()
 
     def evaluators(self) -> Evaluators:

@@ -12,6 +12,7 @@ Pure: the connectors read the options and apply the result.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,7 +21,9 @@ from bridge.errors import ConfigError, ConfigInvalidError, Diagnostic
 from bridge.model import PHASES, WORK_TYPES
 
 __all__ = [
+    "KPI_FIGURES",
     "MAPPED_FIELD_SCHEMA",
+    "SLA_FIGURES",
     "SLA_STATES",
     "ValueProblem",
     "check_value_maps",
@@ -30,6 +33,7 @@ __all__ = [
     "split_writeback_fields",
     "value_key",
     "vocabulary",
+    "writeback_key_problem",
 ]
 
 # A write-back field whose values are the site's own words, in the connectors' settings
@@ -47,6 +51,104 @@ MAPPED_FIELD_SCHEMA: Mapping[str, Any] = {
         },
     },
 }
+
+# Every KPI bridge computes, by group (docs/KPIS.md): what ``writeback.fields`` may name.
+# A key bridge never computes would be accepted and never written, so bridge.yaml is checked
+# against this list (tests/test_config.py compares it with what the KPI engine produces).
+KPI_FIGURES: Mapping[str, tuple[str, ...]] = {
+    "evm": (
+        "bac",
+        "planned_pct",
+        "percent_complete",
+        "percent_complete_source",
+        "pv",
+        "ev",
+        "ac",
+        "sv",
+        "cv",
+        "spi",
+        "cpi",
+        "eac",
+        "etc",
+        "vac",
+        "es_days",
+        "at_days",
+        "sv_days",
+    ),
+    "effort": ("planned_hours", "actual_hours", "forecast_hours", "variance_pct"),
+    "schedule": ("slip_days", "slip_business_days"),
+    "cost": ("variance_pct",),
+    "csat": ("rating", "satisfied"),
+    "tco": ("labour_hours", "labour_cost", "other_cost", "total"),
+}
+SLA_FIGURES: tuple[str, ...] = (
+    "state",
+    "goal_seconds",
+    "elapsed_seconds",
+    "elapsed_wall_seconds",
+    "remaining_seconds",
+    "breach_time",
+    "breached",
+    "ever_breached",
+    "source",
+)
+_DECISIONS: tuple[str, ...] = ("work_type", "phase", "rule")
+# Item fields admins know from the rules, and the KPI that carries them.
+_FIELD_TO_KPI: Mapping[str, str] = {
+    "spent_hours": "actual_hours",
+    "estimate_hours": "planned_hours",
+    "remaining_hours": "forecast_hours",
+    "satisfaction": "rating",
+    "budget": "bac",
+    "actual_cost": "ac",
+}
+
+
+def _suggest(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def writeback_key_problem(key: str) -> str | None:
+    """None when bridge computes a value under the ``writeback.fields`` key ``key``;
+    otherwise what is wrong with it and what to write instead."""
+    if key in _DECISIONS:
+        return None
+    group, _, figure = key.partition(".")
+    if group == "sla":
+        name, _, sla_figure = figure.rpartition(".")
+        if not name or not sla_figure:
+            return (
+                f"{key!r} is not an SLA figure; write sla.<SLA name>.<figure>, e.g. "
+                f"sla.time-to-resolution.state (figures: {', '.join(SLA_FIGURES)})"
+            )
+        if sla_figure in SLA_FIGURES:
+            return None
+        return (
+            f"SLA figure {sla_figure!r} of {key!r} is never computed"
+            f"{_suggest(sla_figure, SLA_FIGURES)} (figures: {', '.join(SLA_FIGURES)})"
+        )
+    figures = KPI_FIGURES.get(group)
+    if figures is None:
+        everything = [*_DECISIONS, *(f"{g}.{f}" for g, fs in KPI_FIGURES.items() for f in fs)]
+        return (
+            f"unknown KPI {key!r}{_suggest(key, everything)} (work_type, phase, rule, a KPI "
+            f"of {', '.join(KPI_FIGURES)}, or sla.<name>.<figure>; see docs/KPIS.md)"
+        )
+    if figure in figures:
+        return None
+    instead = _FIELD_TO_KPI.get(figure)
+    hint = (
+        f"; did you mean '{group}.{instead}'?"
+        if instead in figures
+        else _suggest(f"{group}.{figure}", [f"{group}.{f}" for f in figures])
+    )
+    return (
+        f"unknown KPI {key!r} (bridge computes no such value, so the field would only be "
+        f"cleared){hint} "
+        f"({group} KPIs: {', '.join(figures)})"
+    )
+
 
 SLA_STATES: tuple[str, ...] = ("running", "paused", "breaching", "met", "breached", "cancelled")
 _YES_NO: tuple[str, ...] = ("yes", "no")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bridge.connectors import SkippedRecord
 from bridge.connectors.files import read_export, read_export_file
 from bridge.connectors.jira import SEARCH_FORMAT
 from bridge.errors import InputError
@@ -184,3 +185,35 @@ def test_a_malformed_names_map_is_refused(tmp_path: Path) -> None:
 def test_reading_a_document_without_an_issues_array_is_refused() -> None:
     with pytest.raises(InputError, match=r'^y\.json: "issues": expected an array'):
         list(SEARCH_FORMAT.read({"issues": {"A-1": {}}}, "y.json"))
+
+
+def test_with_a_list_for_them_bad_records_are_named_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "export.json",
+        {
+            "issues": [
+                {"key": "A-1", "fields": {"timespent": "3h"}},
+                "A-2",
+                {"key": "A-3", "fields": {"duedate": "0001-01-01"}},
+                {"key": "A-4"},
+            ]
+        },
+    )
+    skipped: list[SkippedRecord] = []
+
+    items = list(read_export_file(path, [SEARCH_FORMAT], skipped=skipped))
+
+    assert [item.key for item in items] == ["A-4"]
+    assert [(record.key, str(record)) for record in skipped] == [
+        (
+            "A-1",
+            "export.json: issues[0] (A-1): fields.timespent: expected a number of seconds, "
+            "found '3h'",
+        ),
+        (None, "export.json: issues[1]: expected an issue object, found a string"),
+        (
+            "A-3",
+            "export.json: issues[2] (A-3): fields.duedate: expected a date in the years 1900 "
+            "to 2999, found '0001-01-01'",
+        ),
+    ]

@@ -516,6 +516,75 @@ def test_history_is_complete_only_with_the_whole_changelog(
             "issue K-9: changelog.histories[0].created: expected a Jira date-time like "
             "2023-03-01T11:34:49.730+0200, found '2024-13-01'",
         ),
+        # Hostile numbers: JSON's 1e999 is infinity to Python, NaN is accepted, and an int of
+        # 400 digits has no float; each would make every KPI built on it infinite.
+        (
+            {"key": "K-9", "fields": {"timeoriginalestimate": float("inf")}},
+            "issue K-9: fields.timeoriginalestimate: expected a finite number of seconds, "
+            "found inf",
+        ),
+        (
+            {"key": "K-9", "fields": {"timespent": float("nan")}},
+            "issue K-9: fields.timespent: expected a finite number of seconds, found nan",
+        ),
+        (
+            {"key": "K-9", "fields": {"timeestimate": -(10**400)}},
+            "issue K-9: fields.timeestimate: expected a finite number of seconds, found "
+            "-10000000000000000000000000000000000000000000000000000000...",
+        ),
+        (
+            {"key": "K-9", "fields": {"timetracking": {"timeSpentSeconds": float("-inf")}}},
+            "issue K-9: fields.timetracking.timeSpentSeconds: expected a finite number of "
+            "seconds, found -inf",
+        ),
+        # Hostile dates: outside the years bridge computes with (calendars walk the span,
+        # and year 1 or 9999 overflows once shifted into a time zone).
+        (
+            {"key": "K-9", "fields": {"duedate": "0001-01-01"}},
+            "issue K-9: fields.duedate: expected a date in the years 1900 to 2999, "
+            "found '0001-01-01'",
+        ),
+        (
+            {"key": "K-9", "fields": {"created": "0001-01-01T00:30:00.000+0100"}},
+            "issue K-9: fields.created: expected a date-time in the years 1900 to 2999, "
+            "found '0001-01-01T00:30:00.000+0100'",
+        ),
+        (
+            {"key": "K-9", "fields": {"resolutiondate": "3000-01-01T00:00:00.000+0000"}},
+            "issue K-9: fields.resolutiondate: expected a date-time in the years 1900 to 2999, "
+            "found '3000-01-01T00:00:00.000+0000'",
+        ),
+        (
+            {"key": "K-9", "fields": {"updated": "1899-12-31T23:59:59.000+0000"}},
+            "issue K-9: fields.updated: expected a date-time in the years 1900 to 2999, "
+            "found '1899-12-31T23:59:59.000+0000'",
+        ),
+        (
+            {
+                "key": "K-9",
+                "fields": {
+                    "customfield_1": {
+                        "name": "Time to resolution",
+                        "completedCycles": [{"stopTime": {"epochMillis": float("inf")}}],
+                    }
+                },
+            },
+            "issue K-9: fields.customfield_1.completedCycles[0].stopTime.epochMillis: expected "
+            "an instant in the years 1900 to 2999 (milliseconds since 1970), found inf",
+        ),
+        (
+            {
+                "key": "K-9",
+                "fields": {
+                    "customfield_1": {
+                        "name": "Time to resolution",
+                        "ongoingCycle": {"elapsedTime": {"millis": float("nan")}},
+                    }
+                },
+            },
+            "issue K-9: fields.customfield_1.ongoingCycle.elapsedTime.millis: expected a finite "
+            "number of milliseconds, found nan",
+        ),
     ],
 )
 def test_bad_records_raise_a_located_input_error(issue: Any, message: str) -> None:
@@ -528,3 +597,30 @@ def test_bad_records_raise_a_located_input_error(issue: Any, message: str) -> No
 def test_the_where_label_locates_records_without_a_key() -> None:
     with pytest.raises(InputError, match=r"^issues\[7\]: expected \"key\""):
         item_from_issue({"id": "1", "fields": {}}, where="issues[7]")
+
+
+@pytest.mark.parametrize("value", ["inf", "-Infinity", "nan", "1e999", 1e999, {"value": "NaN"}])
+def test_a_custom_number_that_is_not_finite_is_refused(value: Any) -> None:
+    settings = JiraFieldSettings(budget=("customfield_1",))
+
+    with pytest.raises(InputError) as caught:
+        item_from_issue(issue_with({"customfield_1": value}), settings=settings)
+
+    assert str(caught.value).startswith("issue K-1: fields.customfield_1: expected a finite number")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("duedate", "1900-01-01"),
+        ("duedate", "2999-12-31"),
+        ("created", "1900-01-01T00:00:00.000+0000"),
+        ("created", "2999-12-31T23:59:59.999+0000"),
+    ],
+)
+def test_the_first_and_last_day_of_the_range_are_read(field: str, value: str) -> None:
+    item = item_from_issue(issue_with({field: value}))
+
+    read = item.due if field == "duedate" else item.created
+    assert read is not None
+    assert read.isoformat().startswith(value[:10])

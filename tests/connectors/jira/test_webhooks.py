@@ -221,6 +221,16 @@ def test_malformed_payloads(body: bytes, message: str) -> None:
         parse(body)
 
 
+def test_a_signed_body_nested_100000_deep_is_a_payload_error_not_a_crash() -> None:
+    hostile = Path(__file__).parents[2] / "data" / "hostile" / "exports" / "webhooks"
+    body = (hostile / "jira-nested-100k.json").read_bytes()
+
+    with pytest.raises(WebhookPayloadError) as caught:
+        parse(body)
+
+    assert str(caught.value) == "the delivery is nested too deeply to be a Jira event"
+
+
 # -- issue keys and delivery ids: checked before anything is queued or recorded ---------------
 
 

@@ -559,3 +559,77 @@ def test_dot_walked_service_name_wins_over_the_reference() -> None:
     incident = dict(record("table_get_incident_by_sys_id.json"))
     incident["business_service.name"] = "Email"
     assert item_from_record(incident).service == "Email"
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile values: numbers with no finite value, dates outside the years bridge computes with
+# --------------------------------------------------------------------------------------------
+
+_DIGITS = "9" * 400  # text ServiceNow stores happily; float() makes it infinity
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "effort",
+            _DIGITS,
+            f"PRJ1: effort: {_DIGITS[:56]!r}... (400 characters) is not a finite number of seconds",
+        ),
+        (
+            "time_worked",
+            _DIGITS,
+            f"PRJ1: time_worked: {_DIGITS[:56]!r}... (400 characters) is not a finite number "
+            "of seconds",
+        ),
+        (
+            "percent_complete",
+            _DIGITS,
+            f"PRJ1: percent_complete: {_DIGITS[:56]!r}... (400 characters) is not a finite number",
+        ),
+        (
+            "budget_cost",
+            "USD;" + _DIGITS,
+            f"PRJ1: budget_cost: {('USD;' + _DIGITS)[:56]!r}... (404 characters) is not a finite "
+            "amount",
+        ),
+        (
+            "opened_at",
+            "0001-01-01 00:00:00",
+            "PRJ1: opened_at: '0001-01-01 00:00:00' is not in the years 1900 to 2999",
+        ),
+        (
+            "end_date",
+            "9999-12-31 23:59:59",
+            "PRJ1: end_date: '9999-12-31 23:59:59' is not in the years 1900 to 2999",
+        ),
+        (
+            "work_effort",
+            1e999,  # a typed JSON number (sysparm_display_value=all)
+            "PRJ1: work_effort: expected a finite number",
+        ),
+    ],
+)
+def test_a_value_with_no_usable_number_or_date_is_refused_by_name(
+    field: str, value: Any, message: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        item_from_record({"number": "PRJ1", "sys_class_name": "pm_project", field: value})
+
+    assert str(caught.value) == message
+
+
+def test_the_first_and_last_instants_of_the_range_are_read() -> None:
+    item = item_from_record(
+        {
+            "number": "PRJ1",
+            "sys_class_name": "pm_project",
+            "start_date": "1900-01-01 00:00:00",
+            "end_date": "2999-12-31 23:59:59",
+        }
+    )
+
+    assert (item.planned_start, item.planned_end) == (
+        utc(1900, 1, 1),
+        utc(2999, 12, 31, 23, 59, 59),
+    )

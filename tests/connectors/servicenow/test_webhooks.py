@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,6 +161,17 @@ def test_nothing_configured_refuses_everything() -> None:
 def test_bad_payloads(payload: bytes, message: str) -> None:
     with pytest.raises(WebhookPayloadError, match=message):
         parse_delivery(signed(payload), payload, CONFIG)
+
+
+def test_a_signed_body_nested_30000_deep_under_the_size_cap_is_a_payload_error() -> None:
+    hostile = Path(__file__).parents[2] / "data" / "hostile" / "exports" / "webhooks"
+    payload = (hostile / "servicenow-nested-30k.json").read_bytes()
+    assert len(payload) < MAX_BODY_BYTES  # the parser, not the size cap, meets it
+
+    with pytest.raises(WebhookPayloadError) as caught:
+        parse_delivery(signed(payload), payload, CONFIG)
+
+    assert str(caught.value) == "the body is nested too deeply to be a ServiceNow delivery"
 
 
 def test_delete_insert_and_missing_counts() -> None:
@@ -324,8 +336,9 @@ def test_a_sync_needs_no_webhook_secret(
     headers = {"X-Signature": b64(payload, b"the-secret")}
     with pytest.raises(ConfigError) as caught:
         connector.parse_webhook(headers, payload)
-    assert f"the environment variable {UNSET} (webhook_secret_env) is not set" in str(caught)
-    with pytest.raises(ConfigError, match=UNSET):
+    assert "webhook_secret_env: the environment variable it names is not set" in str(caught)
+    assert UNSET not in str(caught)  # it may be the secret itself
+    with pytest.raises(ConfigError, match="webhook_secret_env: the environment variable"):
         connector.webhook_ready()
 
     monkeypatch.setenv(UNSET, "the-secret")  # the failure was not remembered

@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bridge.config import secret
+from bridge.connectors import read_secret
 from bridge.connectors.base import ConnectorContext, WebhookEvent
 from bridge.connectors.jira.client import Deployment, JiraClient
 from bridge.connectors.jira.mapping import (
@@ -43,7 +43,6 @@ from bridge.connectors.jira.settings import (
     WRITEBACK_KEY,
     AuthKind,
     JiraSettings,
-    files_resolved,
     parse_settings,
     resolve_auth,
 )
@@ -134,9 +133,16 @@ def make_connector(settings: Mapping[str, Any], context: ConnectorContext) -> Ji
     discovery depends on it. The webhook secret is read only when the first delivery is
     verified: a sync needs none, so its variable may be unset where only syncs run."""
     parsed = parse_settings(settings, context.base_dir)
-    kind, auth, api_url = resolve_auth(settings, parsed, context.base_dir)
-    webhook = files_resolved(settings, context.base_dir)
-    webhook_secret = partial(secret, webhook, "webhook_secret", source=parsed.name, required=False)
+    kind, auth, api_url = resolve_auth(settings, parsed, context.base_dir, locate=context.locate)
+    webhook_secret = partial(
+        read_secret,
+        settings,
+        "webhook_secret",
+        source=parsed.name,
+        required=False,
+        base_dir=context.base_dir,
+        locate=context.locate,
+    )
     client = JiraClient(
         base_url=api_url,
         deployment=parsed.deployment,

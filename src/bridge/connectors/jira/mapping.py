@@ -8,20 +8,37 @@ Custom field ids (``customfield_10016``) differ per site, so the fields bridge n
 Jira's system fields are named in :class:`JiraFieldSettings` by display name or id and
 resolved once per response through its ``names`` map (``expand=names``) by
 :func:`resolve_field_ids`; mapping an issue then only looks ids up.
+
+Values are checked, not trusted: a number must be finite (``1e999`` parses as infinity, and an
+infinite estimate would make every KPI built on it infinite: invalid JSON), a date must lie in
+:data:`~bridge.model.DATE_RANGE_TEXT`. Anything else makes the record an InputError naming the
+record and the field; in an export, that record is skipped and listed, the rest is read.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
+from bridge.connectors import skip_record
 from bridge.errors import InputError
-from bridge.model import FieldChange, NativeSla, NativeSlaCycle, StatusCategory, WorkItem
+from bridge.model import (
+    DATE_RANGE_TEXT,
+    FIRST_DATE,
+    LAST_DATE,
+    FieldChange,
+    NativeSla,
+    NativeSlaCycle,
+    StatusCategory,
+    WorkItem,
+    in_date_range,
+)
 from bridge.timefmt import parse_date_or_instant, parse_jira_instant
 
 __all__ = [
@@ -63,6 +80,8 @@ _CUSTOM_ID = re.compile(r"customfield_\d+")
 _SYSTEM_ID = re.compile(r"[a-z][a-z0-9]*")
 
 _INSTANT_EXAMPLE = "a Jira date-time like 2023-03-01T11:34:49.730+0200"
+_INSTANT_IN_RANGE = f"a date-time in {DATE_RANGE_TEXT}"
+_DATE_IN_RANGE = f"a date in {DATE_RANGE_TEXT}"
 
 _T = TypeVar("_T")
 
@@ -162,7 +181,9 @@ def items_from_search(
     """The items of one search response, custom fields resolved once through its ``names``.
 
     Errors name ``source`` (the file) and the record's index, since a record without a key can
-    be found no other way.
+    be found no other way. A record that cannot be mapped stops the file, unless the reader
+    collects such records (:func:`bridge.connectors.skip_record`): then it is listed there
+    and the next one is read.
     """
     names = doc.get("names")
     if names is not None and not isinstance(names, Mapping):
@@ -177,12 +198,19 @@ def items_from_search(
         )
     resolved = resolve_field_ids(settings, names)
     for index, issue in enumerate(issues):
+        where = f"issues[{index}]"
         try:
-            yield item_from_issue(
-                issue, site_url=site_url, resolved=resolved, where=f"issues[{index}]"
-            )
+            item = item_from_issue(issue, site_url=site_url, resolved=resolved, where=where)
         except InputError as exc:
-            raise InputError(str(exc), path=source) from None
+            key = issue.get("key") if isinstance(issue, Mapping) else None
+            key = key if isinstance(key, str) and key else None
+            place = f"{where} ({key})" if key else where
+            message = str(exc)
+            problem = message.removeprefix(f"{place}: ")
+            if skip_record(f"{source}: {place}" if source else place, problem, key):
+                continue
+            raise InputError(message, path=source) from None
+        yield item
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,7 +296,7 @@ def item_from_issue(
         satisfaction=ctx.first(f, resolved.satisfaction, ctx.satisfaction),
         history=ctx.history(issue.get("changelog")),
         history_complete=_history_complete(issue.get("changelog")),
-        native_slas=native_slas(f),
+        native_slas=ctx.native_slas(f),
         raw=issue,
     )
 
@@ -341,6 +369,27 @@ def _kind(value: Any) -> str:
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_YEAR = re.compile(r"\s*(\d{4})-\d\d-\d\d")
+
+
+def _year_out_of_range(text: str) -> bool:
+    """Whether text the parser refused starts with a date whose year bridge does not take
+    (``0001-01-01T00:00+01:00`` is refused for its year, not its form): the message then
+    says the range rather than show the form again."""
+    match = _YEAR.match(text)
+    return match is not None and not FIRST_DATE.year <= int(match.group(1)) <= LAST_DATE.year
+
+
+def _finite(value: float) -> float | None:
+    """``value`` as a float, None when it is infinite, NaN, or an int too large for a float
+    (Python parses ``1e999`` as infinity, and JSON allows ``NaN`` and 4000-digit numbers)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class _Context:
@@ -417,9 +466,14 @@ class _Context:
             return None
         if isinstance(value, str):
             try:
-                return parse_jira_instant(value)
-            except ValueError:
-                pass
+                instant = parse_jira_instant(value)
+            except (ValueError, OverflowError):  # year 1 east of UTC, 9999 west of it
+                if _year_out_of_range(value):
+                    return self.fail(field, _INSTANT_IN_RANGE, value)
+            else:
+                if in_date_range(instant):
+                    return instant
+                return self.fail(field, _INSTANT_IN_RANGE, value)
         return self.fail(field, _INSTANT_EXAMPLE, value)
 
     def due(self, f: Mapping[str, Any]) -> date | None:
@@ -428,9 +482,13 @@ class _Context:
             return None
         if isinstance(value, str):
             try:
-                return date.fromisoformat(value)
+                day = date.fromisoformat(value)
             except ValueError:
                 pass
+            else:
+                if in_date_range(day):
+                    return day
+                return self.fail("fields.duedate", _DATE_IN_RANGE, value)
         return self.fail("fields.duedate", "a date like 2024-12-30", value)
 
     # -- time tracking --------------------------------------------------------------------
@@ -449,7 +507,10 @@ class _Context:
         if value is None:
             return None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            seconds = _finite(value)
+            if seconds is None:
+                return self.fail(field, "a finite number of seconds", value)
+            return seconds
         return self.fail(field, "a number of seconds", value)
 
     # -- custom fields --------------------------------------------------------------------
@@ -470,16 +531,21 @@ class _Context:
     def number(self, value: Any, field: str) -> float | None:
         if isinstance(value, Mapping) and "value" in value:  # a select option {"value": "5"}
             value = value["value"]
+        number: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = _finite(value)
+        elif isinstance(value, str):
             if not value.strip():
                 return None
             try:
-                return float(value)
+                number = _finite(float(value))  # also takes "inf", "nan", "1e999"
             except ValueError:
-                pass
-        return self.fail(field, "a number", value)
+                return self.fail(field, "a number", value)
+        else:
+            return self.fail(field, "a number", value)
+        if number is None:
+            return self.fail(field, "a finite number", value)
+        return number
 
     def percent(self, value: Any, field: str) -> float | None:
         if isinstance(value, str) and value.strip().endswith("%"):
@@ -506,10 +572,21 @@ class _Context:
             if not value.strip():
                 return None
             try:
-                return parse_date_or_instant(value)
-            except ValueError:
-                pass
+                day = parse_date_or_instant(value)
+            except (ValueError, OverflowError):
+                if _year_out_of_range(value):
+                    return self.fail(field, _DATE_IN_RANGE, value)
+            else:
+                if in_date_range(day):
+                    return day
+                return self.fail(field, _DATE_IN_RANGE, value)
         return self.fail(field, "a date like 2024-03-01 or a Jira date-time", value)
+
+    def native_slas(self, f: Mapping[str, Any]) -> tuple[NativeSla, ...]:
+        try:
+            return native_slas(f)
+        except InputError as exc:
+            raise InputError(f"{self.where}: {exc}") from None
 
     # -- changelog ------------------------------------------------------------------------
 
@@ -603,28 +680,49 @@ def _is_error_object(value: Any) -> bool:
 # -- Jira Service Management SLA fields -----------------------------------------------------------
 
 
-def _sla_instant(value: Any) -> datetime | None:
+_FIRST_MILLIS = datetime.combine(FIRST_DATE, time(), UTC).timestamp() * 1000
+_AFTER_LAST_MILLIS = datetime.combine(LAST_DATE + timedelta(days=1), time(), UTC).timestamp() * 1000
+
+
+def _sla_instant(value: Any, place: str) -> datetime | None:
     """A JSM ``DateDTO`` (``epochMillis`` is exact; the strings are for display)."""
-    if isinstance(value, Mapping) and isinstance(value.get("epochMillis"), int | float):
-        return datetime.fromtimestamp(value["epochMillis"] / 1000, tz=UTC)
-    return None
+    if not isinstance(value, Mapping):
+        return None
+    millis = value.get("epochMillis")
+    if isinstance(millis, bool) or not isinstance(millis, int | float):
+        return None
+    number = _finite(millis)
+    if number is None or not _FIRST_MILLIS <= number < _AFTER_LAST_MILLIS:
+        raise InputError(
+            f"{place}.epochMillis: expected an instant in {DATE_RANGE_TEXT} (milliseconds "
+            f"since 1970), found {_shown(millis)}"
+        )
+    return datetime.fromtimestamp(number / 1000, tz=UTC)
 
 
-def _sla_seconds(value: Any) -> float | None:
+def _sla_seconds(value: Any, place: str) -> float | None:
     """A JSM ``DurationDTO``; ``millis`` is negative once a goal is breached."""
-    if isinstance(value, Mapping) and isinstance(value.get("millis"), int | float):
-        return float(value["millis"]) / 1000
-    return None
+    if not isinstance(value, Mapping):
+        return None
+    millis = value.get("millis")
+    if isinstance(millis, bool) or not isinstance(millis, int | float):
+        return None
+    number = _finite(millis)
+    if number is None:
+        raise InputError(
+            f"{place}.millis: expected a finite number of milliseconds, found {_shown(millis)}"
+        )
+    return number / 1000
 
 
-def _sla_cycle(cycle: Mapping[str, Any], *, ongoing: bool) -> NativeSlaCycle:
+def _sla_cycle(cycle: Mapping[str, Any], place: str, *, ongoing: bool) -> NativeSlaCycle:
     return NativeSlaCycle(
-        start=_sla_instant(cycle.get("startTime")),
-        stop=None if ongoing else _sla_instant(cycle.get("stopTime")),
-        breach_time=_sla_instant(cycle.get("breachTime")),
-        goal_seconds=_sla_seconds(cycle.get("goalDuration")),
-        elapsed_seconds=_sla_seconds(cycle.get("elapsedTime")),
-        remaining_seconds=_sla_seconds(cycle.get("remainingTime")),
+        start=_sla_instant(cycle.get("startTime"), f"{place}.startTime"),
+        stop=None if ongoing else _sla_instant(cycle.get("stopTime"), f"{place}.stopTime"),
+        breach_time=_sla_instant(cycle.get("breachTime"), f"{place}.breachTime"),
+        goal_seconds=_sla_seconds(cycle.get("goalDuration"), f"{place}.goalDuration"),
+        elapsed_seconds=_sla_seconds(cycle.get("elapsedTime"), f"{place}.elapsedTime"),
+        remaining_seconds=_sla_seconds(cycle.get("remainingTime"), f"{place}.remainingTime"),
         breached=cycle.get("breached") is True,
         paused=ongoing and cycle.get("paused") is True,
     )
@@ -633,7 +731,11 @@ def _sla_cycle(cycle: Mapping[str, Any], *, ongoing: bool) -> NativeSlaCycle:
 def native_slas(fields: Mapping[str, Any]) -> tuple[NativeSla, ...]:
     """Every JSM SLA field of an issue, recognised by its shape rather than its id (ids differ
     per site; the value carries the SLA's own name). Error objects JSM puts in place of an SLA
-    on issues outside a service project are skipped."""
+    on issues outside a service project are skipped.
+
+    :raises InputError: an instant or a duration is not a finite number, or an instant is
+        outside :data:`~bridge.model.DATE_RANGE_TEXT` (the message names the field's place).
+    """
     found: list[NativeSla] = []
     for field_id, value in fields.items():
         if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
@@ -642,8 +744,13 @@ def native_slas(fields: Mapping[str, Any]) -> tuple[NativeSla, ...]:
         ongoing = value.get("ongoingCycle")
         if not isinstance(completed, list) and not isinstance(ongoing, Mapping):
             continue
-        cycles = [_sla_cycle(c, ongoing=False) for c in completed or [] if isinstance(c, Mapping)]
+        place = f"fields.{field_id}"
+        cycles = [
+            _sla_cycle(c, f"{place}.completedCycles[{i}]", ongoing=False)
+            for i, c in enumerate(completed or [])
+            if isinstance(c, Mapping)
+        ]
         if isinstance(ongoing, Mapping):
-            cycles.append(_sla_cycle(ongoing, ongoing=True))
+            cycles.append(_sla_cycle(ongoing, f"{place}.ongoingCycle", ongoing=True))
         found.append(NativeSla(name=value["name"], field=str(field_id), cycles=tuple(cycles)))
     return tuple(found)

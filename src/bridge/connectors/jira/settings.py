@@ -3,13 +3,14 @@
 
 Secrets never appear in ``bridge.yaml``: an entry names the environment variable or the file
 that holds each one, and every message here is written so that a secret pasted into the wrong
-key is never quoted back into a terminal or a log.
+key is never quoted back into a terminal or a log: not the value, not a variable's name, not
+a file's path (:func:`bridge.connectors.read_secret`); the key and its line say where to look.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -17,10 +18,10 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
-from bridge.config import secret
+from bridge.connectors import read_secret
 from bridge.connectors.jira.client import BasicAuth, BearerAuth, Deployment
 from bridge.connectors.jira.mapping import JiraFieldSettings
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, Diagnostic
 from bridge.rules.compile import KPI_GROUPS, did_you_mean
 from bridge.writeback.values import MAPPED_FIELD_SCHEMA, split_writeback_fields
 
@@ -377,9 +378,15 @@ AuthKind = Literal["basic", "pat", "oauth"]
 
 
 def resolve_auth(
-    settings: Mapping[str, Any], parsed: JiraSettings, base_dir: str = "."
+    settings: Mapping[str, Any],
+    parsed: JiraSettings,
+    base_dir: str = ".",
+    *,
+    locate: Callable[[tuple[str | int, ...]], Diagnostic] | None = None,
 ) -> tuple[AuthKind, BasicAuth | BearerAuth, str]:
-    """(kind, requests auth, API base URL) with secrets read through ``bridge.config.secret``.
+    """(kind, requests auth, API base URL) with secrets read through
+    :func:`bridge.connectors.read_secret` (``locate``: where bridge.yaml says what, for its
+    messages; without it a :class:`~bridge.connectors.SecretError` carries the setting).
 
     A PAT is refused here only when the source says ``deployment: cloud``; without the key,
     the connector asks the site first and refuses a PAT on Cloud then (``make_connector``).
@@ -401,14 +408,17 @@ def resolve_auth(
             f"found {shown}"
         )
     kind = cast(AuthKind, kinds[0])
-    where = f"{name}.auth"
+
+    def secret(key: str, *, required: bool = True) -> str | None:
+        return read_secret(auth, key, source=name, required=required, at=("auth",), locate=locate)
+
     if kind == "basic":
         email = auth.get("email")
         if not isinstance(email, str):
-            email = secret(auth, "email", source=where, required=False)
+            email = secret("email", required=False)
         if not email:
             raise ConfigError(f"source {name!r}: auth: give email or email_env with the token")
-        token = secret(auth, "token", source=where)
+        token = secret("token")
         return "basic", BasicAuth(email, token or ""), parsed.url
     if kind == "pat":
         if parsed.deployment == "cloud" and "deployment" in settings:
@@ -417,8 +427,8 @@ def resolve_auth(
                 "Center; Jira Cloud takes email + token_env (an API token), or set "
                 "deployment: datacenter"
             )
-        return "pat", BearerAuth(lambda: secret(auth, "pat", source=where) or ""), parsed.url
+        return "pat", BearerAuth(lambda: secret("pat") or ""), parsed.url
     if parsed.deployment != "cloud":
         raise ConfigError(f"source {name!r}: OAuth 2.0 (3LO) works only with Jira Cloud")
-    bearer = BearerAuth(lambda: secret(auth, "oauth_token", source=where) or "")
+    bearer = BearerAuth(lambda: secret("oauth_token") or "")
     return "oauth", bearer, OAUTH_GATEWAY + str(auth["cloud_id"])

@@ -251,14 +251,18 @@ def parse_payload(
     :param bridge_field_ids: the fields bridge writes; an update that changed only these is
         an echo too. ``bridge_field_names`` are their display names, which old payloads
         carry in ``field`` instead of a ``fieldId``.
-    :raises WebhookPayloadError: the body is not JSON or not a Jira event, or the issue key
-        or the delivery id is not one (:func:`issue_ref`).
+    :raises WebhookPayloadError: the body is not JSON (or nested too deeply to parse) or not
+        a Jira event, or the issue key or the delivery id is not one (:func:`issue_ref`).
     """
     delivery_id = _delivery_id(headers)
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WebhookPayloadError(f"the delivery is not JSON: {exc}") from None
+    except RecursionError:
+        # Signed, yet nested beyond what the parser can follow: a 400 like any other body
+        # that is not a Jira event, never a 500 (and never a traceback in the log).
+        raise WebhookPayloadError("the delivery is nested too deeply to be a Jira event") from None
     if not isinstance(payload, Mapping):
         raise WebhookPayloadError("the delivery is not a JSON object")
     kind = payload.get("webhookEvent")

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bridge import hookimpl
+from bridge.connectors import skip_record
 from bridge.connectors.base import ConnectorSpec, ExportFormat
 from bridge.connectors.servicenow.connector import (
     SETTINGS_SCHEMA,
@@ -63,6 +64,10 @@ def read_table_export(doc: Any, source: str) -> Iterator[WorkItem]:
         try:
             item = item_from_record(record, table=table)
         except InputError as exc:
+            number = record.get("number") if isinstance(record, dict) else None
+            key = number.strip() if isinstance(number, str) and number.strip() else None
+            if skip_record(f"{source}: {where}", str(exc), key):
+                continue  # listed with why; the export's other records go on
             raise InputError(f"{where}: {exc}", path=source) from None
         yield item
 

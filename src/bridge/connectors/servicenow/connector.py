@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -36,7 +37,7 @@ from typing import Any, Literal
 import requests
 from jsonschema import Draft202012Validator
 
-from bridge.config import secret
+from bridge.connectors import read_secret
 from bridge.connectors.base import ConnectorContext, WebhookEvent
 from bridge.connectors.http import RateLimiter, RetryPolicy
 from bridge.connectors.servicenow.client import OAuthGrant, ServiceNowClient, plain_value
@@ -174,10 +175,13 @@ _REF_PARTS = ("value", "display_value", "link")
 # --------------------------------------------------------------------------------------------
 
 _TEXT: dict[str, Any] = {"type": "string", "minLength": 1}
+# No pattern: a schema error quotes the value, and a secret pasted here by mistake must not
+# end up in a message (a pasted password or token fails maxLength, which quotes nothing).
 _ENV: dict[str, Any] = {
     "type": "string",
-    "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
-    "description": "name of an environment variable",
+    "minLength": 1,
+    "maxLength": 100,
+    "description": "name of an environment variable holding the secret (not the secret)",
 }
 _COLUMN: dict[str, Any] = {"type": "string", "pattern": "^(u|x)_[a-z0-9_]+$"}
 _CREDENTIALS: dict[str, Any] = {
@@ -546,30 +550,36 @@ class ServiceNowConnector:
     ) -> tuple[requests.auth.AuthBase | None, OAuthGrant | None, str | None]:
         s = self.settings
         auth = s.auth
+
+        def secret(where: Mapping[str, Any], key: str, *at: str) -> str:
+            # Named by its key and bridge.yaml line, never by the variable or file it names.
+            found = read_secret(
+                where, key, source=s.name, base_dir=self.base_dir, at=at, locate=self._locate
+            )
+            return str(found)
+
         if "oauth" in auth:
             oauth = auth["oauth"]
             client_id = (
                 str(oauth["client_id"])
                 if "client_id" in oauth
-                else secret(oauth, "client_id", source=s.name, base_dir=self.base_dir)
+                else secret(oauth, "client_id", "auth", "oauth")
             )
             user = password = None
             if oauth["grant"] == "password":
                 user = _user(oauth, s.name)
-                password = secret(oauth, "password", source=s.name, base_dir=self.base_dir)
+                password = secret(oauth, "password", "auth", "oauth")
             grant = OAuthGrant(
                 grant=oauth["grant"],
-                client_id=str(client_id),
-                client_secret=str(
-                    secret(oauth, "client_secret", source=s.name, base_dir=self.base_dir)
-                ),
+                client_id=client_id,
+                client_secret=secret(oauth, "client_secret", "auth", "oauth"),
                 user=user,
                 password=password,
             )
             return None, grant, user
         user = _user(auth, s.name)
-        password = secret(auth, "password", source=s.name, base_dir=self.base_dir)
-        return requests.auth.HTTPBasicAuth(user, str(password)), None, user
+        password = secret(auth, "password", "auth")
+        return requests.auth.HTTPBasicAuth(user, password), None, user
 
     # ---- LiveConnector -------------------------------------------------------------------
 
@@ -860,8 +870,11 @@ class ServiceNowConnector:
         config = self._webhook_config
         if config is None:
             s, base = self.settings, self.base_dir
-            key = secret(s.raw, "webhook_secret", source=s.name, required=False, base_dir=base)
-            token = secret(s.raw, "webhook_token", source=s.name, required=False, base_dir=base)
+            read = partial(
+                read_secret, source=s.name, required=False, base_dir=base, locate=self._locate
+            )
+            key = read(s.raw, "webhook_secret")
+            token = read(s.raw, "webhook_token")
             config = replace(
                 self._webhook_base,
                 secret=key.encode("utf-8") if key else None,

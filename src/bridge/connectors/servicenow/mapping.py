@@ -13,6 +13,11 @@ So codes and dates are read from the stored value (the UTC instant, the state co
 and records from the display value when there is one, which is what an admin recognises. The
 state and table tables below are the base-system choices; an instance can override them, and
 an unknown code stays visible as itself rather than being guessed.
+
+Values are checked, not trusted: a number of 400 digits is text ServiceNow will happily hold,
+and would make an infinite estimate (and every KPI built on it infinite: invalid JSON); a date
+must lie in :data:`~bridge.model.DATE_RANGE_TEXT`. Either is an InputError naming the record
+and the field.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge.errors import InputError
-from bridge.model import StatusCategory, WorkItem
+from bridge.model import DATE_RANGE_TEXT, StatusCategory, WorkItem, in_date_range
 from bridge.timefmt import parse_servicenow_instant, parse_servicenow_seconds
 
 __all__ = [
@@ -338,6 +343,14 @@ def _scalar_text(value: Any) -> str | None:
     raise TypeError(f"a string, found {_json_type(value)}")
 
 
+def _cut(text: str) -> str:
+    """Text from a record for a message: quoted, and cut short (a field may hold a
+    400-digit number or a megabyte of text)."""
+    if len(text) <= 60:
+        return repr(text)
+    return f"{text[:56]!r}... ({len(text)} characters)"
+
+
 def _loose_text(value: Any) -> str | None:
     """Like :func:`_scalar_text`, but None for anything odd: only for naming a record."""
     try:
@@ -378,9 +391,12 @@ class _Fields:
         if text is None:
             return None
         try:
-            return parse_servicenow_instant(text.strip())
+            instant = parse_servicenow_instant(text.strip())
         except ValueError as exc:
             raise self._error(field, f"{exc}{_DATE_HINT}") from None
+        if not in_date_range(instant):
+            raise self._error(field, f"{_cut(text.strip())} is not in {DATE_RANGE_TEXT}")
+        return instant
 
     def hours(self, field: str) -> float | None:
         """A ``glide_duration`` (epoch offset) or a whole number of seconds, in hours."""
@@ -389,21 +405,27 @@ class _Fields:
             return None
         text = text.strip()
         try:
-            return parse_servicenow_seconds(text) / 3600
+            seconds = parse_servicenow_seconds(text)
         except ValueError:
             raise self._error(
                 field,
-                f"{text!r} is not a ServiceNow duration like 1970-01-03 14:33:00 "
+                f"{_cut(text)} is not a ServiceNow duration like 1970-01-03 14:33:00 "
                 "(2 d 14 h 33 min) or a number of seconds",
             ) from None
+        if not math.isfinite(seconds):
+            raise self._error(field, f"{_cut(text)} is not a finite number of seconds")
+        return seconds / 3600
 
     def decimal(self, field: str) -> float | None:
         text = self.value(field)
         if text is None:
             return None
         if not _DECIMAL_RE.fullmatch(text.strip()):
-            raise self._error(field, f"{text!r} is not a number like 45.5")
-        return float(text)
+            raise self._error(field, f"{_cut(text)} is not a number like 45.5")
+        number = float(text)
+        if not math.isfinite(number):
+            raise self._error(field, f"{_cut(text.strip())} is not a finite number")
+        return number
 
     def amount(self, field: str) -> float | None:
         """A currency value: ``1000``, ``1,000.50`` or ``USD;1000.50`` (code;amount)."""
@@ -413,6 +435,9 @@ class _Fields:
         number = text.rpartition(";")[2].replace(",", "").strip()
         if not _DECIMAL_RE.fullmatch(number):
             raise self._error(
-                field, f"{text!r} is not an amount like 1000, 1,000.50 or USD;1000.50"
+                field, f"{_cut(text)} is not an amount like 1000, 1,000.50 or USD;1000.50"
             )
-        return float(number)
+        amount = float(number)
+        if not math.isfinite(amount):
+            raise self._error(field, f"{_cut(text)} is not a finite amount")
+        return amount

@@ -278,6 +278,12 @@ def _payload(body: bytes) -> dict[str, Any]:
         raise WebhookPayloadError("the body is not UTF-8 text") from None
     except ValueError as exc:
         raise WebhookPayloadError(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        # Within the size cap a body can still nest deeper than the parser follows: a 400
+        # like any other body that is not a delivery, never a 500.
+        raise WebhookPayloadError(
+            "the body is nested too deeply to be a ServiceNow delivery"
+        ) from None
     if not isinstance(doc, dict):
         raise WebhookPayloadError(
             'the body must be a JSON object {"table", "sys_id", "sys_updated_on", '
