@@ -34,6 +34,7 @@ from bridge.config import load_config
 from bridge.connectors.servicenow.writes import marker_digest
 from bridge.model import PHASES
 from bridge.service.runtime import Runtime
+from bridge.store import open_store
 from bridge.sync import evaluate_item
 from bridge.testing.jira import JiraDouble
 from bridge.testing.servicenow import ServiceNowDouble
@@ -143,6 +144,14 @@ class _Chaos:
     def count(self, figures: Figures) -> None:
         """Fill in the summaries on record and their duplicates."""
         raise NotImplementedError
+
+    def pending(self) -> int:
+        """Items of this source still to be written (failed or deferred)."""
+        store = open_store(self.store)
+        try:
+            return len(store.list_pending(self.source, given_up=False, limit=100_000))
+        finally:
+            store.close()
 
     def write_config(self) -> Path:
         rules = self.workdir / "rules"
@@ -381,6 +390,14 @@ def run_chaos(
         for _ in range(2):
             _sync(chaos, config, log, stop_after=None, how=signal.SIGKILL, now=now)
             figures.runs += 1
+        # A write whose sender was killed may still have been on its way: bridge waits for
+        # it (a short grace) before writing again, leaving the item pending meanwhile.
+        end = time.monotonic() + 120
+        while chaos.pending() and time.monotonic() < end:
+            time.sleep(1)
+            now = datetime.now(UTC).replace(microsecond=0)
+            _sync(chaos, config, log, stop_after=None, how=signal.SIGKILL, now=now)
+            figures.runs += 1
         figures.writes = chaos.writes()
         chaos.count(figures)
         figures.wrong += chaos.wrong(config, now)
@@ -432,7 +449,6 @@ def run_race(
 
     from bridge.service.app import create_app  # noqa: PLC0415
     from bridge.service.tasks import Jobs, make_huey  # noqa: PLC0415
-    from bridge.store import open_store  # noqa: PLC0415
 
     rng = random.Random(seed)  # noqa: S311 - a reproducible order, not a secret
     workdir.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -788,7 +788,21 @@ class ServiceNowConnector:
                 landed = self.client.journal_has(
                     table, sys_id, journal, summary_marker(sent, at or None)
                 )
-                memo = replace(memo, journal=memo.journal if landed is False else sent, intent=None)
+                if landed is False and _recent(memo.intent_at, self._wall_clock()):
+                    # The process that sent it may have died with the PATCH still on its
+                    # way: sending another now could make two. The item stays pending.
+                    raise ConnectorTransportError(
+                        f"{item.key}: the outcome of bridge's last work-note write is not known "
+                        f"yet (sent at {memo.intent_at}); it is looked for again shortly",
+                        connector=self.name,
+                        item_key=item.key,
+                    )
+                memo = replace(
+                    memo,
+                    journal=memo.journal if landed is False else sent,
+                    intent=None,
+                    intent_at=None,
+                )
                 self._memos.set_memo(self.name, where, memo.to_text())
             if memo.journal == digest:
                 # The record already ends with this entry (an earlier PATCH landed after
@@ -802,7 +816,9 @@ class ServiceNowConnector:
                 version = plain_value(item.raw.get("sys_mod_count")) or None
                 body[journal] = versioned(body[journal], digest, version)
                 marker = f"{digest} @{version}" if version else digest
-                self._memos.set_memo(self.name, where, replace(memo, intent=marker).to_text())
+                sent_at = self._wall_clock().astimezone(UTC).isoformat()
+                intent = replace(memo, intent=marker, intent_at=sent_at)
+                self._memos.set_memo(self.name, where, intent.to_text())
         try:
             stored: Mapping[str, Any] | None = self.client.patch_record(
                 table,
@@ -812,14 +828,20 @@ class ServiceNowConnector:
                 adds_journal=digest is not None,
             )
         except ConnectorError as exc:
-            uncertain = isinstance(exc, ConnectorTransportError) or (exc.status or 0) >= 500
-            if not (digest is not None and journal and uncertain):
+            if digest is None or not journal:
                 raise
             version = plain_value(item.raw.get("sys_mod_count")) or None
-            landed = self.client.journal_has(
-                table, sys_id, journal, summary_marker(digest, version)
+            # A timeout or a gateway's 502/504 may leave the PATCH running behind it: its
+            # intent stays, and is waited for. Any other answer is the instance's own.
+            pending = isinstance(exc, ConnectorTransportError) or exc.status in (502, 504)
+            landed = (
+                self.client.journal_has(table, sys_id, journal, summary_marker(digest, version))
+                if pending or (exc.status or 0) >= 500
+                else False
             )
             if not landed:
+                if not pending:  # refused: nothing was added, nothing to wait for
+                    self._memos.set_memo(self.name, where, memo.to_text())
                 raise
             log.warning(
                 "%s: %s: the PATCH failed (%s) but its journal entry is there",
@@ -1084,6 +1106,21 @@ def _unreadable(exc: ConnectorError) -> bool:
     403 for an ACL, 400 for a table that does not exist (a plugin not installed), 404 for
     nothing visible. bridge then does without what that table would have told it."""
     return exc.status in (400, 403, 404)
+
+
+# How long a work-note PATCH whose sender died may still reach the instance: an intent this
+# recent whose entry is not there yet is waited for, not sent again.
+INTENT_GRACE = timedelta(seconds=20)
+
+
+def _recent(stamp: str | None, now: datetime) -> bool:
+    if not stamp:
+        return False
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        return False
+    return at.tzinfo is not None and timedelta(0) <= now - at < INTENT_GRACE
 
 
 def _instant(text: str | None) -> datetime | None:

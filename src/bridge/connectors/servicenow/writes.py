@@ -111,6 +111,9 @@ class RecordMemo:
     # that very marker on the record before writing again: journal entries can be neither
     # edited nor deleted.
     intent: str | None = None
+    # When the intent was recorded (UTC, ISO): a PATCH from a process that died may still be
+    # on its way to the instance, so an entry not found is waited for a little.
+    intent_at: str | None = None
 
     def to_text(self) -> str:
         doc: dict[str, Any] = {"journal": self.journal}
@@ -118,6 +121,8 @@ class RecordMemo:
             doc["updated"] = self.updated
         if self.intent:
             doc["intent"] = self.intent
+            if self.intent_at:
+                doc["intent_at"] = self.intent_at
         if self.echo:
             doc["echo"] = {k: list(v) for k, v in sorted(self.echo.items())}
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -136,6 +141,7 @@ class RecordMemo:
         journal = doc.get("journal")
         updated = doc.get("updated")
         intent = doc.get("intent")
+        intent_at = doc.get("intent_at")
         echo: dict[str, tuple[str, str]] = {}
         raw_echo = doc.get("echo")
         if isinstance(raw_echo, dict):
@@ -151,6 +157,7 @@ class RecordMemo:
             echo=MappingProxyType(echo),
             updated=updated if isinstance(updated, str) and updated else None,
             intent=intent if isinstance(intent, str) and intent else None,
+            intent_at=intent_at if isinstance(intent_at, str) and intent_at else None,
         )
 
 
@@ -309,6 +316,7 @@ def memo_after_patch(
         echo=MappingProxyType(echo),
         updated=updated or memo.updated,
         intent=None if digest is not None else memo.intent,
+        intent_at=None if digest is not None else memo.intent_at,
     )
 
 
