@@ -160,3 +160,54 @@ def test_a_worker_duration_past_100_years_is_located_not_overflowed() -> None:
         "6:22: '999999w' is longer than 100 years, the longest duration bridge accepts; "
         "write at most 36500d"
     ]
+
+
+def test_round_and_refresh_are_taken_and_a_moving_figure_without_refresh_is_warned() -> None:
+    path = DATA / "writeback-options.yaml"
+    config = load_config(path)
+    assert config.warnings == (
+        f"{path}:16:9: writeback.fields.evm.pv moves with the clock and has no refresh: every "
+        "sync rewrites it; add refresh: 1d (and round: 2), e.g. {field: Planned value, "
+        "refresh: 1d, round: 2}",
+        f"{path}:24:9: writeback.fields.sla.resolution.elapsed_seconds moves with the clock and "
+        "has no refresh: every sync rewrites it; add refresh: 1h",
+    )
+    assert load_config(DATA / "valid.yaml").warnings == ()
+
+
+def test_every_round_and_refresh_mistake_is_located_as_itself() -> None:
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_config(DATA / "writeback-options-invalid.yaml")
+    still = (
+        "does not move with the clock: it changes only when the item does or at an instant "
+        "bridge evaluates it at anyway (a breach, a due date), so between evaluations it never "
+        "changes and a refresh would rewrite the same value; remove refresh"
+    )
+    assert [f"{d.line}:{d.col}: {d.message}" for d in caught.value.diagnostics] == [
+        "12:38: round: 2 rounds numbers, and phase is text; remove round",
+        f"13:52: schedule.slip_days {still}",
+        "14:40: refresh: 30s is shorter than a minute, the shortest refresh (each one is a "
+        "write per item); write at least 1m",
+        "15:38: '999999w' is longer than 100 years, the longest duration bridge accepts; write "
+        "at most 36500d",
+        "16:36: 7 is out of range (maximum 6)",
+        "17:38: 'soon' is not a duration; write e.g. 4h, 1h30m, 5d or 2w",
+        "18:29: unknown key 'rounding'; did you mean 'round'?",
+        "19:60: round: 0 rounds numbers, and sla.resolution.breach_time is a date-time; remove "
+        "round",
+        f"26:61: sla.resolution.state {still}",
+        "27:53: round: 0 rounds numbers, and csat.satisfied is a yes/no flag; remove round",
+    ]
+
+
+def test_the_commands_that_load_bridge_yaml_print_its_warnings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bridge.cli.options import config_from
+
+    config_from(str(DATA / "writeback-options.yaml"))
+    printed = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 1)[0] for line in printed] == ["warning", "warning"]
+    assert "writeback.fields.evm.pv moves with the clock" in printed[0]
+    config_from(str(DATA / "valid.yaml"))
+    assert capsys.readouterr().err == ""

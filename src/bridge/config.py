@@ -26,7 +26,7 @@ from bridge.rules.source import Loc, Path_, SourceDoc, parse_yaml
 from bridge.rules.validate import schema_errors_for
 from bridge.store.records import Backoff, Retention
 from bridge.timefmt import parse_duration
-from bridge.writeback.values import writeback_key_problem
+from bridge.writeback.values import cadence_warning, option_problems, writeback_key_problem
 
 __all__ = [
     "Config",
@@ -73,11 +73,13 @@ class Schedule:
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    """``worker:``: retries of failed items, the scheduled-sync lease, retention."""
+    """``worker:``: retries of failed items, the scheduled-sync lease, retention, and how
+    often due timers are taken."""
 
     backoff: Backoff = field(default_factory=Backoff)
     sync_lease: timedelta = timedelta(minutes=10)
     retention: Retention = field(default_factory=Retention)
+    tick: timedelta = timedelta(seconds=30)  # due timers are taken this often
 
 
 def _worker_settings(section: Any) -> WorkerSettings:
@@ -99,6 +101,7 @@ def _worker_settings(section: Any) -> WorkerSettings:
             cap=duration(retry, "cap", base.backoff.cap),
         ),
         sync_lease=duration(section, "sync_lease", base.sync_lease),
+        tick=max(duration(section, "tick", base.tick), timedelta(seconds=1)),
         retention=Retention(
             deliveries=duration(keep, "deliveries", base.retention.deliveries),
             audit=duration(keep, "audit", base.retention.audit),
@@ -138,6 +141,9 @@ class Config:
     schedules: tuple[Schedule, ...] = ()
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    # Located ("bridge.yaml:12:9: ...") and worth acting on, but nothing bridge cannot run
+    # with: the commands that load bridge.yaml print them (bridge.cli.options.config_from).
+    warnings: tuple[str, ...] = ()
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -201,20 +207,37 @@ def _duration_problems(doc: SourceDoc, reported: list[Diagnostic]) -> list[Diagn
     return problems
 
 
-def _writeback_problems(doc: SourceDoc, index: int, source: Mapping[str, Any]) -> list[Diagnostic]:
-    """``writeback.fields`` keys that name nothing bridge computes. Checked here, for every
-    connector alike: such a key was accepted and its field cleared on every write."""
+def _writeback_fields(source: Mapping[str, Any]) -> Mapping[str, Any]:
     writeback = source.get("writeback")
     fields = writeback.get("fields") if isinstance(writeback, Mapping) else None
-    if not isinstance(fields, Mapping):
-        return []
+    return fields if isinstance(fields, Mapping) else {}
+
+
+def _writeback_problems(doc: SourceDoc, index: int, source: Mapping[str, Any]) -> list[Diagnostic]:
+    """``writeback.fields`` keys that name nothing bridge computes, and a ``round`` or
+    ``refresh`` the key cannot take. Checked here, for every connector alike and at their
+    lines: such a key was accepted and its field cleared on every write, and such an option
+    would silently do nothing."""
     problems = []
-    for key in fields:
+    for key, entry in _writeback_fields(source).items():
+        path = ("sources", index, "writeback", "fields", key)
         problem = writeback_key_problem(str(key))
         if problem:
-            path = ("sources", index, "writeback", "fields", key)
             problems.append(doc.diag(path, problem, key=True))
+        found = option_problems(str(key), entry)
+        problems.extend(doc.diag((*path, *p.path), p.message) for p in found)
     return problems
+
+
+def _writeback_warnings(doc: SourceDoc, index: int, source: Mapping[str, Any]) -> list[str]:
+    """Figures that move with the clock written back without a ``refresh``, at their keys."""
+    found = []
+    for key, entry in _writeback_fields(source).items():
+        warning = cadence_warning(str(key), entry)
+        if warning:
+            path = ("sources", index, "writeback", "fields", key)
+            found.append(str(doc.diag(path, warning, key=True)))
+    return found
 
 
 def _source_problems(
@@ -262,12 +285,14 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
     problems.extend(_duration_problems(doc, problems))
     sources = doc.data.get("sources") if isinstance(doc.data, Mapping) else None
     seen: dict[str, int] = {}
+    warnings: list[str] = []
     if isinstance(sources, list):
         for index, source in enumerate(sources):
             if not isinstance(source, Mapping):
                 continue
             problems.extend(_source_problems(doc, index, source, registry))
             problems.extend(_writeback_problems(doc, index, source))
+            warnings.extend(_writeback_warnings(doc, index, source))
             name = source.get("name")
             if isinstance(name, str):
                 if name in seen:
@@ -312,6 +337,7 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
         ),
         worker=_worker_settings(doc.data.get("worker")),
         service=_service_settings(doc.data.get("service"), base),
+        warnings=tuple(warnings),
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,24 +30,30 @@ from datetime import UTC, datetime, timedelta
 from bridge.connectors.base import LiveConnector
 from bridge.errors import BridgeError, ItemNotFoundError
 from bridge.kpi.compute import KpiEngine
-from bridge.kpi.result import iso
-from bridge.model import WorkItem
+from bridge.kpi.next_change import next_change
+from bridge.kpi.result import KpiResult, iso
+from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.store.base import Store
 from bridge.store.leases import holder_id, take_lease
 from bridge.store.records import Backoff, Lease, Pending
 from bridge.writeback.plan import Applied, SetFields, UpsertSummary, WriteOp
+from bridge.writeback.values import WritebackOptions, apply_options
 
 __all__ = [
     "CLAIM",
     "ITEM_LEASE",
+    "Evaluation",
     "ItemOutcome",
     "SyncReport",
+    "evaluate",
     "evaluate_item",
+    "fetch_many",
     "item_lease",
     "process_item",
     "sync_source",
+    "tally",
 ]
 
 log = logging.getLogger("bridge.sync")
@@ -57,6 +63,8 @@ DEFAULT_BACKOFF = Backoff()
 # How long a claimed pending row stays out of other workers' reach: longer than any item
 # takes; a worker killed holding it leaves it due again after this.
 CLAIM = timedelta(minutes=15)
+# The classification itself, which every summary shows.
+SUMMARY_KEYS = frozenset({"work_type", "phase", "rule"})
 # One job per item at a time: the lease outlasts any one evaluation and write; a job killed
 # holding it blocks the item for at most this long (at once, on the same host).
 ITEM_LEASE = timedelta(minutes=5)
@@ -100,6 +108,76 @@ class SyncReport:
         return not self.failed
 
 
+def written_keys(connector: LiveConnector, values: Iterable[str]) -> frozenset[str]:
+    """What reaches the ticket: the write-back fields and, where the summary is written
+    (Jira's comment, ServiceNow's work note), every value it shows."""
+    settings = getattr(connector, "settings", None)
+    fields = frozenset(getattr(settings, "writeback_fields", None) or ())
+    summary = getattr(settings, "comment", False) or getattr(settings, "journal", None)
+    return fields | SUMMARY_KEYS | frozenset(values) if summary else fields
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The writes one item needs now, and when its written values next change by the clock
+    alone (None: never; the item's timer is dropped)."""
+
+    ops: list[WriteOp]
+    next_change: datetime | None
+
+
+def evaluate(
+    item: WorkItem, engine: Engine, kpis: KpiEngine, connector: LiveConnector, now: datetime
+) -> Evaluation:
+    """Classify, compute the KPIs, let the connector diff them — and find the next instant
+    a written value changes if nobody touches the item (a breach, a due date passing)."""
+    decision = engine.classify(item, now)
+    # No Infinity or NaN is ever written back: an overflowing figure is null with its reason.
+    result = kpis.compute(item, decision, now).finite()
+    options = getattr(getattr(connector, "settings", None), "writeback_options", None) or {}
+    due = next_change(item, decision, kpis, written_keys(connector, result.values), now)
+    if options:
+        due = _on_cadence(item, decision, kpis, result, options, now, due)
+    ops = connector.plan(item, decision, result, currency=kpis.config.currency)
+    return Evaluation(ops, due)
+
+
+def refresh_slot(now: datetime, every: timedelta) -> datetime:
+    """The start of the refresh period ``now`` falls in: whole periods since the Unix epoch
+    (UTC), so every process and every item agree on when a figure is refreshed."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + every * ((now - epoch) // every)
+
+
+def _on_cadence(
+    item: WorkItem,
+    decision: Classification,
+    kpis: KpiEngine,
+    result: KpiResult,
+    options: Mapping[str, WritebackOptions],
+    now: datetime,
+    due: datetime | None,
+) -> datetime | None:
+    """Figures with a ``refresh`` take their value at the start of the current refresh
+    period (so it holds until the next one) and ``round`` rounds them; the item's timer is
+    then the earlier of its next step and the next refresh of a figure it shows."""
+    periods = {o.refresh for key, o in options.items() if o.refresh and key in result.values}
+    for every in sorted(periods):
+        start = refresh_slot(now, every)
+        if start < now:
+            earlier = kpis.compute(item, decision, start).finite().values
+            for key, option in options.items():
+                if option.refresh == every and key in result.values:
+                    result.values[key] = earlier.get(key)
+        following = start + every
+        due = following if due is None or following < due else due
+    rounded = apply_options(result.values, options)
+    for key in options:
+        if key in result.values:
+            result.values[key] = rounded[key]
+    return due
+
+
 def evaluate_item(
     item: WorkItem, engine: Engine, kpis: KpiEngine, connector: LiveConnector, now: datetime
 ) -> list[WriteOp]:
@@ -110,7 +188,7 @@ def evaluate_item(
     return connector.plan(item, decision, result, currency=kpis.config.currency)
 
 
-def _tally(ops: Sequence[WriteOp], applied: Applied | None) -> Applied:
+def tally(ops: Sequence[WriteOp], applied: Applied | None) -> Applied:
     """What was written: as the connector says (a comment found up to date was not
     written), else as planned. The report and the audit trail of both the sync and the
     webhook path must tell the same story, and that story is what the system saw."""
@@ -120,6 +198,22 @@ def _tally(ops: Sequence[WriteOp], applied: Applied | None) -> Applied:
         sum(len(op.values) for op in ops if isinstance(op, SetFields)),
         sum(1 for op in ops if isinstance(op, UpsertSummary)),
     )
+
+
+def fetch_many(connector: LiveConnector, keys: Sequence[str]) -> Iterator[WorkItem]:
+    """The items among ``keys`` that still exist and are in scope, read in batches where the
+    connector can (``fetch_many``), else one by one."""
+    batched: Callable[[Sequence[str]], Iterator[WorkItem]] | None = getattr(
+        connector, "fetch_many", None
+    )
+    if batched is not None:
+        yield from batched(keys)
+        return
+    for key in keys:
+        try:
+            yield connector.fetch(key)
+        except ItemNotFoundError:
+            continue
 
 
 def _partly_written(exc: BaseException) -> Applied | None:
@@ -264,6 +358,7 @@ def sync_source(
             return
         if skipped:  # gone from the system or out of scope: nothing left to write
             store.finish_pending(source, key, None)
+            store.set_timer(source, key, None)
             return
         row = store.fail_pending(source, key, message, now, backoff)
         if row.given_up:
@@ -271,7 +366,7 @@ def sync_source(
         if not isinstance(exc, BridgeError):
             log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
 
-    def write(item: WorkItem, ops: list[WriteOp], stale: bool) -> None:
+    def write(item: WorkItem, found: Evaluation, stale: bool) -> None:
         name = item_lease(source, item.key)
         done = False
         try:
@@ -279,8 +374,10 @@ def sync_source(
                 with lock:
                     report.refetched += 1
                 item = connector.fetch(item.key)
-                ops = evaluate_item(item, engine, kpis, connector, now)
-            written = _tally(ops, connector.apply(item, ops)) if ops else Applied(0, 0)
+                found = evaluate(item, engine, kpis, connector, now)
+            ops = found.ops
+            written = tally(ops, connector.apply(item, ops)) if ops else Applied(0, 0)
+            store.set_timer(source, item.key, found.next_change)
         except Exception as exc:
             record_failure(item.key, exc)
         else:
@@ -307,16 +404,21 @@ def sync_source(
         item: WorkItem, in_flight: list[Future[None]], pool: ThreadPoolExecutor
     ) -> list[Future[None]]:
         try:
-            ops = evaluate_item(item, engine, kpis, connector, now)
+            found = evaluate(item, engine, kpis, connector, now)
         except Exception as exc:
             record_failure(item.key, exc)
             return in_flight
+        ops = found.ops
+        if dry_run:
+            if ops:
+                report.planned[item.key] = ops
+            else:
+                report.unchanged += 1
+            return in_flight
         if not ops:
             report.unchanged += 1
+            store.set_timer(source, item.key, found.next_change)
             succeeded(item.key)
-            return in_flight
-        if dry_run:
-            report.planned[item.key] = ops
             return in_flight
         held = take(item.key)
         if held is None:  # another job has it, fetches it fresh, and looks once more
@@ -324,7 +426,7 @@ def sync_source(
                 report.coalesced += 1
             return in_flight
         limit.acquire()
-        in_flight.append(pool.submit(write, item, ops, held.held_since(ticket)))
+        in_flight.append(pool.submit(write, item, found, held.held_since(ticket)))
         if len(in_flight) > 4 * concurrency:
             # Finished writes are dropped; one that raised past its handler is kept to re-raise.
             in_flight = [f for f in in_flight if not f.done() or f.exception() is not None]
@@ -410,17 +512,21 @@ def process_item(
         item = connector.fetch(key)
     except ItemNotFoundError as exc:
         store.audit(source, key, "skipped", str(exc), now)
+        store.set_timer(source, key, None)  # gone: nothing left to change by the clock
         return ItemOutcome(key, "skipped", str(exc))
-    ops = evaluate_item(item, engine, kpis, connector, now)
+    found = evaluate(item, engine, kpis, connector, now)
+    ops = found.ops
     if not ops:
+        store.set_timer(source, item.key, found.next_change)
         return ItemOutcome(item.key, "unchanged")
     try:
-        written = _tally(ops, connector.apply(item, ops))
+        written = tally(ops, connector.apply(item, ops))
     except BridgeError as exc:
         partly = _partly_written(exc)
         if partly is not None:
             store.audit(source, item.key, "written", f"{partly.detail}, then: {exc}", now)
         raise
+    store.set_timer(source, item.key, found.next_change)
     if not written:
         return ItemOutcome(item.key, "unchanged")
     store.audit(source, item.key, "written", written.detail, now)

@@ -58,3 +58,22 @@ def test_given_up_items_are_listed_with_their_error_escaped(config: Path) -> Non
     assert doc["by_source"] == {"jira": {"waiting": 1, "given_up": 1}}
     assert doc["given_up"][0]["key"] == "OPS-2"
     assert doc["given_up"][0]["attempts"] == 1
+
+
+def test_timers_are_counted_with_the_next_due_and_how_late_the_earliest_is(config: Path) -> None:
+    store = open_store(f"sqlite://{config.parent / 'state.db'}")
+    store.set_timer("jira", "OPS-7", datetime(2020, 1, 1, tzinfo=UTC))  # long overdue
+    store.set_timer("jira", "OPS-8", datetime(2999, 1, 1, tzinfo=UTC))
+    store.close()
+
+    shown = CliRunner().invoke(cli, ["status", "-c", str(config)], catch_exceptions=False)
+    as_json = CliRunner().invoke(
+        cli, ["status", "-c", str(config), "-f", "json"], catch_exceptions=False
+    )
+
+    assert "2 item(s) with a timer" in shown.output
+    assert "overdue" in shown.output  # the worker is not keeping up: it says so
+    timers = json.loads(as_json.output)["timers"]
+    assert timers["by_source"] == {"jira": 2}
+    assert [t["key"] for t in timers["next"]] == ["OPS-7", "OPS-8"]
+    assert timers["lag_seconds"] > 0

@@ -103,13 +103,18 @@ def now_from(value: str | None) -> datetime:
 
 
 def config_from(path: str) -> Config:
+    """bridge.yaml, checked, with its warnings printed to stderr: every command that reads it
+    (sync, serve, worker, status) says what it would cost, before it runs."""
     # Imported here, as the KPI code below: commands that never read bridge.yaml or compute
     # KPIs (``--help``, ``rules check``) start without loading them.
     from bridge.config import load_config  # noqa: PLC0415
 
     if not Path(path).exists():
         raise fail(f"no {path}; create it (see the README, 'Configuration') or pass --config")
-    return load_config(path)
+    config = load_config(path)
+    for message in config.warnings:
+        warn(message)
+    return config
 
 
 def bundled_path(kind: str) -> Path:

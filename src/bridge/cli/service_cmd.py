@@ -159,5 +159,12 @@ def worker(config_path: str, workers: int, metrics_bind: str | None) -> None:
             raise ConfigError(f"--metrics {metrics_bind!r}: write HOST:PORT, e.g. 127.0.0.1:9101")
         start_http_server(int(port), addr=host or "127.0.0.1", registry=jobs.metrics)
         stdout.print(f"bridge worker metrics on http://{plain(host or '127.0.0.1')}:{port}/metrics")
-    stdout.print(f"bridge worker: {workers} thread(s), {len(jobs.syncs)} schedule(s)")
-    jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
+    stdout.print(
+        f"bridge worker: {workers} thread(s), {len(jobs.syncs)} schedule(s), "
+        f"timers every {config.worker.tick.total_seconds():g} s"
+    )
+    ticking = jobs.start_ticks()
+    try:
+        jobs.huey.create_consumer(workers=workers, worker_type="thread", periodic=True).run()
+    finally:
+        ticking.set()

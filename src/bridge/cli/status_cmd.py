@@ -31,12 +31,13 @@ def status(config_path: str, fmt: str, limit: int) -> None:
     Exit 1 when an item was given up (for monitoring), 0 otherwise.
     """
     from bridge.store import open_store  # noqa: PLC0415
-    from bridge.store.summary import pending_status  # noqa: PLC0415
+    from bridge.store.summary import pending_status, timer_status  # noqa: PLC0415
 
     config = config_from(config_path)
     store = open_store(config.store)
     try:
         summary = pending_status(store, limit=limit)
+        summary["timers"] = timer_status(store)
     finally:
         store.close()
     if fmt == "json":
@@ -64,5 +65,19 @@ def status(config_path: str, fmt: str, limit: int) -> None:
                     plain(row["last_error"] or ""),
                 )
             stdout.print(given)
+        timers = summary["timers"]
+        waiting = sum(timers["by_source"].values())
+        stdout.print(
+            f"{waiting} item(s) with a timer (a written value changes with time)"
+            + (
+                f"; the earliest is {timers['lag_seconds']:g} s overdue"
+                if timers["lag_seconds"]
+                else ""
+            )
+        )
+        for due in timers["next"]:
+            stdout.print(
+                f"  next: {plain(due['source'])} {plain(due['key'])} at {plain(due['due'])}"
+            )
     if summary["given_up"]:
         raise SystemExit(1)

@@ -63,7 +63,7 @@ from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, Webhook
 from bridge.plugins import Registry, default_registry
 from bridge.service.runtime import Runtime
 from bridge.store.base import Store
-from bridge.store.summary import pending_status
+from bridge.store.summary import pending_status, timer_status
 from bridge.sync import CLAIM
 
 __all__ = [
@@ -439,6 +439,7 @@ def create_app(
             },
             sources=[s.name for s in runtime.config.sources],
             pending=pending_status(runtime.store),
+            timers=timer_status(runtime.store),
         )
 
     @app.get("/metrics")

@@ -24,25 +24,30 @@ from pathlib import Path
 from typing import Any
 
 from huey import Huey, crontab
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from bridge.config import Config, WorkerSettings
+from bridge.connectors.base import LiveConnector
 from bridge.errors import BridgeError, ConfigError
+from bridge.model import WorkItem
 from bridge.service.messages import MemoryQueue, RedisQueue, SqliteQueue
-from bridge.service.runtime import Runtime
+from bridge.service.runtime import Evaluators, Runtime
 from bridge.store.leases import holder_id, take_lease
-from bridge.store.records import Backoff, Retention
+from bridge.store.records import Backoff, Retention, Timer
 from bridge.sync import (
     CLAIM,
     ITEM_LEASE,
     ItemOutcome,
     SyncReport,
+    evaluate,
+    fetch_many,
     give_up,
     item_lease,
     process_item,
     sync_source,
+    tally,
 )
 
 __all__ = ["ITEM_LEASE", "SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
@@ -51,6 +56,7 @@ __all__ = ["ITEM_LEASE", "SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
 SYNC_LEASE = WorkerSettings().sync_lease
 PRUNE_EVERY = timedelta(hours=1)
 MAX_ROUNDS = 3  # evaluations of one item per job while new changes keep arriving
+TICK_LIMIT = 1000  # due timers taken per tick; the rest wait for the next one
 
 log = logging.getLogger("bridge.jobs")
 
@@ -112,6 +118,31 @@ class PendingCollector(Collector):
         yield given_up
 
 
+class TimerCollector(Collector):
+    """Timers per source and how far behind the earliest one is, read from the store when
+    scraped (every worker and node sees the same figures)."""
+
+    def __init__(self, runtime: Runtime, clock: Callable[[], datetime]) -> None:
+        self.runtime = runtime
+        self.clock = clock
+
+    def collect(self) -> Any:
+        count = GaugeMetricFamily(
+            "bridge_timers", "Items with a timer, by source", labels=["source"]
+        )
+        for source, n in sorted(self.runtime.store.count_timers().items()):
+            count.add_metric([source], n)
+        yield count
+        behind = GaugeMetricFamily(
+            "bridge_timer_behind_seconds",
+            "How long the earliest due timer has waited (0: none is due)",
+        )
+        first = self.runtime.store.next_timers(1)
+        late = (self.clock() - first[0].due).total_seconds() if first else 0.0
+        behind.add_metric([], max(0.0, late))
+        yield behind
+
+
 class Jobs:
     """The tasks of one bridge deployment, registered on a huey instance."""
 
@@ -153,6 +184,18 @@ class Jobs:
             ["source"],
             registry=self.metrics,
         )
+        self.timer_lag = Histogram(
+            "bridge_timer_lag_seconds",
+            "How late a due timer was taken (its instant to the tick that evaluated it)",
+            buckets=(1, 5, 15, 30, 45, 60, 90, 120, 300, 900, 3600),
+            registry=self.metrics,
+        )
+        self.timers_run = Counter(
+            "bridge_timer_items",
+            "Items re-evaluated because a written value changed with time (their timer)",
+            registry=self.metrics,
+        )
+        self.metrics.register(TimerCollector(runtime, clock))
         self.lease_takeovers = Counter(
             "bridge_worker_lease_takeovers",
             "Sync leases taken over after their holder's lease expired (a killed worker)",
@@ -264,6 +307,99 @@ class Jobs:
         self.items.labels(source, outcome.action).inc()
         settled = store.finish_pending(source, key, seq) or store.get_pending(source, key) is None
         return outcome, settled
+
+    def start_ticks(self) -> threading.Event:
+        """Run :meth:`tick` every ``worker.tick`` on a thread of its own (huey's periodic
+        tasks have a one-minute grain; a breach should reach the ticket within one tick);
+        set the returned event to stop it."""
+        stop = threading.Event()
+        every = self.runtime.config.worker.tick.total_seconds()
+
+        def run() -> None:
+            while not stop.wait(every):
+                try:
+                    self.tick()
+                except Exception:  # the store is down, say: the next tick tries again
+                    log.exception("timers: the tick failed")
+
+        threading.Thread(target=run, name="bridge-timers", daemon=True).start()
+        return stop
+
+    def tick(self) -> int:
+        """Re-evaluate the items whose timers are due — a breach, a due date passing — and
+        write what changed; how many items were evaluated. Due items are read fresh in
+        batches (:meth:`fetch_many`: one search per 100 Jira keys, one query per ServiceNow
+        table and batch) and each is written under its item lease; one another job holds
+        is left to it (that job sets the timer again). Keys not answered are gone or out of
+        scope: their timers go."""
+        store = self.runtime.store
+        now = self.clock()
+        due = store.claim_timers(now, now + CLAIM, limit=TICK_LIMIT)
+        by_source: dict[str, dict[str, Timer]] = {}
+        for timer in due:
+            by_source.setdefault(timer.source, {})[timer.key] = timer
+            self.timer_lag.observe(max(0.0, (now - timer.due).total_seconds()))
+        evaluated = 0
+        for source, timers in by_source.items():
+            if source not in {c.name for c in self.runtime.config.sources}:
+                for key in timers:  # a source no longer configured
+                    store.set_timer(source, key, None)
+                continue
+            try:
+                evaluators = self.runtime.evaluators()
+                connector = self.runtime.connector(source)
+                connector.prepare(evaluators.rule_set)
+                ticket = store.lease_ticket()  # before the read: who wrote since is known
+                found = list(fetch_many(connector, list(timers)))
+            except Exception as exc:  # the claim runs out and the timers are due again
+                log.warning("%s: cannot read %d due item(s): %s", source, len(timers), exc)
+                continue
+            for key in timers.keys() - {item.key for item in found}:
+                store.set_timer(source, key, None)
+            for item in found:
+                self._on_timer(source, connector, evaluators, item, now, ticket)
+                evaluated += 1
+        if evaluated:
+            self.timers_run.inc(evaluated)
+            log.info(
+                "timers: evaluated %d item(s) whose written values changed with time", evaluated
+            )
+        return evaluated
+
+    def _on_timer(
+        self,
+        source: str,
+        connector: LiveConnector,
+        evaluators: Evaluators,
+        item: WorkItem,
+        now: datetime,
+        ticket: int,
+    ) -> None:
+        store = self.runtime.store
+        name = item_lease(source, item.key)
+        holder = holder_id()
+        lease = take_lease(store, name, holder, now, ITEM_LEASE)
+        if not lease.acquired:
+            return  # its holder evaluates it and sets its timer
+        try:
+            if lease.held_since(ticket):
+                # Another job held it since the batch was read, and may have written: again.
+                item = connector.fetch(item.key)
+            found = evaluate(item, evaluators.engine, evaluators.kpis, connector, now)
+            written = tally(found.ops, connector.apply(item, found.ops)) if found.ops else None
+            store.set_timer(source, item.key, found.next_change)
+            if written:
+                store.audit(source, item.key, "written", f"on its timer: {written.detail}", now)
+                self.items.labels(source, "written").inc()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, BridgeError) else f"internal error: {exc!r}"
+            store.audit(source, item.key, "failed", message, now)
+            failed = store.fail_pending(source, item.key, message, now, self.backoff)
+            if failed.given_up:
+                give_up(store, source, failed, now)
+            self.items.labels(source, "given_up" if failed.given_up else "failed").inc()
+        finally:
+            store.release_lease(name, holder)
 
     def sweep(self) -> int:
         """Queue the pending items that are due (failed ones whose backoff ran out, and

@@ -7,37 +7,71 @@ the vocabulary is matched to an option case-insensitively. Both are resolved onc
 connector has read the field's options, and every bridge value that would have no option is
 reported then — with the place in bridge.yaml — before anything is written.
 
+A field may also say how a figure is written: ``round`` (decimals) and, for a figure that
+moves with the clock (``evm.spi``, ``sla.<name>.remaining_seconds``), ``refresh`` (how often it
+is written again). Without them such a figure differs at every evaluation, and every sync
+rewrites it.
+
 Pure: the connectors read the options and apply the result.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from bridge.errors import ConfigError, ConfigInvalidError, Diagnostic
+from bridge.kpi.next_change import moving
 from bridge.model import PHASES, WORK_TYPES
+from bridge.timefmt import parse_duration
 
 __all__ = [
     "KPI_FIGURES",
     "MAPPED_FIELD_SCHEMA",
+    "MAX_ROUND",
+    "MIN_REFRESH",
     "SLA_FIGURES",
     "SLA_STATES",
     "ValueProblem",
+    "WritebackOptions",
+    "apply_options",
+    "cadence_warning",
     "check_value_maps",
+    "check_writeback_options",
     "mapped_value",
+    "numeric",
+    "option_problems",
     "problems_error",
     "resolve_value_map",
     "split_writeback_fields",
     "value_key",
     "vocabulary",
     "writeback_key_problem",
+    "writeback_options",
 ]
 
-# A write-back field whose values are the site's own words, in the connectors' settings
-# schemas: {field: Phase, values: {execution: Executing}}.
+MAX_ROUND = 6
+# A refresh is a write per item and field: a shorter cadence spends the site's rate limit on
+# precision nobody reads, and the worker takes due timers only every few seconds anyway.
+MIN_REFRESH = timedelta(minutes=1)
+# As bridge.yaml's own durations (config.schema.json, $defs/duration): a connector's settings
+# schema stands alone and cannot refer to it. The text also gives its pattern error the
+# duration message (bridge.rules.validate).
+_DURATION_SCHEMA: Mapping[str, Any] = {
+    "type": "string",
+    "maxLength": 24,
+    "pattern": r"^\s*([0-9]{1,6}(\.[0-9]+)?\s*[wdhmsWDHMS]\s*)+$",
+}
+
+# A write-back field as a mapping, in the connectors' settings schemas: its values in the
+# site's own words ({field: Phase, values: {execution: Executing}}), and how a figure is
+# written ({field: SPI, round: 2, refresh: 1d}).
 MAPPED_FIELD_SCHEMA: Mapping[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -48,6 +82,19 @@ MAPPED_FIELD_SCHEMA: Mapping[str, Any] = {
             "description": "bridge's value → the site's option (others match case-insensitively)",
             "type": "object",
             "additionalProperties": {"type": "string", "minLength": 1},
+        },
+        "round": {
+            "description": "decimals a number is written with (0-6); numbers only",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_ROUND,
+        },
+        "refresh": {
+            **_DURATION_SCHEMA,
+            "description": (
+                "how often a figure that moves with the clock is written again, e.g. 15m, "
+                "1h, 1d (at least 1m); without it every sync rewrites it"
+            ),
         },
     },
 }
@@ -348,3 +395,184 @@ def check_value_maps(
     if problems:
         raise problems_error(source, problems, locate)
     return maps
+
+
+# -- how a figure is written: round and refresh ----------------------------------------------
+
+# What bridge writes under the keys that do not hold a number (every other key it computes
+# does): what ``round`` is refused on, in the words of its message.
+_NOT_NUMBERS: Mapping[str, str] = {
+    "work_type": "text",
+    "phase": "text",
+    "rule": "text",
+    "evm.percent_complete_source": "text",
+    "csat.satisfied": "a yes/no flag",
+}
+_SLA_NOT_NUMBERS: Mapping[str, str] = {
+    "state": "text",
+    "source": "text",
+    "breached": "a yes/no flag",
+    "ever_breached": "a yes/no flag",
+    "breach_time": "a date-time",
+}
+
+
+def _not_a_number(key: str) -> str | None:
+    if key.startswith("sla."):
+        return _SLA_NOT_NUMBERS.get(key.rsplit(".", 1)[-1])
+    return _NOT_NUMBERS.get(key)
+
+
+def numeric(key: str) -> bool:
+    """Whether bridge writes a number under ``writeback.fields`` key ``key`` (False for a key
+    it computes nothing under): only a number can be rounded."""
+    return writeback_key_problem(key) is None and _not_a_number(key) is None
+
+
+@dataclass(frozen=True, slots=True)
+class WritebackOptions:
+    """How one write-back figure is written, beyond the field it goes to.
+
+    ``round``: the decimals it is written with, so that a figure that moved by less than its
+    last decimal plans no write. ``refresh``: for a figure that moves with the clock, how
+    often it is written again; between two refreshes the value of the period's start stands,
+    where without it every evaluation computes (and writes) a new one.
+    """
+
+    round: int | None = None
+    refresh: timedelta | None = None
+
+
+def _schema_accepts_duration(text: str) -> bool:
+    return len(text) <= _DURATION_SCHEMA["maxLength"] and bool(
+        re.search(_DURATION_SCHEMA["pattern"], text)
+    )
+
+
+def option_problems(key: str, entry: object) -> list[ValueProblem]:
+    """What is wrong with the ``round`` and ``refresh`` of one ``writeback.fields`` entry that
+    the schema cannot see, as it knows the entry and not what bridge computes under the key.
+
+    Values the schema refuses (``round: two``, ``refresh: soon``) are left to it, and so is a
+    key bridge computes nothing under (:func:`writeback_key_problem` names it): each mistake is
+    reported once, as itself.
+    """
+    if not isinstance(entry, Mapping) or writeback_key_problem(key) is not None:
+        return []
+    problems: list[ValueProblem] = []
+    digits = entry.get("round")
+    kind = _not_a_number(key)
+    if kind is not None and isinstance(digits, int) and not isinstance(digits, bool):
+        problems.append(
+            ValueProblem(
+                ("round",),
+                f"round: {digits} rounds numbers, and {key} is {kind}; remove round",
+            )
+        )
+    refresh = entry.get("refresh")
+    if refresh is None:
+        return problems
+    if not moving(key):
+        problems.append(
+            ValueProblem(
+                ("refresh",),
+                f"{key} does not move with the clock: it changes only when the item does or "
+                "at an instant bridge evaluates it at anyway (a breach, a due date), so between "
+                "evaluations it never changes and a refresh would rewrite the same value; "
+                "remove refresh",
+            )
+        )
+    elif isinstance(refresh, str) and _schema_accepts_duration(refresh):
+        try:
+            period = parse_duration(refresh)
+        except ValueError as exc:  # over the 100 years bridge accepts
+            problems.append(ValueProblem(("refresh",), str(exc)))
+        else:
+            if period < MIN_REFRESH:
+                problems.append(
+                    ValueProblem(
+                        ("refresh",),
+                        f"refresh: {refresh.strip()} is shorter than a minute, the shortest "
+                        "refresh (each one is a write per item); write at least 1m",
+                    )
+                )
+    return problems
+
+
+def writeback_options(fields: Mapping[str, Any]) -> dict[str, WritebackOptions]:
+    """The options of every ``writeback.fields`` entry that has any, already checked (the
+    schema and :func:`option_problems`); entries without options are left out."""
+    options: dict[str, WritebackOptions] = {}
+    for key, entry in fields.items():
+        if not isinstance(entry, Mapping):
+            continue
+        digits, refresh = entry.get("round"), entry.get("refresh")
+        if digits is None and refresh is None:
+            continue
+        options[str(key)] = WritebackOptions(
+            round=None if digits is None else int(digits),  # YAML's 2.0 is the schema's 2
+            refresh=None if refresh is None else parse_duration(str(refresh)),
+        )
+    return options
+
+
+def check_writeback_options(
+    source: str,
+    fields: Mapping[str, Any],
+    locate: Callable[[tuple[str | int, ...]], Diagnostic] | None = None,
+) -> dict[str, WritebackOptions]:
+    """:func:`writeback_options` of a source's ``writeback.fields`` (schema-checked), or one
+    ConfigError naming every problem of :func:`option_problems`: settings parsed without
+    bridge.yaml (a test, a plugin) get the checks load_config gives bridge.yaml."""
+    problems: list[Located] = [
+        (("writeback", "fields", str(key), *p.path), p.message)
+        for key, entry in fields.items()
+        for p in option_problems(str(key), entry)
+    ]
+    if problems:
+        raise problems_error(source, problems, locate)
+    return writeback_options(fields)
+
+
+def cadence_warning(key: str, entry: object) -> str | None:
+    """The warning for a figure that moves with the clock written without ``refresh`` (None
+    for any other entry): it differs at every evaluation, so every sync rewrites it on every
+    item, spending the site's rate limit and filling its history with nothing new."""
+    if not moving(key) or (isinstance(entry, Mapping) and "refresh" in entry):
+        return None
+    refresh, digits = ("1h", 0) if key.startswith("sla.") else ("1d", 2)
+    rounded = isinstance(entry, Mapping) and "round" in entry
+    fix = f"add refresh: {refresh}" + ("" if rounded else f" (and round: {digits})")
+    if not isinstance(entry, Mapping):
+        fix += f", e.g. {{field: {entry}, refresh: {refresh}, round: {digits}}}"
+    return (
+        f"writeback.fields.{key} moves with the clock and has no refresh: every sync rewrites "
+        f"it; {fix}"
+    )
+
+
+# Past 2**53 a float has no fraction left to round, and its digits would exceed Decimal's.
+_WHOLE_FLOATS = 2.0**53
+
+
+def _rounded(value: object, digits: int) -> object:
+    """``value`` to ``digits`` decimals as a person rounds it (half away from zero, on the
+    number as printed: 0.125 → 0.13 and 1.005 → 1.01, where ``round`` gives 0.12 and 1.0);
+    anything but a finite float is returned as it is."""
+    if not isinstance(value, float) or not math.isfinite(value) or abs(value) >= _WHOLE_FLOATS:
+        return value  # ints are whole already; bools, text, dates and None are not numbers
+    exact = Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return float(exact) + 0.0  # -0.0 → 0.0: a site shows "-0" otherwise
+
+
+def apply_options(
+    values: Mapping[str, object], options: Mapping[str, WritebackOptions]
+) -> dict[str, object]:
+    """``values`` (writeback key → value) with every number rounded as its key's ``round``
+    says. Applied where the value is planned, so that the value compared with the site's is
+    the one written: a figure that moved by less than its last decimal plans no write."""
+    result = dict(values)
+    for key, option in options.items():
+        if option.round is not None and key in result:
+            result[key] = _rounded(result[key], option.round)
+    return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +40,7 @@ from bridge.rules.engine import Engine
 from bridge.rules.loader import load_rules
 from bridge.testing.servicenow import ServiceNowDouble
 from bridge.writeback.plan import SetFields, UpsertSummary
+from bridge.writeback.values import WritebackOptions
 
 from .conftest import (
     NOW,
@@ -169,6 +170,44 @@ def test_defaults_and_other_checks() -> None:
         parse_settings(settings(URL, webhook_secret_file="/x"))
     with pytest.raises(ConfigError, match="invalid settings"):
         parse_settings(settings(URL, scope={"tables": {"Incident": ""}}))
+
+
+CONFIG_DATA = Path(__file__).parent.parent.parent / "data" / "config"
+
+
+def test_round_and_refresh_of_writeback_fields_are_parsed() -> None:
+    [_, source] = load_config(CONFIG_DATA / "writeback-options.yaml").sources
+    parsed = parse_settings(source.settings)
+    assert dict(parsed.writeback_options) == {
+        "evm.sv_days": WritebackOptions(round=1, refresh=timedelta(minutes=15)),
+        "sla.resolution.elapsed_seconds": WritebackOptions(round=0),
+    }
+    assert dict(parsed.writeback_fields) == {
+        "evm.sv_days": "u_sv_days",
+        "sla.resolution.elapsed_seconds": "u_elapsed",
+    }
+    assert dict(parse_settings(settings(URL)).writeback_options) == {}
+
+
+def test_a_round_or_refresh_the_figure_cannot_take_is_refused_without_bridge_yaml() -> None:
+    fields = {
+        "sla.resolution.state": {"field": "u_sla_state", "refresh": "1h"},
+        "csat.satisfied": {"field": "u_satisfied", "round": 0},
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_settings(settings(URL, writeback={"fields": fields}))
+    assert str(caught.value).splitlines() == [
+        "source 'sn': writeback.fields.sla.resolution.state.refresh: sla.resolution.state does "
+        "not move with the clock: it changes only when the item does or at an instant bridge "
+        "evaluates it at anyway (a breach, a due date), so between evaluations it never changes "
+        "and a refresh would rewrite the same value; remove refresh",
+        "source 'sn': writeback.fields.csat.satisfied.round: round: 0 rounds numbers, and "
+        "csat.satisfied is a yes/no flag; remove round",
+    ]
+    with pytest.raises(ConfigError, match=r"writeback/fields/evm.spi/round: 7 is greater"):
+        parse_settings(
+            settings(URL, writeback={"fields": {"evm.spi": {"field": "u_spi", "round": 7}}})
+        )
 
 
 def test_secrets_come_from_the_environment_or_files(

@@ -23,7 +23,12 @@ from bridge.connectors.jira.client import BasicAuth, BearerAuth, Deployment
 from bridge.connectors.jira.mapping import JiraFieldSettings
 from bridge.errors import ConfigError, Diagnostic
 from bridge.rules.compile import KPI_GROUPS, did_you_mean
-from bridge.writeback.values import MAPPED_FIELD_SCHEMA, split_writeback_fields
+from bridge.writeback.values import (
+    MAPPED_FIELD_SCHEMA,
+    WritebackOptions,
+    check_writeback_options,
+    split_writeback_fields,
+)
 
 __all__ = [
     "OAUTH_GATEWAY",
@@ -196,6 +201,8 @@ class JiraSettings:
     deployment: Deployment = "cloud"
     writeback_fields: Mapping[str, str] = field(default_factory=dict)
     writeback_values: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # round and refresh of the figures that have them (writeback.fields.<key>: {field, ...})
+    writeback_options: Mapping[str, WritebackOptions] = field(default_factory=dict)
     comment: bool = True
     notify_users: bool = False
     reads_per_second: float = 100.0
@@ -300,6 +307,7 @@ def parse_settings(settings: Mapping[str, Any], base_dir: str = ".") -> JiraSett
                 f"{did_you_mean(group, list(KPI_GROUPS))} (groups: {', '.join(KPI_GROUPS)}, "
                 "sla.<name>)"
             )
+    options = check_writeback_options(name, writeback.get("fields") or {})
     _check_secret_names(name, settings)
     limits = settings.get("limits") or {}
     custom = settings.get("fields") or {}
@@ -317,6 +325,7 @@ def parse_settings(settings: Mapping[str, Any], base_dir: str = ".") -> JiraSett
         deployment=cast(Deployment, settings.get("deployment", "cloud")),
         writeback_fields=fields_map,
         writeback_values=values_map,
+        writeback_options=options,
         comment=bool(writeback.get("comment", True)),
         notify_users=bool(writeback.get("notify_users", False)),
         reads_per_second=float(limits.get("reads_per_second", 100)),

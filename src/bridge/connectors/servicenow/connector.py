@@ -75,7 +75,13 @@ from bridge.rules.ast import RuleSet
 from bridge.store.base import Store
 from bridge.timefmt import format_servicenow_instant, parse_servicenow_instant
 from bridge.writeback.plan import Applied, UpsertSummary, WriteOp
-from bridge.writeback.values import MAPPED_FIELD_SCHEMA, check_value_maps, split_writeback_fields
+from bridge.writeback.values import (
+    MAPPED_FIELD_SCHEMA,
+    WritebackOptions,
+    check_value_maps,
+    check_writeback_options,
+    split_writeback_fields,
+)
 
 __all__ = [
     "BASE_FIELDS",
@@ -316,6 +322,8 @@ class ServiceNowSettings:
     tables: Mapping[str, str]
     writeback_fields: Mapping[str, str]
     writeback_values: Mapping[str, Mapping[str, str]]
+    # round and refresh of the figures that have them (writeback.fields.<key>: {field, ...})
+    writeback_options: Mapping[str, WritebackOptions]
     journal: Literal["work_notes", "comments"] | None
     read_task_sla: bool
     sla_batch_size: int
@@ -377,6 +385,7 @@ def parse_settings(settings: Mapping[str, Any]) -> ServiceNowSettings:
         raise ConfigError(
             f"source {name!r}: writeback.fields writes {', '.join(twice)} from two keys"
         )
+    options = check_writeback_options(name, writeback.get("fields", {}))
     journal = writeback.get("journal", "work_notes")
     scope = settings.get("scope", {})
     limits = settings.get("limits", {})
@@ -389,6 +398,7 @@ def parse_settings(settings: Mapping[str, Any]) -> ServiceNowSettings:
         tables=MappingProxyType(dict(scope.get("tables", DEFAULT_TABLES))),
         writeback_fields=MappingProxyType(dict(fields)),
         writeback_values=MappingProxyType(values),
+        writeback_options=MappingProxyType(options),
         journal=None if journal == "none" else journal,
         read_task_sla=bool(sla.get("read_task_sla", True)),
         sla_batch_size=int(sla.get("batch_size", 150)),
@@ -490,6 +500,7 @@ class ServiceNowConnector:
             context.store if context is not None and context.store is not None else _MemoryMemos()
         )
         self._wall_clock = wall_clock
+        self._memo_lock = threading.Lock()
         self._locate = context.locate if context is not None else None
         # Choice columns bridge writes: column → (value, label) pairs, read once; and the
         # value maps resolved from them for the rules in force.
@@ -773,12 +784,10 @@ class ServiceNowConnector:
         table, sys_id = record_ref(item)
         digest = next((op.digest for op in ops if isinstance(op, UpsertSummary)), None)
         fields = [name for name in body if name != journal]
-        memo = item.raw.get(MEMO_RAW_KEY)
-        memo = memo if isinstance(memo, RecordMemo) else RecordMemo()
         where = memo_key(table, sys_id)
+        # The stored memo, not the item's copy: another job may have written since.
+        memo = RecordMemo.from_text(self._memos.get_memo(self.name, where))
         if digest is not None and journal:
-            # Stored memos win over the item's copy: another job may have written since.
-            memo = RecordMemo.from_text(self._memos.get_memo(self.name, where))
             if memo.intent is not None:
                 # An earlier PATCH's outcome is unknown (a process killed, an answer lost):
                 # the record says whether that very entry landed, before anything is written
@@ -797,13 +806,15 @@ class ServiceNowConnector:
                         connector=self.name,
                         item_key=item.key,
                     )
-                memo = replace(
-                    memo,
-                    journal=memo.journal if landed is False else sent,
-                    intent=None,
-                    intent_at=None,
+                memo = self._update_memo(
+                    where,
+                    lambda m: replace(
+                        m,
+                        journal=m.journal if landed is False else sent,
+                        intent=None,
+                        intent_at=None,
+                    ),
                 )
-                self._memos.set_memo(self.name, where, memo.to_text())
             if memo.journal == digest:
                 # The record already ends with this entry (an earlier PATCH landed after
                 # all, or another job wrote it since this item was read): never add it twice.
@@ -817,8 +828,7 @@ class ServiceNowConnector:
                 body[journal] = versioned(body[journal], digest, version)
                 marker = f"{digest} @{version}" if version else digest
                 sent_at = self._wall_clock().astimezone(UTC).isoformat()
-                intent = replace(memo, intent=marker, intent_at=sent_at)
-                self._memos.set_memo(self.name, where, intent.to_text())
+                self._update_memo(where, lambda m: replace(m, intent=marker, intent_at=sent_at))
         try:
             stored: Mapping[str, Any] | None = self.client.patch_record(
                 table,
@@ -841,7 +851,7 @@ class ServiceNowConnector:
             )
             if not landed:
                 if not pending:  # refused: nothing was added, nothing to wait for
-                    self._memos.set_memo(self.name, where, memo.to_text())
+                    self._update_memo(where, lambda m: replace(m, intent=None, intent_at=None))
                 raise
             log.warning(
                 "%s: %s: the PATCH failed (%s) but its journal entry is there",
@@ -855,17 +865,12 @@ class ServiceNowConnector:
             if mod:  # our own write moves the record to the end of this pull's sweep
                 with self._seen_lock:
                     self._seen.add((sys_id, mod))
-        self._memos.set_memo(
-            self.name,
+        updated = format_servicenow_instant(item.updated) if item.updated else None
+        self._update_memo(
             where,
-            memo_after_patch(
-                memo,
-                body,
-                stored,
-                journal_field=journal,
-                digest=digest,
-                updated=format_servicenow_instant(item.updated) if item.updated else None,
-            ).to_text(),
+            lambda m: memo_after_patch(
+                m, body, stored, journal_field=journal, digest=digest, updated=updated
+            ),
         )
         # A journal entry found after a failed PATCH means the whole PATCH landed.
         written = Applied(len(fields), 1 if digest is not None else 0)
@@ -985,8 +990,8 @@ class ServiceNowConnector:
         if audited is not None and (found is None or audited > found):
             found = audited
         if found is not None:
-            remember = replace(memo, updated=format_servicenow_instant(found))
-            self._memos.set_memo(self.name, memo_key(table, sys_id), remember.to_text())
+            stamp = format_servicenow_instant(found)
+            self._update_memo(memo_key(table, sys_id), lambda m: replace(m, updated=stamp))
         return found
 
     def _known_journal(
@@ -1038,9 +1043,57 @@ class ServiceNowConnector:
             sys_id = plain_value(record.get("sys_id"))
             if sys_id in found:
                 real = plain_value(record.get("sys_class_name")) or table
-                memo = replace(memos[sys_id], journal=found[sys_id])
-                memos[sys_id] = memo
-                self._memos.set_memo(self.name, memo_key(real, sys_id), memo.to_text())
+                digest = found[sys_id]
+                memos[sys_id] = self._update_memo(
+                    memo_key(real, sys_id),
+                    lambda m, d=digest: m if m.journal is not None else replace(m, journal=d),  # type: ignore[misc]
+                )
+
+    def _update_memo(self, where: str, change: Callable[[RecordMemo], RecordMemo]) -> RecordMemo:
+        """Read the stored memo, change it, store it — as one step in this process, so that
+        the pull (which remembers what it learnt of a record) and a write of the same record
+        never overwrite each other's facts with an older copy. Across processes the item
+        lease keeps writers apart."""
+        with self._memo_lock:
+            memo = change(RecordMemo.from_text(self._memos.get_memo(self.name, where)))
+            self._memos.set_memo(self.name, where, memo.to_text())
+            return memo
+
+    def _reconcile_intents(
+        self, table: str, records: Sequence[dict[str, Any]], memos: dict[str, RecordMemo]
+    ) -> None:
+        """A record whose last work-note write has an unknown outcome (a process killed
+        mid-write) is looked up before it is planned: what the record holds decides which
+        summary bridge compares with, so that neither a second copy nor a missing note
+        follows. One query per such record (they are rare); an intent recent enough that its
+        PATCH may still be on its way is left for the write to wait for."""
+        journal = self.settings.journal
+        if not journal:
+            return
+        now = self._wall_clock()
+        for record in records:
+            sys_id = plain_value(record.get("sys_id"))
+            memo = memos.get(sys_id)
+            if memo is None or memo.intent is None:
+                continue
+            real = plain_value(record.get("sys_class_name")) or table
+            sent, _, at = memo.intent.partition(" @")
+            landed = self.client.journal_has(
+                real, sys_id, journal, summary_marker(sent, at or None)
+            )
+            if landed is False and _recent(memo.intent_at, now):
+                continue
+            intent = memo.intent
+
+            def settle(
+                m: RecordMemo, intent: str = intent, landed: bool | None = landed
+            ) -> RecordMemo:
+                if m.intent != intent:  # another write settled it meanwhile
+                    return m
+                journal_now = m.journal if landed is False else intent.partition(" @")[0]
+                return replace(m, journal=journal_now, intent=None, intent_at=None)
+
+            memos[sys_id] = self._update_memo(memo_key(real, sys_id), settle)
 
     def _task_slas(self, sys_ids: Sequence[str]) -> dict[str, list[Mapping[str, Any]]]:
         """task_sla rows of these tasks, in batches of ``sla.batch_size`` per request (a few
@@ -1074,6 +1127,7 @@ class ServiceNowConnector:
             and (real := plain_value(r.get("sys_class_name")) or table)
         }
         self._known_journal(table, records, memos)
+        self._reconcile_intents(table, records, memos)
         for record in records:
             sys_id = plain_value(record.get("sys_id"))
             real = plain_value(record.get("sys_class_name")) or table
