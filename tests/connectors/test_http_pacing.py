@@ -827,3 +827,22 @@ def test_rule_budgets_count_what_servicenow_does_not_say() -> None:
     assert count(_response(429, rule), NOW).remaining == 0  # the server says none left
     assert count(_response(200, later), NOW).remaining == 99  # the next hour
     assert count(_response(200, {}), NOW) is None  # no rule matched: nothing to pace by
+
+
+def test_time_spent_paused_does_not_count_against_what_the_server_accepts() -> None:
+    """Scattered 429s with Retry-After (one item's per-resource limit, a site busy for a
+    moment) used to drive the rate towards its floor: the pauses counted as time in which
+    the server accepted nothing, so each slow-down started from an ever lower 'goodput'.
+    The server sustains 10/s whenever bridge is not waiting; a 429 now halves nothing more
+    than that."""
+    t = FakeTime()
+    limiter = RateLimiter(10, clock=t.clock, sleep=t.sleep)
+    for _ in range(40):
+        limiter.succeeded(limiter.reserve())
+    for _ in range(3):  # three Retry-After holds, 2 s each, between steady sends
+        limiter.pause(2.0)
+        for _ in range(10):
+            limiter.succeeded(limiter.reserve())
+
+    assert limiter.slow_down(limiter.reserve())
+    assert limiter.current_rate >= 0.7 * 9  # not 0.7 × (what got through / wall time)

@@ -302,6 +302,7 @@ class RateLimiter:
         self._last_sent = -math.inf
         self._sends: deque[float] = deque(maxlen=64)
         self._successes: deque[float] = deque()
+        self._holds: deque[tuple[float, float]] = deque(maxlen=64)  # pauses: (from, until)
         # What the server's headers say
         self._informed = False  # it reports a remaining budget and when it resets
         # The server's window: the least `remaining` it said (answers overtake each other:
@@ -474,6 +475,9 @@ class RateLimiter:
 
     def _pause(self, until: float) -> float:
         if until > self._not_before:
+            start = max(self._now(), self._not_before)
+            if until > start:
+                self._holds.append((start, until))
             self._not_before = until
             self._generation += 1
             self.pauses += 1
@@ -513,14 +517,19 @@ class RateLimiter:
         return len(recent) / (now - recent[0])
 
     def _goodput(self, now: float) -> float:
-        """Requests per second the server accepted over the last ``window`` seconds (pauses
-        included): what it sustains, or less when there was less to send; inf before any."""
+        """Requests per second the server accepted over the last ``window`` seconds, not
+        counting time held by pauses: what it sustains, or less when there was less to send;
+        inf before any."""
         since = max(now - self.window, self._first_send)
         while self._successes and self._successes[0] < now - self.window:
             self._successes.popleft()
-        if not self._successes or now <= since:
+        # Time spent holding for a Retry-After is not time in which the server refused to
+        # take more: counted, scattered 429s would drive the rate to its floor.
+        held = sum(max(0.0, min(end, now) - max(start, since)) for start, end in self._holds)
+        active = now - since - held
+        if not self._successes or active <= 0:
             return math.inf
-        return len(self._successes) / (now - since)
+        return len(self._successes) / active
 
     def succeeded(self, ticket: Ticket) -> None:
         """A request got through: recover some of the rate lost to the last slow-down."""
