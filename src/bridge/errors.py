@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import ClassVar
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "WebhookPayloadError",
     "WebhookSignatureError",
     "WriteConflictError",
+    "WriteDeferredError",
     "WritebackError",
 ]
 
@@ -201,6 +203,15 @@ class WritebackError(BridgeError):
     def __init__(self, message: str, *, item_key: str | None = None) -> None:
         super().__init__(message)
         self.item_key = item_key
+
+
+class WriteDeferredError(WritebackError):
+    """Not a failure: the write must wait until ``retry_at`` (an earlier write's outcome is
+    not known yet). The item stays pending until then, and no attempt is counted."""
+
+    def __init__(self, message: str, *, retry_at: datetime, item_key: str | None = None) -> None:
+        super().__init__(message, item_key=item_key)
+        self.retry_at = retry_at
 
 
 class WebhookError(BridgeError):

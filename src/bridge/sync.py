@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bridge.connectors.base import LiveConnector
-from bridge.errors import BridgeError, ItemNotFoundError
+from bridge.errors import BridgeError, ItemNotFoundError, WriteDeferredError
 from bridge.kpi.compute import KpiEngine
 from bridge.kpi.next_change import next_change
 from bridge.kpi.result import KpiResult, iso
@@ -95,6 +95,7 @@ class SyncReport:
     unchanged: int = 0
     retried: int = 0  # pending items fetched because the pull did not meet them
     coalesced: int = 0  # left to the job that held them (it evaluates them once more)
+    deferred: int = 0  # waiting, pending, for an earlier write's outcome (not failures)
     refetched: int = 0  # fetched again: another job held them after the pull began
     items_written: int = 0
     field_writes: int = 0
@@ -339,6 +340,13 @@ def sync_source(
         return held
 
     def record_failure(key: str, exc: BaseException) -> None:
+        if isinstance(exc, WriteDeferredError):
+            # Not a failure, no attempt counted: the item waits, pending, until it may go.
+            with lock:
+                report.deferred += 1
+            if not dry_run:
+                store.add_pending(source, key, "deferred", now, due=exc.retry_at)
+            return
         skipped = isinstance(exc, ItemNotFoundError)
         message = (
             str(exc)

@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 
 from bridge.config import Config, WorkerSettings
 from bridge.connectors.base import LiveConnector
-from bridge.errors import BridgeError, ConfigError
+from bridge.errors import BridgeError, ConfigError, WriteDeferredError
 from bridge.model import WorkItem
 from bridge.service.messages import MemoryQueue, RedisQueue, SqliteQueue
 from bridge.service.runtime import Evaluators, Runtime
@@ -292,6 +292,11 @@ class Jobs:
             outcome = process_item(
                 source, connector, evaluators.engine, evaluators.kpis, store, key, now
             )
+        except WriteDeferredError as exc:
+            # Not a failure: it waits (pending, no attempt counted) until it may be written.
+            store.add_pending(source, key, "deferred", now, due=exc.retry_at)
+            self.items.labels(source, "deferred").inc()
+            return ItemOutcome(key, "deferred", str(exc)), True
         except Exception as exc:
             if isinstance(exc, BridgeError):
                 message = str(exc)
@@ -391,6 +396,8 @@ class Jobs:
             if written:
                 store.audit(source, item.key, "written", f"on its timer: {written.detail}", now)
                 self.items.labels(source, "written").inc()
+        except WriteDeferredError as exc:
+            store.add_pending(source, item.key, "deferred", now, due=exc.retry_at)
         except Exception as exc:
             message = str(exc) if isinstance(exc, BridgeError) else f"internal error: {exc!r}"
             store.audit(source, item.key, "failed", message, now)

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bridge.connectors.servicenow.writes import RecordMemo, memo_key
 from bridge.rules.ast import RuleSet
 from bridge.store.sqlite import SqliteStore
 from bridge.sync import sync_source
 from bridge.testing.servicenow import ServiceNowDouble
 
 from .conftest import NOW as NOW_SN
-from .conftest import ConnectorFactory, incident
+from .conftest import ConnectorFactory, InstanceClock, incident
 
 N = 6
 
@@ -114,3 +116,41 @@ def wait_for(condition: Callable[[], bool], deadline: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < end, "timed out"
         time.sleep(0.02)
+
+
+def test_a_work_note_whose_sender_died_moments_ago_is_waited_for_not_sent_again(
+    double: ServiceNowDouble,
+    make_connector: ConnectorFactory,
+    store: SqliteStore,
+    rule_set: RuleSet,
+    instance_clock: InstanceClock,
+) -> None:
+    """A process killed with its PATCH on the way: the note may still land. The next sync
+    does not send another; it leaves the record pending, counting no failed attempt, and
+    writes it once the grace is over and the journal still lacks it."""
+    sys_id = incident(double, 1)
+    first = sync_source("sn", make_connector(store=store), rule_set, store, NOW_SN)
+    assert first.items_written == 1
+    number = double.record("incident", sys_id)["number"]
+    double.update_as_user("incident", sys_id, state="6")  # resolved: a new summary is due
+    key = memo_key("incident", sys_id)
+    memo = RecordMemo.from_text(store.get_memo("sn", key))
+    # What a killed process leaves: the intent of a note that never reached the instance.
+    sent_at = instance_clock().isoformat()
+    store.set_memo(
+        "sn", key, replace(memo, intent="0123456789abcdef0123 @2", intent_at=sent_at).to_text()
+    )
+
+    waited = sync_source("sn", make_connector(store=store), rule_set, store, NOW_SN)
+
+    assert (waited.deferred, waited.failed, waited.items_written) == (1, [], 0)
+    row = store.get_pending("sn", number)
+    assert row is not None
+    assert row.attempts == 0  # waiting is not failing
+    assert len(double.journal("incident", sys_id, "work_notes")) == 1
+
+    instance_clock.tick(30)  # past the grace: the note never came, so it is sent now
+    later = sync_source("sn", make_connector(store=store), rule_set, store, NOW_SN)
+    assert later.items_written == 1
+    assert len(double.journal("incident", sys_id, "work_notes")) == 2
+    assert store.get_pending("sn", number) is None

@@ -68,6 +68,7 @@ from bridge.errors import (
     InputError,
     ItemNotFoundError,
     WritebackError,
+    WriteDeferredError,
 )
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
@@ -800,10 +801,10 @@ class ServiceNowConnector:
                 if landed is False and _recent(memo.intent_at, self._wall_clock()):
                     # The process that sent it may have died with the PATCH still on its
                     # way: sending another now could make two. The item stays pending.
-                    raise ConnectorTransportError(
+                    raise WriteDeferredError(
                         f"{item.key}: the outcome of bridge's last work-note write is not known "
                         f"yet (sent at {memo.intent_at}); it is looked for again shortly",
-                        connector=self.name,
+                        retry_at=_grace_ends(memo.intent_at),
                         item_key=item.key,
                     )
                 memo = self._update_memo(
@@ -1165,6 +1166,14 @@ def _unreadable(exc: ConnectorError) -> bool:
 # How long a work-note PATCH whose sender died may still reach the instance: an intent this
 # recent whose entry is not there yet is waited for, not sent again.
 INTENT_GRACE = timedelta(seconds=20)
+
+
+def _grace_ends(stamp: str | None) -> datetime:
+    """When an intent recorded at ``stamp`` is no longer waited for."""
+    try:
+        return datetime.fromisoformat(stamp or "") + INTENT_GRACE
+    except ValueError:
+        return datetime.now(UTC)
 
 
 def _recent(stamp: str | None, now: datetime) -> bool:
