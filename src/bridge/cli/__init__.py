@@ -172,6 +172,7 @@ def _register() -> None:
         classify_cmd,
         report_cmd,
         rules_cmd,
+        schema_cmd,
         service_cmd,
         status_cmd,
         sync_cmd,
@@ -185,6 +186,7 @@ def _register() -> None:
     cli.add_command(service_cmd.serve)
     cli.add_command(service_cmd.worker)
     cli.add_command(status_cmd.status)
+    cli.add_command(schema_cmd.schema)
 
 
 _register()
