@@ -203,3 +203,20 @@ def test_bundled_defaults_run_without_options(run) -> None:
     rows = json.loads(result.stdout)
     assert len(rows) > 100
     assert {r["work_type"] for r in rows} >= {"project", "service"}
+
+
+def test_rules_test_claims_no_coverage_when_a_test_file_could_not_run(run, tmp_path) -> None:
+    broken = tmp_path / "t.yaml"
+    broken.write_text(f"rules: {VALID}\nnow: '{NOW}'\ntests:\n  - {{item: [not, a, map]}}\n")
+    result = run("rules", "test", str(broken))
+    assert result.exit_code == 1
+    assert "0 passed, 0 failed, 1 file could not run" in result.output
+    assert "every enabled rule is exercised" not in result.output
+    assert "rule coverage: not known" in result.output
+
+
+def test_rules_check_and_test_on_a_missing_path_exit_2_like_any_wrong_input(run) -> None:
+    for command in ("check", "test"):
+        result = run("rules", command, "/no/such/rules")
+        assert result.exit_code == 2, result.output
+        assert "no such file or folder: /no/such/rules" in result.output

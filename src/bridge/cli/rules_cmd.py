@@ -22,6 +22,12 @@ __all__ = ["rules"]
 
 def _default_paths(paths: Sequence[str]) -> list[str]:
     if paths:
+        missing = [p for p in paths if not Path(p).exists()]
+        if missing:  # a wrong argument, like every other input problem: exit 2
+            raise fail(
+                f"no such file or folder: {', '.join(plain(p) for p in missing)} "
+                "(name rule files or folders that exist)"
+            )
         return list(paths)
     if Path("rules").is_dir():
         return ["rules"]
@@ -123,6 +129,9 @@ def test(
         )
         for rule_id, where in uncovered:
             stdout.print(f"  {plain(rule_id)}  ({plain(where)})")
+    elif broken or not total:
+        # Coverage is not known when tests did not run: never claimed.
+        stdout.print("rule coverage: not known (some tests could not run)", style="yellow")
     elif results and not pattern:
         stdout.print("rule coverage: every enabled rule is exercised by a test")
     if failed or broken or total == 0 or (fail_on_uncovered and uncovered):
