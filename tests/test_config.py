@@ -211,3 +211,17 @@ def test_the_commands_that_load_bridge_yaml_print_its_warnings(
     assert "writeback.fields.evm.pv moves with the clock" in printed[0]
     config_from(str(DATA / "valid.yaml"))
     assert capsys.readouterr().err == ""
+
+
+def test_a_schedule_on_a_source_that_only_reads_exports_is_refused_at_its_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        "sources:\n  - {name: export, connector: files, path: x}\n"
+        "schedules:\n  - {source: export, cron: '*/10 * * * *'}\n"
+    )
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_config(path)
+    assert "bridge.yaml:4:" in str(caught.value)
+    assert "only reads exports" in str(caught.value)

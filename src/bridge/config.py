@@ -240,6 +240,14 @@ def _writeback_warnings(doc: SourceDoc, index: int, source: Mapping[str, Any]) -
     return found
 
 
+def _live(source: Any, registry: Registry) -> bool:
+    """Whether a source's connector talks to a live system (unknown ones are reported
+    elsewhere; they count as live here so that one problem gives one message)."""
+    connector = source.get("connector") if isinstance(source, Mapping) else None
+    spec = registry.connectors.get(connector) if isinstance(connector, str) else None
+    return spec is None or spec.live
+
+
 def _source_problems(
     doc: SourceDoc, index: int, source: Mapping[str, Any], registry: Registry
 ) -> list[Diagnostic]:
@@ -308,6 +316,19 @@ def load_config(path: str | Path, registry: Registry | None = None) -> Config:
                 doc.diag(
                     ("schedules", index, "source"),
                     f"no source named {name!r}{did_you_mean(name, list(seen))}",
+                )
+            )
+        elif isinstance(name, str) and isinstance(sources, list):
+            source = sources[seen[name]]
+            if _live(source, registry):
+                continue
+            kind = source.get("connector")
+            problems.append(
+                doc.diag(
+                    ("schedules", index, "source"),
+                    f"source {name!r} uses the {kind} connector, which only reads exports: "
+                    "there is nothing to sync on a schedule; schedule a jira or servicenow "
+                    "source, or run bridge classify on the export",
                 )
             )
     if problems:

@@ -220,3 +220,15 @@ def test_rules_check_and_test_on_a_missing_path_exit_2_like_any_wrong_input(run)
         result = run("rules", command, "/no/such/rules")
         assert result.exit_code == 2, result.output
         assert "no such file or folder: /no/such/rules" in result.output
+
+
+def test_sync_refuses_a_files_source_before_creating_anything(run, tmp_path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        f"store: sqlite://{tmp_path / 'bridge.db'}\n"
+        f"sources:\n  - {{name: export, connector: files, path: {REPO / 'examples' / 'export'}}}\n"
+    )
+    result = run("sync", "-c", str(config))
+    assert result.exit_code == 2
+    assert "only reads; use bridge classify for it" in result.output
+    assert not (tmp_path / "bridge.db").exists()  # the refused run leaves nothing behind

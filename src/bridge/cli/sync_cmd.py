@@ -47,11 +47,17 @@ def sync(
     from bridge.store import open_store  # noqa: PLC0415
 
     config = config_from(config_path)
+    registry = default_registry()
+    selected = [config.source(name) for name in sources] if sources else list(config.sources)
+    for source in selected:  # refused before anything is read, opened or created
+        if not registry.connectors[source.connector].live:
+            raise ConfigError(
+                f"source {source.name!r}: the {source.connector} connector only reads; "
+                "use bridge classify for it"
+            )
     rule_set = load_rules(config.rules)
     now = now_from(now_text)
-    registry = default_registry()
     store = open_store(config.store)
-    selected = [config.source(name) for name in sources] if sources else list(config.sources)
     failed = False
     try:
         for source in selected:

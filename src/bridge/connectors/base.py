@@ -117,6 +117,9 @@ class ConnectorSpec:
     factory: Callable[[Mapping[str, Any], ConnectorContext], Connector]
     description: str = ""
     settings_schema: Mapping[str, Any] | None = None
+    # Whether it talks to a live system (fetch, write back, webhooks); False for one that
+    # only reads exports: it cannot be synced on a schedule nor receive deliveries.
+    live: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,5 +221,6 @@ def bridge_register_connectors(register: Any) -> None:
                     "path": {"type": "string", "minLength": 1},
                 },
             },
+            live=False,
         )
     )
