@@ -4,6 +4,7 @@ The properties evaluate the KPIs themselves (``KpiEngine.compute``, the rule eng
 ``classify``) at instants around the answer, so they check ``next_change`` against the
 definition — the written step values hold on ``[now, t)`` and differ at ``t`` — not against
 its own derivation. Items are drawn with SLA clocks that pause, resume, stop and restart,
+at-risk thresholds (a share, a time left that the shorter goal leaves no room for, none),
 Jira-style millisecond stamps and microsecond ones, on office calendars in two DST zones with
 holidays, a local 24x7 calendar and UTC; projects with due dates around ``now``; and ``now``
 sometimes before the item's last changes (history not yet in effect).
@@ -58,12 +59,14 @@ slas:
     pause: {field: status, in: ["Waiting for customer"]}
     stop: {field: status_category, equals: done}
     cancel: {field: status, equals: Cancelled}
+    at_risk: 75%
     goals:
       - {when: {field: priority, equals: Highest}, target: 4h}
       - {target: 8h}
   response:
     calendar: new-york
     stop: {field: status_category, in: [in_progress, done]}
+    at_risk: 1h                 # before the 2h30m goal; none before the 30m one (clamped)
     goals:
       - {when: {field: created, older_than: 3d}, target: 30m}
       - {target: 2h30m}
@@ -72,6 +75,7 @@ slas:
     start: {field: status, equals: In Progress}
     pause: {field: status, equals: Waiting for customer}
     stop: {field: status, in: [Review, Resolved]}
+    at_risk: 87.5%              # 21 h of the day: a share that is no whole hour
     goals: [{target: 1d}]
   wall:
     source: auto
@@ -162,17 +166,26 @@ def value(item: WorkItem, key: str, at: datetime) -> Any:
         (berlin(27, 3, 15, 3), berlin(29, 3, 3), berlin(30, 3, 14, 3)),
     ],
 )
-def test_an_incident_breaches_at_14_03_on_monday_across_the_weekend(
+def test_an_incident_is_at_risk_at_12_03_and_breaches_at_14_03_on_monday_across_the_weekend(
     created: datetime, now: datetime, goal: datetime
 ) -> None:
     work = incident(created)  # Medium: the 8 h goal, office hours Mon-Fri 08:00-17:00
     assert value(work, "sla.resolution.breach_time", now) == goal.isoformat().replace("+00:00", "Z")
+    # 75 % of 8 h: at risk past 6 h of working time, 2 h before the goal (both on Monday).
+    at_risk = goal - timedelta(hours=2)
     t = change(work, ["sla.resolution.state", "sla.resolution.breached"], now)
+    assert t == at_risk + US  # equal to the threshold is not past it
+    assert value(work, "sla.resolution.state", at_risk) == "running"
+    assert value(work, "sla.resolution.state", t) == "at_risk"
+    assert value(work, "sla.resolution.at_risk", t) is True
+    t = change(work, ["sla.resolution.state", "sla.resolution.breached"], t)
     # Equal to the goal is met: the clock is breaching from the first µs past 14:03.
     assert t == goal + US
-    assert value(work, "sla.resolution.state", goal) == "running"
+    assert value(work, "sla.resolution.state", goal) == "at_risk"
     assert value(work, "sla.resolution.state", t) == "breaching"
     assert value(work, "sla.resolution.breached", t) is True
+    # The breach alone, written without the state, steps at the goal only.
+    assert change(work, ["sla.resolution.breached"], now) == goal + US
 
 
 def test_the_breach_time_itself_never_moves() -> None:
@@ -224,8 +237,11 @@ def test_a_paused_clock_has_no_next_change_until_it_resumes() -> None:
         (berlin(19, 1, 10), "In Progress", "Waiting for customer"),
         (berlin(21, 1, 16), "Waiting for customer", "In Progress"),
     )
-    # 1 h before the pause; 7 h left from Wed 16:00: 1 h Wednesday, 6 h Thursday.
-    assert change(resumed, written, berlin(21, 1, 16, 30)) == berlin(22, 1, 14) + US
+    # 1 h before the pause; 7 h left from Wed 16:00: 1 h Wednesday, 6 h Thursday. The state
+    # steps first at 6 h of the 8 h goal (75 %): 2 h before the goal.
+    assert change(resumed, written, berlin(21, 1, 16, 30)) == berlin(22, 1, 12) + US
+    breach = ["sla.resolution.breached", "sla.resolution.breach_time"]
+    assert change(resumed, breach, berlin(21, 1, 16, 30)) == berlin(22, 1, 14) + US
 
 
 def test_a_flag_an_earlier_cycle_set_does_not_step_again() -> None:
@@ -239,7 +255,9 @@ def test_a_flag_an_earlier_cycle_set_does_not_step_again() -> None:
     now = berlin(15, 1, 11)
     assert value(work, "sla.review.ever_breached", now) is True
     assert change(work, ["sla.review.ever_breached"], now) is None
-    assert change(work, ["sla.review.state"], now) == berlin(16, 1, 10) + US
+    assert change(work, ["sla.review.breached"], now) == berlin(16, 1, 10) + US
+    # At risk is the running cycle's own: past 21 h of its day (87.5 %), 3 h before the goal.
+    assert change(work, ["sla.review.at_risk"], now) == berlin(16, 1, 7) + US
 
 
 def test_a_native_clock_is_the_systems_snapshot_and_does_not_move() -> None:
@@ -425,7 +443,7 @@ FOCUS = [
     for key in STEP_KEYS
     if key in FACTS
     or key.startswith("schedule.")
-    or key.rsplit(".", 1)[-1] in ("state", "breached", "ever_breached", "goal_seconds")
+    or key.rsplit(".", 1)[-1] in ("state", "breached", "ever_breached", "at_risk", "goal_seconds")
     or key in ("tco.labour_cost", "sla.resolution.breach_time", "sla.response.breach_time")
 ]
 written_keys = st.one_of(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import RuleValidationError
-from bridge.rules.loader import LastGoodRules, rule_files
+from bridge.rules.loader import LastGoodRules, load_rules, rule_files
 
 GOOD = """bridge: 1
 rules:
@@ -62,3 +62,19 @@ def test_rule_files_are_not_searched_recursively(tmp_path: Path) -> None:
     files, problems = rule_files([tmp_path])
     assert [f.name for f in files] == ["a.yaml", "b.yml"]
     assert problems == []
+
+
+def test_the_digest_depends_on_the_content_only(tmp_path: Path) -> None:
+    """Four checkouts of the same rules used to give four digests: the path was hashed."""
+    shipped = Path(__file__).resolve().parents[2] / "rules"
+    copies = []
+    for name in ("checkout-a", "elsewhere/checkout-b"):
+        target = tmp_path / name / "rules"
+        target.mkdir(parents=True)
+        for path in shipped.glob("*.yaml"):
+            (target / path.name).write_bytes(path.read_bytes())
+        copies.append(load_rules([target]).digest)
+    assert copies[0] == copies[1] == load_rules([shipped]).digest
+    edited = tmp_path / "checkout-a" / "rules" / "90-default.yaml"
+    edited.write_text(edited.read_text() + "\n# a comment is content too\n")
+    assert load_rules([edited.parent]).digest != copies[0]

@@ -17,7 +17,8 @@ How the instant is found, cheaply and exactly (no search over time):
 - **Derived instants** follow from the figures at the current instant and the calendar, and
   are certain to change the values they name: a running SLA clock breaches when its elapsed
   business time first exceeds the goal — ``calendar.add(now, remaining + 1 µs)``, as equal
-  is met, through closed hours, holidays and DST; an open item's slip grows at the local
+  is met, through closed hours, holidays and DST — and is at risk, likewise, when it first
+  exceeds its at-risk threshold; an open item's slip grows at the local
   midnight starting the next day past the due date, its business slip at the next working
   day's. Taken as they are, without re-evaluating.
 - **Structural instants** are where the inputs of those derivations may change: a history
@@ -57,7 +58,7 @@ from weakref import WeakKeyDictionary
 
 from bridge.kpi.calendar import UTC_24X7, Calendar
 from bridge.kpi.compute import KpiEngine
-from bridge.kpi.sla import timeline
+from bridge.kpi.sla import risk_threshold_us, timeline
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import Cond, Leaf, leaves
 from bridge.rules.engine import Engine
@@ -226,16 +227,20 @@ def _derived(
 
 
 def _sla_change(kpis: KpiEngine, name: str, point: _Point, keys: frozenset[str]) -> datetime | None:
-    """A running clock's next step: its goal (and, in time, other thresholds) crossed.
+    """A running clock's next step: its at-risk threshold or its goal crossed.
 
     A running clock's elapsed business time grows by exactly the calendar's working time, so
-    the instant elapsed time first exceeds the goal is ``calendar.add(now, remaining + 1 µs)``
-    (equal is met). ``breach_time`` does not move then: it names the goal instant both before
-    and after, so only the state and the breached flags are written anew.
+    the instant elapsed time first exceeds a threshold ``before_goal`` µs short of the goal is
+    ``calendar.add(now, remaining - before_goal + 1 µs)`` (equal is not past). At the goal
+    ``breach_time`` does not move (it names the goal instant both before and after), so only
+    the state and the flags are written anew; at the at-risk threshold, the state and the
+    at-risk flag.
     """
-    k_state, _, _, _, k_remaining, _, k_breached, k_ever, k_source = kpis.clocks[name].keys
+    clock = kpis.clocks[name]
+    k_state, k_goal, _, _, k_remaining, _, k_breached, k_ever, k_source, k_at_risk = clock.keys
     values = point.values
-    if values.get(k_state) != "running" or values.get(k_source) != "computed":
+    state = values.get(k_state)
+    if state not in ("running", "at_risk") or values.get(k_source) != "computed":
         return None  # paused, breaching, completed, cancelled, never started, or native
     remaining = values.get(k_remaining)
     if remaining is None:  # no goal matches: nothing to cross
@@ -244,14 +249,17 @@ def _sla_change(kpis: KpiEngine, name: str, point: _Point, keys: frozenset[str])
     remaining_us = round(remaining * 1_000_000)
     best: datetime | None = None
     # Thresholds: (working µs before the goal at which the values step, the keys that step).
-    thresholds: list[tuple[int, set[str]]] = [
-        (0, {k_state, k_breached} | (set() if values.get(k_ever) else {k_ever})),
-    ]
-    # ── at-risk goes here ──────────────────────────────────────────────────────────────────
-    # When the rules language gains an at-risk threshold (e.g. 75 % of the goal, or 1 h before
-    # it) and an ``at_risk`` state, append (threshold µs, {k_state, <the at-risk flag's key>})
-    # for a clock not yet at risk: it steps at calendar.add(now, remaining - threshold + 1 µs).
-    # ───────────────────────────────────────────────────────────────────────────────────────
+    at_goal = {k_state, k_breached}
+    if not values.get(k_ever):
+        at_goal.add(k_ever)
+    if not values.get(k_at_risk):  # a clock whose threshold never came first
+        at_goal.add(k_at_risk)
+    thresholds: list[tuple[int, set[str]]] = [(0, at_goal)]
+    if state == "running" and clock.at_risk is not None:
+        goal_us = round(values[k_goal] * 1_000_000)  # as the clock computed it
+        before_goal = goal_us - risk_threshold_us(clock.at_risk, goal_us)
+        if before_goal > 0:  # 0: the threshold leaves no time before this goal
+            thresholds.append((before_goal, {k_state, k_at_risk}))
     for before_goal, stepping in thresholds:
         left = remaining_us - before_goal
         if left < 0 or not stepping & keys:

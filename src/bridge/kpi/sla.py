@@ -19,17 +19,19 @@ from typing import Any, NamedTuple, cast
 from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing, iso, new_tuple
 from bridge.model import NativeSla, WorkItem
-from bridge.rules.ast import Cond, SlaDef
+from bridge.rules.ast import AtRisk, Cond, SlaDef
 from bridge.rules.engine import Predicate, compile_condition, compile_first_match
 from bridge.timefmt import parse_date_or_instant
 
 __all__ = [
     "DEFAULT_STATUS_CATEGORIES",
+    "SLA_FIGURES",
     "Clock",
     "Cycle",
     "SlaOutcome",
     "StatusCategories",
     "compute_sla",
+    "risk_threshold_us",
     "sla_kpis",
     "timeline",
 ]
@@ -289,7 +291,8 @@ class Cycle(NamedTuple):
     last_state: WorkItem  # the state the goal is chosen on
 
 
-_NAMES = (
+# Every figure an SLA clock gives (``sla.<name>.<figure>``), in the order it is written.
+SLA_FIGURES: tuple[str, ...] = (
     "state",
     "goal_seconds",
     "elapsed_seconds",
@@ -299,8 +302,10 @@ _NAMES = (
     "breached",
     "ever_breached",
     "source",
+    "at_risk",
 )
 _NO_GOAL = "no goal of this SLA matches the item"
+_NO_NATIVE_ELAPSED = "the system's SLA data has no elapsed time to hold against at_risk"
 
 
 def _compiled(cond: Cond | None) -> Predicate | None:
@@ -325,7 +330,8 @@ class Clock:
     phases: tuple[int, ...]  # phase's result → _CANCEL, _STOP or _PAUSE; -1 (none) → _RUN
     goal: Chooser | None  # None: no goals
     targets: tuple[float | None, ...]  # goal's result → seconds; -1 (none matched) → None
-    keys: tuple[str, ...]  # the KPI names, "sla.<name>.state" ..., in _NAMES order
+    keys: tuple[str, ...]  # the KPI names, "sla.<name>.state" ..., in SLA_FIGURES order
+    at_risk: AtRisk | None  # the early-warning threshold, if the SLA has one
 
     @classmethod
     def of(cls, sla: SlaDef | Clock) -> Clock:
@@ -343,7 +349,8 @@ class Clock:
             (*(kind for _, kind in steps), _RUN),
             compile_first_match([when for when, _ in sla.goals]) if sla.goals else None,
             (*(target for _, target in sla.goals), None),
-            tuple(f"sla.{sla.name}.{name}" for name in _NAMES),
+            tuple(f"sla.{sla.name}.{name}" for name in SLA_FIGURES),
+            sla.at_risk,
         )
 
 
@@ -405,11 +412,29 @@ class SlaOutcome(NamedTuple):
     breached: bool | None
     ever_breached: bool
     source: str
+    at_risk: bool | None
     cycles: int
     completed: tuple[bool, ...]  # per completed cycle: breached?
 
 
 _US_PER_SECOND = 1_000_000  # Calendar.add() rounds working time to whole microseconds
+
+
+def risk_threshold_us(at_risk: AtRisk | None, goal_us: int) -> int:
+    """The elapsed working µs past which an open clock with this goal is at risk.
+
+    In whole µs, as elapsed time is counted, so that :mod:`bridge.kpi.next_change` derives
+    the very instant this module will call at risk. Without a threshold, or with one that
+    leaves no time before this item's goal (``1h`` before a 30 min goal: which goal applies
+    is only known per item), it is the goal itself: the clock is never at risk before it
+    breaches, and the at-risk flag rises with the breach.
+    """
+    if at_risk is None:
+        return goal_us
+    if at_risk.share is not None:
+        return round(goal_us * at_risk.share)
+    left = goal_us - round((at_risk.before or 0.0) * _US_PER_SECOND)
+    return left if left > 0 else goal_us
 
 
 def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> datetime:
@@ -444,12 +469,14 @@ def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> d
 
 def _cycle_figures(
     clock: Clock, cycle: Cycle, calendar: Calendar, now: datetime
-) -> tuple[float | None, float, float, str, float | None]:
-    """(goal, business elapsed, wall elapsed, state, remaining) of one cycle.
+) -> tuple[float | None, float, float, str, float | None, bool | None]:
+    """(goal, business elapsed, wall elapsed, state, remaining, at risk) of one cycle.
 
     Elapsed time is compared with the goal in whole µs, as the calendar counts: subtracted
     pause by pause, an elapsed time equal to the goal can exceed it by a float rounding
-    (~1e-12 s with millisecond stamps), and equal is met, not breached.
+    (~1e-12 s with millisecond stamps), and equal is met, not breached. At risk means an
+    open clock past its threshold or its goal (a paused one too: it resumes at risk); a
+    completed or cancelled one has nothing left to act on.
     """
     start, end, cancelled, pauses, paused_since, last = cycle
     running = end is None
@@ -467,19 +494,27 @@ def _cycle_figures(
     if elapsed_us < 0:  # noqa: PLR1730 - cheaper than max() on this hot path
         elapsed_us = 0
     goal = None if clock.goal is None else clock.targets[clock.goal(last, end)]
-    remaining = (
-        None if goal is None else (round(goal * _US_PER_SECOND) - elapsed_us) / _US_PER_SECOND
-    )
-    late = remaining is not None and remaining < 0
-    if cancelled:
-        state = "cancelled"
-    elif not running:
-        state = "breached" if late else "met"
+    if goal is None:
+        remaining = risky = None
+        late = False
+    else:
+        goal_us = round(goal * _US_PER_SECOND)
+        remaining = (goal_us - elapsed_us) / _US_PER_SECOND
+        late = elapsed_us > goal_us
+        at_risk = clock.at_risk
+        risky = late or (at_risk is not None and elapsed_us > risk_threshold_us(at_risk, goal_us))
+    if not running:  # stopped or cancelled: nothing left to act on
+        state = "cancelled" if cancelled else "breached" if late else "met"
+        if risky is not None:
+            risky = False
     elif paused_since is not None:
         state = "paused"
+    elif late:
+        state = "breaching"
     else:
-        state = "breaching" if late else "running"
-    return goal, elapsed_us / _US_PER_SECOND, wall if wall > 0.0 else 0.0, state, remaining
+        state = "at_risk" if risky else "running"
+    wall = wall if wall > 0.0 else 0.0
+    return goal, elapsed_us / _US_PER_SECOND, wall, state, remaining, risky
 
 
 def compute_sla(
@@ -503,20 +538,20 @@ def _run_clock(
     if len(cycles) > 1:  # earlier cycles only matter for ever_breached / attainment
         earlier = []
         for cycle in cycles[:-1]:
-            _, _, _, state, remaining = _cycle_figures(clock, cycle, calendar, now)
+            _, _, _, state, remaining, _ = _cycle_figures(clock, cycle, calendar, now)
             late = remaining is not None and remaining < 0
             ever_breached = ever_breached or late
             if state in ("met", "breached"):
                 earlier.append(late)
         completed = tuple(earlier)
     cycle = cycles[-1]
-    goal, elapsed, wall, state, remaining = _cycle_figures(clock, cycle, calendar, now)
+    goal, elapsed, wall, state, remaining, risky = _cycle_figures(clock, cycle, calendar, now)
     if goal is None or remaining is None:
         breached = breach_time = None
     else:
         breached = remaining < 0
         breach_time = None
-        if state == "running":
+        if state in ("running", "at_risk"):
             # With nothing left (to add()'s µs), add(now, 0) would be `now` itself, which
             # moves with every evaluation while the calendar is closed: the goal was reached
             # at a fixed past instant (now itself only when reached right now, while open).
@@ -541,17 +576,33 @@ def _run_clock(
             breached,
             ever_breached,
             "computed",
+            risky,
             len(cycles),
             completed,
         ),
     )
 
 
-def native_outcome(native: NativeSla) -> SlaOutcome | Missing:
-    """The figures of a system-computed SLA (JSM field, ServiceNow task_sla)."""
+def native_outcome(native: NativeSla, at_risk: AtRisk | None = None) -> SlaOutcome | Missing:
+    """The figures of a system-computed SLA (JSM field, ServiceNow task_sla).
+
+    The rule set's at-risk threshold is held against the system's own elapsed time and
+    goal, so that ``source: auto`` says ``at_risk`` alike for native and computed clocks.
+    """
     if not native.cycles:
         return Missing(f"the system's SLA {native.name!r} has no cycles yet")
     last = native.cycles[-1]
+    risky: bool | None
+    if last.cancelled or last.stop is not None:
+        risky = False
+    elif last.breached or at_risk is None:
+        risky = last.breached
+    elif last.goal_seconds is None or last.elapsed_seconds is None:
+        risky = None  # the system does not say how far the clock has run
+    else:
+        goal_us = round(last.goal_seconds * _US_PER_SECOND)
+        elapsed_us = round(last.elapsed_seconds * _US_PER_SECOND)
+        risky = elapsed_us > risk_threshold_us(at_risk, goal_us)
     if last.cancelled:
         state = "cancelled"
     elif last.stop is not None:
@@ -561,17 +612,18 @@ def native_outcome(native: NativeSla) -> SlaOutcome | Missing:
     elif last.breached:
         state = "breaching"
     else:
-        state = "running"
+        state = "at_risk" if risky else "running"
     return SlaOutcome(
         state=state,
         goal_seconds=last.goal_seconds,
         elapsed_seconds=last.elapsed_seconds,
         elapsed_wall_seconds=last.elapsed_wall_seconds,
         remaining_seconds=last.remaining_seconds,
-        breach_time=last.breach_time if state in ("running", "breaching") else None,
+        breach_time=last.breach_time if state in ("running", "at_risk", "breaching") else None,
         breached=last.breached,
         ever_breached=any(c.breached for c in native.cycles),
         source="native",
+        at_risk=risky,
         cycles=len(native.cycles),
         completed=tuple(
             c.breached for c in native.cycles if c.stop is not None and not c.cancelled
@@ -609,7 +661,7 @@ def sla_kpis(
         find_native(item, sla) if item.native_slas and sla.source in ("native", "auto") else None
     )
     if native is not None:
-        outcome = native_outcome(native)
+        outcome = native_outcome(native, clock.at_risk)
     elif sla.source == "native":
         outcome = Missing("no native SLA data on this item (source: native)")
     elif isinstance(snapshots, Missing):
@@ -623,10 +675,21 @@ def sla_kpis(
             values[key] = None
             out.missing.append({"kpi": key, "reason": outcome.reason})
         return None
-    k_state, k_goal, k_elapsed, k_wall, k_remaining, k_breach_time, k_breached, k_ever, k_source = (
-        keys
+    (
+        k_state,
+        k_goal,
+        k_elapsed,
+        k_wall,
+        k_remaining,
+        k_breach_time,
+        k_breached,
+        k_ever,
+        k_source,
+        k_at_risk,
+    ) = keys
+    state, goal, elapsed, wall, remaining, breach_time, breached, ever, source, risky, _, _ = (
+        outcome
     )
-    state, goal, elapsed, wall, remaining, breach_time, breached, ever, source, _, _ = outcome
     values[k_state] = state
     values[k_goal] = goal
     values[k_elapsed] = elapsed
@@ -636,10 +699,15 @@ def sla_kpis(
     values[k_breached] = breached
     values[k_ever] = ever
     values[k_source] = source
+    values[k_at_risk] = risky
     if goal is None:
         out.missing.extend(
             {"kpi": k, "reason": _NO_GOAL} for k in (k_goal, k_remaining, k_breached)
         )
+        if risky is None:
+            out.missing.append({"kpi": k_at_risk, "reason": _NO_GOAL})
+    elif risky is None:
+        out.missing.append({"kpi": k_at_risk, "reason": _NO_NATIVE_ELAPSED})
     if elapsed is None:
         out.missing.append({"kpi": k_elapsed, "reason": "not in the system's SLA data"})
     if wall is None:

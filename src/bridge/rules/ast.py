@@ -17,6 +17,7 @@ from bridge.rules.operators import OperatorSpec
 __all__ = [
     "AllOf",
     "AnyOf",
+    "AtRisk",
     "Cond",
     "FieldRef",
     "KpiConfig",
@@ -168,6 +169,17 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class AtRisk:
+    """An SLA's early warning, exactly one of: a share of the goal's target (``75%`` → 0.75)
+    or the working time left before the goal (``1h`` → 3600.0). Kept as written rather than
+    as seconds because goals are chosen per item: the instant it stands for is only known
+    once the item's goal is."""
+
+    share: float | None = None
+    before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SlaDef:
     """An SLA definition with its conditions compiled; the KPI engine gives it meaning."""
 
@@ -182,6 +194,7 @@ class SlaDef:
     stop: Cond | None = None
     cancel: Cond | None = None
     native: Mapping[str, str] = field(default_factory=dict)
+    at_risk: AtRisk | None = None
 
 
 @dataclass(frozen=True, slots=True)

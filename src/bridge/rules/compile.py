@@ -32,6 +32,7 @@ from bridge.model import (
 from bridge.rules.ast import (
     AllOf,
     AnyOf,
+    AtRisk,
     Cond,
     FieldRef,
     KpiConfig,
@@ -451,6 +452,10 @@ def _compile_sla(
                 "this goal can never apply: the goal before it has no `when:` and "
                 "matches every item; move the catch-all goal last",
             )
+    at_risk = None
+    if "at_risk" in node:
+        targets = [target for _, target in goals if 0 < target < math.inf]
+        at_risk = _compile_at_risk(ctx, doc, node["at_risk"], (*path, "at_risk"), targets)
     native = node.get("native") or {}
     return SlaDef(
         name=name,
@@ -464,7 +469,78 @@ def _compile_sla(
         stop=conds.get("stop"),
         cancel=conds.get("cancel"),
         native={str(k): str(v) for k, v in native.items()} if isinstance(native, Mapping) else {},
+        at_risk=at_risk,
     )
+
+
+# An at-risk share must leave room on both sides: at 100 % it is the goal itself (that is
+# `breaching`), under 1 % the clock would be at risk from its first minutes.
+_MIN_SHARE, _MAX_SHARE = 1.0, 99.0
+
+
+def _compile_at_risk(
+    ctx: _Context, doc: SourceDoc, value: Any, path: Path_, targets: Sequence[float]
+) -> AtRisk | None:
+    """``75%`` (a share of the goal's target) or ``1h`` (working time left before the goal).
+
+    Which goal applies is only known per item, so a duration is not checked against each
+    goal (one that leaves no time before an item's goal never triggers for it); only one
+    that leaves no time before even the longest goal is refused, as it could never apply.
+    """
+    if not isinstance(value, str):
+        return None  # the schema reports the type
+    text = value.strip()
+    if text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            return None  # the schema's pattern reports it
+        if not _MIN_SHARE <= percent <= _MAX_SHARE:
+            why = (
+                "under 1% a clock is at risk from its first minutes"
+                if percent < _MIN_SHARE
+                else "at 100% and over it warns of nothing: the clock is breaching by then"
+            )
+            ctx.error(
+                doc,
+                path,
+                f"an at-risk share of {text} is outside 1% to 99% of the goal's target ({why}); "
+                "write e.g. 75%",
+            )
+            return None
+        return AtRisk(share=percent / 100)
+    try:
+        before = parse_duration(text).total_seconds()
+    except DurationTooLongError as exc:
+        ctx.error(doc, path, str(exc))
+        return None
+    except ValueError:
+        return None  # the schema's pattern reports it
+    if before <= 0:
+        ctx.error(doc, path, "an at-risk time must be longer than 0; write e.g. 1h")
+        return None
+    longest = max(targets, default=None)
+    if longest is not None and before >= longest:
+        ctx.error(
+            doc,
+            path,
+            f"an at-risk time of {text} leaves no time before any goal of this SLA (the "
+            f"longest target is {_hours(longest)}), so it could never apply; write less "
+            "time, or a share of the goal's target such as 75%",
+        )
+        return None
+    return AtRisk(before=before)
+
+
+def _hours(seconds: float) -> str:
+    """A target as admins write it (``4h``, ``1h30m``, ``45s``), for messages."""
+    whole = int(seconds)
+    if whole != seconds:
+        return f"{seconds:g}s"
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{secs}s" if secs or not text else "")
 
 
 def _compile_kpi(ctx: _Context, doc: SourceDoc, node: Any, names: _Names) -> KpiConfig | None:
@@ -610,9 +686,11 @@ def compile_rule_set(
         return None, ctx.problems
     ordered.sort(key=lambda entry: (entry[0], entry[1]))
     all_rules = [rule for _, _, rule in ordered]
+    # The content only, in the order it is read: the same rules give the same digest in
+    # every checkout and on every machine (status, report and rules check agree).
     digest = hashlib.sha256()
-    for doc, content in zip(docs, contents, strict=False):
-        digest.update(doc.path.encode() + b"\0" + content + b"\0")
+    for content in contents:
+        digest.update(str(len(content)).encode() + b"\0" + content)
     return RuleSet(
         rules=tuple(r for r in all_rules if r.enabled),
         default=default or Outcome("unclassified"),

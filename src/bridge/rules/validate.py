@@ -87,6 +87,15 @@ def _validator(specs: list[OperatorSpec]) -> Draft202012Validator:
     return entry.full
 
 
+# Recognizes the at-risk threshold's pattern (a plugin's value schema will not hold this); a
+# bare number (``75``, ``0.75``) is the likely slip, and the message must say both forms.
+_AT_RISK_MARK = r"\s*%|"
+_AT_RISK_FIX = (
+    "is not an at-risk threshold; write a share of the goal's target, e.g. 75%, "
+    "or the working time left before the goal, e.g. 1h"
+)
+
+
 def _or_list(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
@@ -136,6 +145,8 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
     if validator == "required":
         missing = [k for k in value if isinstance(instance, dict) and k not in instance]
         return (f"missing required key {missing[0]!r}", False, ()) if missing else None
+    if validator == "type" and _AT_RISK_MARK in str(schema.get("pattern", "")):
+        return f"{_clip(instance)} {_AT_RISK_FIX}", False, ()
     if validator == "type":
         wanted = value if isinstance(value, list) else [value]
         words = _or_list([_JSON_TYPE_WORDS.get(str(w), str(w)) for w in wanted])
@@ -147,6 +158,8 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, bool, Path_] | Non
     if validator == "const":
         return f"must be {value!r}, found {_clip(instance)}", False, ()
     if validator == "pattern":
+        if _AT_RISK_MARK in str(value):
+            return f"{_clip(instance)} {_AT_RISK_FIX}", False, ()
         if "wdhms" in str(value):
             return (
                 f"{_clip(instance)} is not a duration; write e.g. 4h, 1h30m, 5d or 2w",

@@ -28,6 +28,7 @@ from typing import Any
 
 from bridge.errors import ConfigError, ConfigInvalidError, Diagnostic
 from bridge.kpi.next_change import moving
+from bridge.kpi.sla import SLA_FIGURES
 from bridge.model import PHASES, WORK_TYPES
 from bridge.timefmt import parse_duration
 
@@ -128,17 +129,6 @@ KPI_FIGURES: Mapping[str, tuple[str, ...]] = {
     "csat": ("rating", "satisfied"),
     "tco": ("labour_hours", "labour_cost", "other_cost", "total"),
 }
-SLA_FIGURES: tuple[str, ...] = (
-    "state",
-    "goal_seconds",
-    "elapsed_seconds",
-    "elapsed_wall_seconds",
-    "remaining_seconds",
-    "breach_time",
-    "breached",
-    "ever_breached",
-    "source",
-)
 _DECISIONS: tuple[str, ...] = ("work_type", "phase", "rule")
 # Item fields admins know from the rules, and the KPI that carries them.
 _FIELD_TO_KPI: Mapping[str, str] = {
@@ -197,7 +187,20 @@ def writeback_key_problem(key: str) -> str | None:
     )
 
 
-SLA_STATES: tuple[str, ...] = ("running", "paused", "breaching", "met", "breached", "cancelled")
+SLA_STATES: tuple[str, ...] = (
+    "running",
+    "at_risk",
+    "paused",
+    "breaching",
+    "met",
+    "breached",
+    "cancelled",
+)
+# Values newer than many sites' fields, and the value whose option stands in when a field has
+# none for them: a "SLA state" select made before at-risk existed shows an at-risk clock as
+# running, as it did before, rather than stopping the whole source at startup. (A value map
+# or an added option still gives it its own; without a threshold it is never written.)
+_STAND_INS: Mapping[str, str] = {"at_risk": "running"}
 _YES_NO: tuple[str, ...] = ("yes", "no")
 _PERCENT_SOURCES: tuple[str, ...] = ("field", "done", "effort")
 
@@ -215,7 +218,7 @@ def vocabulary(key: str, rule_ids: Sequence[str] = ()) -> tuple[str, ...] | None
         figure = key.rsplit(".", 1)[-1]
         if figure == "state":
             return SLA_STATES
-        if figure in ("breached", "ever_breached"):
+        if figure in ("breached", "ever_breached", "at_risk"):
             return _YES_NO
         if figure == "source":
             return ("computed", "native")
@@ -317,11 +320,17 @@ def resolve_value_map(
         folded = value.casefold()
         if folded in result:
             continue
-        found = by_text.get(folded)
+        # An option written in words is the value too: "At risk" for at_risk.
+        found = by_text.get(folded) or by_text.get(folded.replace("_", " "))
         if found is None:
             unmatched.append(value)
         else:
             result[folded] = found
+    for value in list(unmatched):
+        stand_in = _STAND_INS.get(value)
+        if stand_in is not None and stand_in in result:
+            result[value.casefold()] = result[stand_in]
+            unmatched.remove(value)
     if unmatched:
         example = ", ".join(f"{v}: <option>" for v in unmatched[:3])
         problems.append(
@@ -413,6 +422,7 @@ _SLA_NOT_NUMBERS: Mapping[str, str] = {
     "source": "text",
     "breached": "a yes/no flag",
     "ever_breached": "a yes/no flag",
+    "at_risk": "a yes/no flag",
     "breach_time": "a date-time",
 }
 
