@@ -28,6 +28,7 @@ slas:
     calendar: always
     start: {on: created}
     stop: {field: status_category, equals: done}
+    at_risk: 75%
     goals:
       - {target: 4h}
 rules:
@@ -81,7 +82,7 @@ def runtime_for(site: JiraDouble, tmp_path: Path, extra: str = "") -> Runtime:
     return Runtime(load_config(path))
 
 
-def test_a_breach_and_a_passed_due_date_reach_the_ticket_within_one_tick(
+def test_an_at_risk_point_a_breach_and_a_passed_due_date_reach_the_ticket_within_one_tick(
     site: JiraDouble, tmp_path: Path
 ) -> None:
     (incident,) = site.bulk_add(1, fields={"issuetype": "Bug", "status": "To Do", "created": T0})
@@ -104,14 +105,19 @@ def test_a_breach_and_a_passed_due_date_reach_the_ticket_within_one_tick(
         assert site.issue(incident)["fields"][ttr] == "running"
         assert site.issue(story)["fields"][slip] == 0
         timers = {t.key: t.due for t in runtime.store.next_timers(10)}
-        # Equal is met: the clock is over its goal 1 µs after it reaches it.
-        assert timers[incident] == T0 + timedelta(hours=4, microseconds=1)
+        # At risk past 75% of the goal (3h); equal is not yet over, so 1 µs after.
+        assert timers[incident] == T0 + timedelta(hours=3, microseconds=1)
         assert timers[story] == datetime(2026, 3, 4, tzinfo=UTC)  # the day after it was due
         site.reset_counters()
 
-        clock.now = T0 + timedelta(hours=3)
+        clock.now = T0 + timedelta(hours=2)
         assert jobs.tick() == 0  # nothing due yet: nothing read, nothing written
         assert site.count() == 0
+
+        clock.now = T0 + timedelta(hours=3, seconds=30)  # one tick after the at-risk point
+        assert jobs.tick() == 1
+        assert site.issue(incident)["fields"][ttr] == "at_risk"
+        site.reset_counters()
 
         clock.now = T0 + timedelta(hours=4, seconds=30)  # one tick after the breach
         assert jobs.tick() == 1
