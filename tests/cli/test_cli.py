@@ -232,3 +232,18 @@ def test_sync_refuses_a_files_source_before_creating_anything(run, tmp_path) -> 
     assert result.exit_code == 2
     assert "only reads; use bridge classify for it" in result.output
     assert not (tmp_path / "bridge.db").exists()  # the refused run leaves nothing behind
+
+
+def test_rules_check_finds_a_misspelled_kpi_in_a_test_expectation(run, tmp_path) -> None:
+    rules_dir = tmp_path / "rules"
+    (rules_dir / "tests").mkdir(parents=True)
+    for part in Path(VALID).glob("*.yaml"):
+        (rules_dir / part.name).write_text(part.read_text())
+    (rules_dir / "tests" / "t.yaml").write_text(
+        f"now: '{NOW}'\ntests:\n  - item: {{type: Incident}}\n    expect:\n"
+        "      kpis:\n        tco.labor_hours: null\n"
+    )
+    result = run("rules", "check", str(rules_dir))
+    assert result.exit_code == 1
+    assert "t.yaml:6:9: expect.kpis:" in result.output
+    assert "did you mean 'tco.labour_hours'" in result.output

@@ -45,7 +45,7 @@ from bridge.plugins import default_registry
 from bridge.rules.ast import RuleSet
 from bridge.rules.diff import ABSENT, DECISION_FIELDS, RuleDiff, ValueChange, diff_rules, json_value
 from bridge.rules.loader import RULE_SUFFIXES, load_rules
-from bridge.rules.testing import FileResult, discover_test_files, run_test_file
+from bridge.rules.testing import FileResult, discover_test_files, expect_problems, run_test_file
 
 __all__ = ["rules"]
 
@@ -78,7 +78,12 @@ def check(paths: tuple[str, ...]) -> None:
     PATHS are rule files or folders (their *.yaml files; default: rules/).
     Exit 0 when valid, 1 when not.
     """
-    rule_set = load_rules(_default_paths(paths))
+    chosen = _default_paths(paths)
+    rule_set = load_rules(chosen)
+    # The rule tests beside them: a misspelled KPI in an expectation is found now.
+    typos = expect_problems(chosen)
+    if typos:
+        raise RuleValidationError(typos)
     enabled = len(rule_set.rules)
     disabled = f", {len(rule_set.disabled)} disabled" if rule_set.disabled else ""
     stdout.print(

@@ -388,3 +388,29 @@ def run_test_file(
         elapsed = (datetime.now(UTC) - started).total_seconds()
         result.cases.append(CaseResult(name, where, tuple(failures), classification.rule, elapsed))
     return result
+
+
+def expect_problems(paths: Iterable[str | Path]) -> list[Diagnostic]:
+    """Misspelled KPI names in the ``expect: {kpis: ...}`` of the rule tests under
+    ``paths``, with did-you-mean, at their line: for ``rules check``, so that a typo is
+    found when the rules are checked, not as a confusing failure when the tests run."""
+    from bridge.writeback.values import writeback_key_problem  # noqa: PLC0415 - KPI names
+
+    files, _ = discover_test_files(paths)
+    problems: list[Diagnostic] = []
+    for path in files:
+        doc, _ = parse_yaml(str(path), path.read_bytes())
+        if doc is None or not isinstance(doc.data, Mapping):
+            continue  # unreadable test files are reported when the tests run
+        cases = doc.data.get("tests")
+        for index, case in enumerate(cases if isinstance(cases, list) else []):
+            expect = case.get("expect") if isinstance(case, Mapping) else None
+            kpis = expect.get("kpis") if isinstance(expect, Mapping) else None
+            for key in kpis if isinstance(kpis, Mapping) else ():
+                why = writeback_key_problem(str(key))
+                if why is None:
+                    continue
+                where = doc.keys.get(("tests", index, "expect", "kpis", key))
+                line, col = (where.line, where.col) if where else (0, 0)
+                problems.append(Diagnostic(str(path), line, col, f"expect.kpis: {why}"))
+    return sorted(problems)
