@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ __all__ = ["ITEM_LEASE", "SYNC_LEASE", "Jobs", "make_huey", "parse_cron"]
 SYNC_LEASE = WorkerSettings().sync_lease
 PRUNE_EVERY = timedelta(hours=1)
 MAX_ROUNDS = 3  # evaluations of one item per job while new changes keep arriving
-TICK_LIMIT = 1000  # due timers taken per tick; the rest wait for the next one
+# Due timers taken per tick; the rest wait for the next one. Herds are common (every slip
+# count steps at the calendar's midnight, office-hours clocks breach at opening time), so a
+# tick takes many, and writes them concurrently like a sync.
+TICK_LIMIT = 10_000
 
 log = logging.getLogger("bridge.jobs")
 
@@ -361,9 +365,11 @@ class Jobs:
                 continue
             for key in timers.keys() - {item.key for item in found}:
                 store.set_timer(source, key, None)
-            for item in found:
-                self._on_timer(source, connector, evaluators, item, now, ticket)
-                evaluated += 1
+            workers = max(1, int(getattr(connector, "concurrency", 8)))
+            with ThreadPoolExecutor(workers, thread_name_prefix=f"bridge-timers-{source}") as pool:
+                for item in found:
+                    pool.submit(self._on_timer, source, connector, evaluators, item, now, ticket)
+            evaluated += len(found)
         if evaluated:
             self.timers_run.inc(evaluated)
             log.info(
