@@ -149,7 +149,7 @@ def test_a_work_note_whose_sender_died_moments_ago_is_waited_for_not_sent_again(
     assert row.attempts == 0  # waiting is not failing
     assert len(double.journal("incident", sys_id, "work_notes")) == 1
 
-    instance_clock.tick(30)  # past the grace: the note never came, so it is sent now
+    instance_clock.tick(90)  # past the grace: the note never came, so it is sent now
     later = sync_source("sn", make_connector(store=store), rule_set, store, NOW_SN)
     assert later.items_written == 1
     assert len(double.journal("incident", sys_id, "work_notes")) == 2

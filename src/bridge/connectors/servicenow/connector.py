@@ -1165,7 +1165,7 @@ def _unreadable(exc: ConnectorError) -> bool:
 
 # How long a work-note PATCH whose sender died may still reach the instance: an intent this
 # recent whose entry is not there yet is waited for, not sent again.
-INTENT_GRACE = timedelta(seconds=20)
+INTENT_GRACE = timedelta(seconds=60)
 
 
 def _grace_ends(stamp: str | None) -> datetime:
