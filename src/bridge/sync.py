@@ -132,15 +132,29 @@ def evaluate(
 ) -> Evaluation:
     """Classify, compute the KPIs, let the connector diff them — and find the next instant
     a written value changes if nobody touches the item (a breach, a due date passing)."""
-    decision = engine.classify(item, now)
-    # No Infinity or NaN is ever written back: an overflowing figure is null with its reason.
-    result = kpis.compute(item, decision, now).finite()
+    decision, result = _decide(item, engine, kpis, now)
     options = getattr(getattr(connector, "settings", None), "writeback_options", None) or {}
     due = next_change(item, decision, kpis, written_keys(connector, result.values), now)
     if options:
         due = _on_cadence(item, decision, kpis, result, options, now, due)
     ops = connector.plan(item, decision, result, currency=kpis.config.currency)
     return Evaluation(ops, due)
+
+
+def evaluate_item(
+    item: WorkItem, engine: Engine, kpis: KpiEngine, connector: LiveConnector, now: datetime
+) -> list[WriteOp]:
+    """The writes one item needs: classify, compute its KPIs, let the connector diff them."""
+    decision, result = _decide(item, engine, kpis, now)
+    return connector.plan(item, decision, result, currency=kpis.config.currency)
+
+
+def _decide(
+    item: WorkItem, engine: Engine, kpis: KpiEngine, now: datetime
+) -> tuple[Classification, KpiResult]:
+    decision = engine.classify(item, now)
+    # No Infinity or NaN is ever written back: an overflowing figure is null with its reason.
+    return decision, kpis.compute(item, decision, now).finite()
 
 
 def refresh_slot(now: datetime, every: timedelta) -> datetime:
@@ -177,16 +191,6 @@ def _on_cadence(
         if key in result.values:
             result.values[key] = rounded[key]
     return due
-
-
-def evaluate_item(
-    item: WorkItem, engine: Engine, kpis: KpiEngine, connector: LiveConnector, now: datetime
-) -> list[WriteOp]:
-    """The writes one item needs: classify, compute its KPIs, let the connector diff them."""
-    decision = engine.classify(item, now)
-    # No Infinity or NaN is ever written back: an overflowing figure is null with its reason.
-    result = kpis.compute(item, decision, now).finite()
-    return connector.plan(item, decision, result, currency=kpis.config.currency)
 
 
 def tally(ops: Sequence[WriteOp], applied: Applied | None) -> Applied:

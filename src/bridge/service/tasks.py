@@ -296,23 +296,8 @@ class Jobs:
             outcome = process_item(
                 source, connector, evaluators.engine, evaluators.kpis, store, key, now
             )
-        except WriteDeferredError as exc:
-            # Not a failure: it waits (pending, no attempt counted) until it may be written.
-            store.add_pending(source, key, "deferred", now, due=exc.retry_at)
-            self.items.labels(source, "deferred").inc()
-            return ItemOutcome(key, "deferred", str(exc)), True
         except Exception as exc:
-            if isinstance(exc, BridgeError):
-                message = str(exc)
-            else:
-                message = f"internal error: {type(exc).__name__}: {exc}"
-                log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
-            store.audit(source, key, "failed", message, now)
-            failed = store.fail_pending(source, key, message, now, self.backoff)
-            if failed.given_up:
-                give_up(store, source, failed, now)
-            self.items.labels(source, "given_up" if failed.given_up else "failed").inc()
-            return ItemOutcome(key, "failed", message), True
+            return self._failed(source, key, exc, now), True
         self.items.labels(source, outcome.action).inc()
         settled = store.finish_pending(source, key, seq) or store.get_pending(source, key) is None
         return outcome, settled
@@ -402,17 +387,30 @@ class Jobs:
             if written:
                 store.audit(source, item.key, "written", f"on its timer: {written.detail}", now)
                 self.items.labels(source, "written").inc()
-        except WriteDeferredError as exc:
-            store.add_pending(source, item.key, "deferred", now, due=exc.retry_at)
         except Exception as exc:
-            message = str(exc) if isinstance(exc, BridgeError) else f"internal error: {exc!r}"
-            store.audit(source, item.key, "failed", message, now)
-            failed = store.fail_pending(source, item.key, message, now, self.backoff)
-            if failed.given_up:
-                give_up(store, source, failed, now)
-            self.items.labels(source, "given_up" if failed.given_up else "failed").inc()
+            self._failed(source, item.key, exc, now)
         finally:
             store.release_lease(name, holder)
+
+    def _failed(self, source: str, key: str, exc: Exception, now: datetime) -> ItemOutcome:
+        """Record what went wrong with an item's job: a deferral waits (pending, no attempt
+        counted); a failure is audited and backs off in its pending row, or is given up."""
+        store = self.runtime.store
+        if isinstance(exc, WriteDeferredError):
+            store.add_pending(source, key, "deferred", now, due=exc.retry_at)
+            self.items.labels(source, "deferred").inc()
+            return ItemOutcome(key, "deferred", str(exc))
+        if isinstance(exc, BridgeError):
+            message = str(exc)
+        else:
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            log.error("%s: %s failed unexpectedly", source, key, exc_info=exc)
+        store.audit(source, key, "failed", message, now)
+        failed = store.fail_pending(source, key, message, now, self.backoff)
+        if failed.given_up:
+            give_up(store, source, failed, now)
+        self.items.labels(source, "given_up" if failed.given_up else "failed").inc()
+        return ItemOutcome(key, "failed", message)
 
     def sweep(self) -> int:
         """Queue the pending items that are due (failed ones whose backoff ran out, and
