@@ -18,6 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from datetime import date, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -33,6 +34,7 @@ __all__ = [
     "csv_cell",
     "fail",
     "json_text",
+    "json_value",
     "main",
     "plain",
     "printable",
@@ -81,6 +83,21 @@ def plain(text: object) -> str:
     """Text from a ticket, a site or an error, safe to put in rich markup: its brackets
     are escaped and control characters (ANSI escapes among them) shown as ``?``."""
     return escape(printable(text))
+
+
+def json_value(value: Any) -> Any:
+    """A value as JSON holds it: instants as ISO 8601 UTC, dates as ISO dates, tuples as
+    lists; anything else as it is."""
+    if isinstance(value, datetime):
+        # Here, not at the top: ``bridge --help`` starts without the KPI package.
+        from bridge.kpi.result import iso  # noqa: PLC0415
+
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 def csv_cell(value: Any) -> Any:
@@ -170,6 +187,7 @@ def cli() -> None:
 def _register() -> None:
     from bridge.cli import (  # noqa: PLC0415
         classify_cmd,
+        explain_cmd,
         report_cmd,
         rules_cmd,
         schema_cmd,
@@ -180,7 +198,7 @@ def _register() -> None:
 
     cli.add_command(rules_cmd.rules)
     cli.add_command(classify_cmd.classify)
-    cli.add_command(classify_cmd.explain)
+    cli.add_command(explain_cmd.explain)
     cli.add_command(report_cmd.report)
     cli.add_command(sync_cmd.sync)
     cli.add_command(service_cmd.serve)
