@@ -333,6 +333,10 @@ class Life:
 # ============================================================================================
 
 
+# sys_id → name of every ServiceNow user and group, for the ``<field>.name`` dot-walks.
+SN_NAMES: dict[str, str] = {}
+
+
 def make_people(rng: random.Random, names: Sequence[str]) -> list[Person]:
     people = []
     for name in names:
@@ -341,6 +345,7 @@ def make_people(rng: random.Random, names: Sequence[str]) -> list[Person]:
             f"{account[:15]}-{account[15:19]}-{account[19:23]}-{account[23:27]}-{account[27:]}"
         )
         people.append(Person(name, account, f"{rng.getrandbits(128):032x}"))
+        SN_NAMES[people[-1].sys_id] = name
     return people
 
 
@@ -1761,6 +1766,8 @@ class SysIds:
     def of(self, name: str) -> str:
         if name not in self.known:
             self.known[name] = self.new()
+            if name.startswith("group:"):
+                SN_NAMES[self.known[name]] = name.removeprefix("group:")
         return self.known[name]
 
 
@@ -2658,6 +2665,19 @@ def _sn_dt(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
 
 
+def with_names(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with ``<field>.name`` beside every user and group reference, as the live
+    connector asks for them (display values off): reports show people and groups by name."""
+    out: dict[str, Any] = {}
+    for name, value in record.items():
+        out[name] = value
+        if isinstance(value, dict) and value.get("value") in SN_NAMES:
+            link = value.get("link", "")
+            if "/sys_user/" in link or "/sys_user_group/" in link:
+                out[f"{name}.name"] = SN_NAMES[value["value"]]
+    return out
+
+
 def write_servicenow(rng: random.Random) -> list[Path]:
     ctx = SnContext(rng, SysIds(random.Random(SEED + 99)))
     opened = sorted(
@@ -2709,7 +2729,7 @@ def write_servicenow(rng: random.Random) -> list[Path]:
         ("pm_project_task", tasks),
     ):
         path = OUT / "servicenow" / f"{table}.json"
-        write_json(path, {"result": rows})
+        write_json(path, {"result": [with_names(row) for row in rows]})
         written.append(path)
     return written
 

@@ -127,6 +127,9 @@ class WorkItem:
     labels: tuple[str, ...] = ()
     components: tuple[str, ...] = ()
     assignee: str | None = None
+    #: The group that works the item (ServiceNow's assignment group); None where the system
+    #: has no such field (Jira).
+    team: str | None = None
     reporter: str | None = None
     created: datetime | None = None
     updated: datetime | None = None
@@ -176,6 +179,7 @@ FIELD_TYPES: Mapping[str, FieldType] = MappingProxyType(
         "labels": "list",
         "components": "list",
         "assignee": "string",
+        "team": "string",
         "reporter": "string",
         "created": "instant",
         "updated": "instant",

@@ -140,7 +140,7 @@ kpi:
         "6: unknown key 'buget'; did you mean 'budget'?",
         "6: unknown field 'csat'; did you mean 'status'?",
         "7: unknown field 'licence' (fields: key, system, type, status, status_category, "
-        "summary, url, priority, project, service, labels, components, assignee, reporter, "
+        "summary, url, priority, project, service, labels, components, assignee, team, reporter, "
         "created, updated, resolved, due, planned_start, planned_end, estimate_hours, "
         "spent_hours, remaining_hours, story_points, budget, actual_cost, percent_complete, "
         "parent, satisfaction; a field of the system's own record is raw.<path>, e.g. "

@@ -48,6 +48,7 @@ def test_incident_get_by_sys_id() -> None:
         url="https://instance.servicenow.com/nav_to.do?uri=incident.do?sys_id=a9e30c7dc61122760116894de7bcc7bd",
         priority="3 - Moderate",
         reporter="46c6f9efa9fe198101ddf5eed9adf6e7",
+        team="8a4dde73c6112278017a6a4baf547aa7",
         # opened_at, not sys_created_on (2015-11-01 22:05:30); the docs' demo record was opened
         # a day after its last update.
         created=utc(2015, 11, 2, 22, 4, 15),

@@ -126,6 +126,8 @@ BASE_FIELDS: tuple[str, ...] = (
     "priority",
     "assigned_to",
     "assigned_to.name",
+    "assignment_group",
+    "assignment_group.name",
     "caller_id",
     "caller_id.name",
     "requested_for",

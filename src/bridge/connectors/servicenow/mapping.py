@@ -227,6 +227,7 @@ def item_from_record(
         service=service,
         labels=_labels(fields.display("sys_tags")),
         assignee=fields.person("assigned_to"),
+        team=fields.person("assignment_group"),
         reporter=next(filter(None, map(fields.person, _REPORTER_FIELDS)), None),
         created=fields.instant("opened_at") or fields.instant("sys_created_on"),
         updated=fields.instant("sys_updated_on"),
