@@ -6,6 +6,7 @@ than a small one — the PMI convention for rolled-up SPI and CPI.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
 
-__all__ = ["Evaluated", "GroupFigures", "group_key", "portfolio"]
+__all__ = ["Evaluated", "GroupFigures", "group_key", "portfolio", "wilson"]
 
 NONE_GROUP = "(none)"
 
@@ -26,6 +27,9 @@ class Evaluated:
     item: WorkItem
     decision: Classification
     kpis: KpiResult
+    #: The configured source the item came from (a bridge.yaml source name); None for an
+    #: export, where the item's system stands in.
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,20 @@ def group_key(by: str) -> Callable[[WorkItem], str]:
         return NONE_GROUP if value in (None, "") else str(value)
 
     return field_key
+
+
+def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion, in percent (95 % by default), or None for
+    n = 0. Why Wilson: unlike the normal approximation it stays inside 0–100 % and is honest
+    at small n and at 0 % or 100 %, which is where CSAT samples of a few ratings live; an
+    interval says how sure a figure is, where a fixed "low n" threshold only says "unsure"."""
+    if n <= 0:
+        return None
+    p = successes / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
