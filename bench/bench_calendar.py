@@ -28,7 +28,8 @@ import businesstimedelta as btd
 import holidays
 import pytz
 
-from bridge.kpi.calendar import Calendar, calendar_from_spec
+from bridge.kpi.calendar import Calendar
+from bridge.kpi.calendar_spec import calendar_from_spec
 
 SPEC = {
     "timezone": "Europe/Berlin",

@@ -225,3 +225,20 @@ def test_a_schedule_on_a_source_that_only_reads_exports_is_refused_at_its_line(
         load_config(path)
     assert "bridge.yaml:4:" in str(caught.value)
     assert "only reads exports" in str(caught.value)
+
+
+def test_a_yaml_indentation_mistake_in_bridge_yaml_is_explained_at_its_line(
+    tmp_path: Path,
+) -> None:
+    """bridge.yaml is read by the rules' YAML reader, so it gets the same words."""
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        "rules: rules/\nsources:\n  - name: export\n    connector: files\n      path: exports/\n"
+    )
+    with pytest.raises(ConfigInvalidError) as caught:
+        load_config(path)
+    assert [f"{d.line}:{d.col}: {d.message}" for d in caught.value.diagnostics] == [
+        "5:7: YAML syntax: this line is indented more than `connector:` on line 4, which "
+        "already has its value on its line; line it up with `connector:` (column 5), or "
+        "remove the value after `connector:` to nest this line under it"
+    ]

@@ -173,3 +173,25 @@ def test_engines_passed_in_are_used_instead_of_new_ones(store, rules, monkeypatc
     report = sync_source("src", connector, rules, store, NOW, engine=engine, kpis=kpis)
     assert report.items_written == 2
     assert engine.sources  # the matchers were generated in (and stay cached on) the given engine
+
+
+def test_the_store_keeps_each_items_latest_evaluation_and_forgets_gone_ones(store, rules) -> None:
+    from bridge.evaluations import decode
+
+    connector = Connector([*items(3), WorkItem("T-1", "test", type="Task", updated=T)])
+    connector.broken = {"I-2": ItemNotFoundError("I-2 is gone", item_key="I-2")}
+    store.put_evaluation("src", "I-2", "{}", T)  # from an earlier sync
+    sync_source("src", connector, rules, store, NOW)
+
+    kept = {key: decode(record, name) for name, key, _, record in store.evaluations("src")}
+    assert set(kept) == {"I-0", "I-1", "T-1"}  # I-2 is gone: not reported any more
+    assert kept["I-0"].decision.work_type == "service"
+    assert kept["I-0"].decision.rule == "i"
+    assert kept["T-1"].decision.work_type == "unclassified"
+    assert kept["I-1"].item.updated == T + timedelta(minutes=1)
+    assert {at for _, _, at, _ in store.evaluations("src")} == {NOW}
+
+
+def test_a_dry_run_keeps_no_evaluation(store, rules) -> None:
+    sync_source("src", Connector(items(2)), rules, store, NOW, dry_run=True)
+    assert list(store.evaluations("src")) == []

@@ -19,6 +19,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from bridge.connectors import read_secret
 from bridge.errors import ConfigError, ConfigInvalidError, Diagnostic
 from bridge.plugins import Registry, default_registry
 from bridge.rules.compile import did_you_mean
@@ -375,6 +376,4 @@ def secret(
 
     :raises ConfigError: it is required and neither is set, or the variable/file is empty.
     """
-    from bridge.connectors import read_secret  # noqa: PLC0415 - connectors import config
-
     return read_secret(settings, key, source=source, required=required, base_dir=base_dir)

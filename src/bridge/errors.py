@@ -214,6 +214,10 @@ class WriteDeferredError(WritebackError):
         self.retry_at = retry_at
 
 
+class StoreUnavailableError(BridgeError):
+    """The store could not be read (down, locked, refused): the service answers 503."""
+
+
 class WebhookError(BridgeError):
     """A webhook delivery cannot be accepted."""
 

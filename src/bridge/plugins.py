@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_PLUGINS",
     "Registry",
     "default_registry",
+    "installed_operators",
     "load_registry",
     "make_plugin_manager",
 ]
@@ -117,3 +118,10 @@ def load_registry(pm: pluggy.PluginManager) -> Registry:
 def default_registry() -> Registry:
     """The registry of the installed plugins, built once per process."""
     return load_registry(make_plugin_manager())
+
+
+def installed_operators() -> list[OperatorSpec]:
+    """The operators of every installed plugin, bridge's own included: whoever loads rules
+    for real (the commands, the service) passes these, so a rule using a plugin's operator
+    loads everywhere the plugin is installed."""
+    return list(default_registry().operators.values())

@@ -29,8 +29,10 @@ from datetime import UTC, datetime, timedelta
 
 from bridge.connectors.base import LiveConnector
 from bridge.errors import BridgeError, ItemNotFoundError, WriteDeferredError
+from bridge.evaluations import encode
 from bridge.kpi.compute import KpiEngine
 from bridge.kpi.next_change import next_change
+from bridge.kpi.portfolio import Evaluated
 from bridge.kpi.result import KpiResult, iso
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
@@ -125,6 +127,23 @@ class Evaluation:
 
     ops: list[WriteOp]
     next_change: datetime | None
+    #: The item's evaluation as the store keeps it (bridge.evaluations): true values at
+    #: ``now``, before any write-back rounding or refresh cadence.
+    record: str | None = None
+
+
+def settle(store: Store, source: str, key: str, found: Evaluation, now: datetime) -> None:
+    """After an item is written (or found up to date): its timer, and its evaluation for
+    reports and the dashboard."""
+    store.set_timer(source, key, found.next_change)
+    if found.record is not None:
+        store.put_evaluation(source, key, found.record, now)
+
+
+def forget(store: Store, source: str, key: str) -> None:
+    """The item is gone or out of scope: no timer, and no figures in reports."""
+    store.set_timer(source, key, None)
+    store.drop_evaluation(source, key)
 
 
 def evaluate(
@@ -133,12 +152,13 @@ def evaluate(
     """Classify, compute the KPIs, let the connector diff them — and find the next instant
     a written value changes if nobody touches the item (a breach, a due date passing)."""
     decision, result = _decide(item, engine, kpis, now)
+    record = encode(Evaluated(item, decision, result))
     options = getattr(getattr(connector, "settings", None), "writeback_options", None) or {}
     due = next_change(item, decision, kpis, written_keys(connector, result.values), now)
     if options:
         due = _on_cadence(item, decision, kpis, result, options, now, due)
     ops = connector.plan(item, decision, result, currency=kpis.config.currency)
-    return Evaluation(ops, due)
+    return Evaluation(ops, due, record)
 
 
 def evaluate_item(
@@ -370,7 +390,7 @@ def sync_source(
             return
         if skipped:  # gone from the system or out of scope: nothing left to write
             store.finish_pending(source, key, None)
-            store.set_timer(source, key, None)
+            forget(store, source, key)
             return
         row = store.fail_pending(source, key, message, now, backoff)
         if row.given_up:
@@ -389,7 +409,7 @@ def sync_source(
                 found = evaluate(item, engine, kpis, connector, now)
             ops = found.ops
             written = tally(ops, connector.apply(item, ops)) if ops else Applied(0, 0)
-            store.set_timer(source, item.key, found.next_change)
+            settle(store, source, item.key, found, now)
         except Exception as exc:
             record_failure(item.key, exc)
         else:
@@ -429,7 +449,7 @@ def sync_source(
             return in_flight
         if not ops:
             report.unchanged += 1
-            store.set_timer(source, item.key, found.next_change)
+            settle(store, source, item.key, found, now)
             succeeded(item.key)
             return in_flight
         held = take(item.key)
@@ -524,12 +544,12 @@ def process_item(
         item = connector.fetch(key)
     except ItemNotFoundError as exc:
         store.audit(source, key, "skipped", str(exc), now)
-        store.set_timer(source, key, None)  # gone: nothing left to change by the clock
+        forget(store, source, key)  # gone: nothing left to change by the clock
         return ItemOutcome(key, "skipped", str(exc))
     found = evaluate(item, engine, kpis, connector, now)
     ops = found.ops
     if not ops:
-        store.set_timer(source, item.key, found.next_change)
+        settle(store, source, item.key, found, now)
         return ItemOutcome(item.key, "unchanged")
     try:
         written = tally(ops, connector.apply(item, ops))
@@ -538,7 +558,7 @@ def process_item(
         if partly is not None:
             store.audit(source, item.key, "written", f"{partly.detail}, then: {exc}", now)
         raise
-    store.set_timer(source, item.key, found.next_change)
+    settle(store, source, item.key, found, now)
     if not written:
         return ItemOutcome(item.key, "unchanged")
     store.audit(source, item.key, "written", written.detail, now)

@@ -12,14 +12,8 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
-from bridge.kpi.calendar import (
-    UTC_24X7,
-    WEEK_24X7,
-    Calendar,
-    CalendarSpecError,
-    calendar_from_spec,
-    check_calendar_spec,
-)
+from bridge.kpi.calendar import UTC_24X7, WEEK_24X7, Calendar
+from bridge.kpi.calendar_spec import CalendarSpecError, calendar_from_spec, check_calendar_spec
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

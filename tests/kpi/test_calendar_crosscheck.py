@@ -33,7 +33,8 @@ import holidays
 import pytest
 import pytz
 
-from bridge.kpi.calendar import Calendar, calendar_from_spec
+from bridge.kpi.calendar import Calendar
+from bridge.kpi.calendar_spec import calendar_from_spec
 
 YEARS = range(2019, 2032)
 NEW_YORK = pytz.timezone("America/New_York")

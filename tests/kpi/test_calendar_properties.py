@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.kpi.calendar import Calendar, calendar_from_spec
+from bridge.kpi.calendar import Calendar
+from bridge.kpi.calendar_spec import calendar_from_spec
 
 US = timedelta(microseconds=1)
 HOUR = 3600.0

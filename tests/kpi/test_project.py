@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bridge.kpi.calendar import Calendar, calendar_from_spec
+from bridge.kpi.calendar import Calendar
+from bridge.kpi.calendar_spec import calendar_from_spec
 from bridge.kpi.compute import DEFAULT_KPI_CALENDAR
 from bridge.kpi.project import ProjectInputs, cost_kpis, effort_kpis, evm_kpis, schedule_kpis
 from bridge.kpi.result import KpiResult

@@ -12,7 +12,7 @@ import pytest
 
 from bridge.connectors.jira.mapping import item_from_issue
 from bridge.connectors.servicenow.mapping import item_from_record
-from bridge.kpi.calendar import calendar_from_spec
+from bridge.kpi.calendar_spec import calendar_from_spec
 from bridge.kpi.result import KpiResult
 from bridge.kpi.sla import SlaOutcome, StatusCategories, compute_sla, sla_kpis, timeline
 from bridge.model import FieldChange, WorkItem

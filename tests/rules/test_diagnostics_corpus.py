@@ -47,7 +47,8 @@ def test_problems_across_files_are_reported_together(tmp_path: Path) -> None:
         f"b.yaml:3: duplicate rule id 'same' (first at {tmp_path / 'a.yaml'}:3:10); "
         "rule ids must be unique across the rule set",
         "b.yaml:3: unknown field 'tpye'; did you mean 'type'?",
-        f"c.yaml:2: default is defined twice (first at {tmp_path / 'b.yaml'}:4:10); keep one",
+        # "first at" names the key that defines it, not the value after it
+        f"c.yaml:2: default is defined twice (first at {tmp_path / 'b.yaml'}:4:1); keep one",
     ]
 
 

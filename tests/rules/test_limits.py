@@ -24,7 +24,8 @@ def test_merge_keys_follow_yaml_first_merged_wins_own_keys_win() -> None:
 def test_a_key_written_twice_is_still_a_duplicate() -> None:
     _, problems = parse("a: {x: 1, x: 2}\n")
     assert problems == [
-        "r.yaml:1:11: duplicate key 'x' (first at line 1); each key may appear once in a mapping"
+        "r.yaml:1:11: duplicate key 'x' (first at line 1, column 5); each key may appear once "
+        "in a mapping"
     ]
 
 

@@ -241,3 +241,22 @@ def test_timers_are_replaced_claimed_when_due_and_dropped(store: Store, source: 
     assert [t.key for t in store.claim_timers(again, again) if t.source == source] == ["BREACH"]
     assert store.count_timers()[source] == 2
     assert [t.key for t in store.next_timers(100) if t.source == source] == ["BREACH", "LATER"]
+
+
+def test_evaluations_keep_the_latest_per_item_and_read_in_batches(
+    store: Store, source: str
+) -> None:
+    for n in range(7):
+        store.put_evaluation(source, f"K-{n}", f'{{"n": {n}}}', T0)
+    store.put_evaluation(source, "K-3", '{"n": 33}', T0 + timedelta(minutes=5))  # re-evaluated
+    store.drop_evaluation(source, "K-5")  # gone from the system
+    other = f"{source}-other"
+    store.put_evaluation(other, "K-0", '{"n": 0}', T0)
+
+    rows = list(store.evaluations(source, batch=2))  # several pages, none twice
+    assert [key for _, key, _, _ in rows] == ["K-0", "K-1", "K-2", "K-3", "K-4", "K-6"]
+    assert rows[3][2:] == (T0 + timedelta(minutes=5), '{"n": 33}')
+    assert {s for s, _, _, _ in rows} == {source}
+    everyone = [(s, k) for s, k, _, _ in store.evaluations(batch=3) if s in (source, other)]
+    assert len(everyone) == 7
+    assert store.count_evaluations()[source] == 6

@@ -101,10 +101,13 @@ def json_value(value: Any) -> Any:
 
 
 def csv_cell(value: Any) -> Any:
-    """A CSV cell: empty for no value (null, or a float with no finite value), text with
+    """A CSV cell: empty for no value (null, or a float with no finite value), ``true`` or
+    ``false`` for a flag, text with
     its control characters shown as ``?`` (a CSV file gets printed to terminals too)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
+    if isinstance(value, bool):  # as JSON and spreadsheets spell them, not Python
+        return "true" if value else "false"
     if isinstance(value, str):
         return printable(value)
     return value
@@ -188,6 +191,7 @@ def _register() -> None:
     from bridge.cli import (  # noqa: PLC0415
         classify_cmd,
         explain_cmd,
+        plan_cmd,
         report_cmd,
         rules_cmd,
         schema_cmd,
@@ -201,6 +205,7 @@ def _register() -> None:
     cli.add_command(explain_cmd.explain)
     cli.add_command(report_cmd.report)
     cli.add_command(sync_cmd.sync)
+    cli.add_command(plan_cmd.plan)
     cli.add_command(service_cmd.serve)
     cli.add_command(service_cmd.worker)
     cli.add_command(status_cmd.status)

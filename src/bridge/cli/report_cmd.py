@@ -9,20 +9,24 @@ make too large to add up is null with a reason, and items left out are listed (s
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
-import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
 from rich.table import Table
 
-from bridge.cli import csv_cell, fail, handle_errors, json_text, plain, stdout
+from bridge.cli import csv_cell, fail, handle_errors, json_text, plain, printable
 from bridge.cli.options import (
     INPUT_OPTION,
     NOW_OPTION,
     RULES_OPTION,
+    config_from,
     evaluate_export,
     format_option,
     instant_option,
@@ -30,18 +34,30 @@ from bridge.cli.options import (
     paths_or_bundled,
     warn_skipped,
 )
-from bridge.kpi.portfolio import GroupFigures, portfolio
+from bridge.cli.output import OUTPUT_OPTION, console_for, write_output
+from bridge.cli.progress import progress
+from bridge.connectors import SkippedRecord
+from bridge.kpi.portfolio import Evaluated, GroupFigures, portfolio
 from bridge.kpi.result import iso
 from bridge.model import FIELD_TYPES, WORK_TYPES, WorkItem
+from bridge.rules.loader import load_rules
+
+if TYPE_CHECKING:
+    from bridge.rules.ast import RuleSet
 
 __all__ = ["report"]
+
+
+_GROUPS = ("project", "service", *FIELD_TYPES)
 
 
 def _check_group(by: str | None) -> None:
     if by is None or by.startswith("raw.") or by in FIELD_TYPES:
         return
+    close = difflib.get_close_matches(by, _GROUPS, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
     raise fail(
-        f"--group-by: unknown field {by!r}; use project, service, a field "
+        f"--group-by: unknown field {by!r}; {hint}use project, service, a field "
         f"({', '.join(FIELD_TYPES)}) or raw.<path>"
     )
 
@@ -49,31 +65,60 @@ def _check_group(by: str | None) -> None:
 @click.command()
 @RULES_OPTION
 @INPUT_OPTION
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Report from the store of this bridge.yaml (the latest evaluation of every item "
+    "synced), instead of an export. Pulls nothing.",
+)
+@click.option(
+    "--source",
+    "-s",
+    "sources",
+    multiple=True,
+    help="With --config: only this source (repeatable; default: all).",
+)
 @NOW_OPTION
 @click.option(
     "--group-by",
     "-g",
     "group_by",
     metavar="project|service|FIELD",
-    help="One table with every figure per value of this field.",
+    help="One table with every figure per value of this field (labels and components: "
+    "one group per label; an item with several counts in each).",
 )
 @click.option("--since", metavar="ISO", help="Only items created at or after this instant.")
 @click.option("--until", metavar="ISO", help="Only items created before this instant.")
-@format_option("table", "json", "csv")
+@format_option("table", "json", "csv", "html")
+@OUTPUT_OPTION
 @handle_errors
 def report(
     rules: tuple[str, ...],
     inputs: tuple[str, ...],
+    config_path: str | None,
+    sources: tuple[str, ...],
     now_text: str | None,
     group_by: str | None,
     since: str | None,
     until: str | None,
     output_format: str,
+    output: str | None,
 ) -> None:
     """Portfolio KPIs: the work mix, SLA attainment, CSAT and TCO by service, SPI and CPI by
-    project (KPIS.md, "Portfolio"). Ratios are ratios of sums."""
+    project (KPIS.md, "Portfolio"), from an export or, with --config, from the store.
+    Ratios are ratios of sums; every ratio says what it counts."""
     _check_group(group_by)
-    rule_paths, input_paths = paths_or_bundled(rules, inputs)
+    if config_path is not None and (rules or inputs):
+        raise fail("--config reports from the store; leave out --rules and --input")
+    if sources and config_path is None:
+        raise fail("--source needs --config (the sources are bridge.yaml's)")
+    if config_path is not None and group_by is not None and group_by.startswith("raw."):
+        raise fail(
+            "--group-by raw.<path>: the store keeps bridge's fields, not the system's whole "
+            "record; group by a field, or report from an export (-i)"
+        )
     now = now_from(now_text)
     start = instant_option("--since", since)
     end = instant_option("--until", until)
@@ -84,7 +129,12 @@ def report(
             end is None or (created is not None and created < end)
         )
 
-    rule_set, evaluated, skipped = evaluate_export(rule_paths, input_paths, now, in_period)
+    if config_path is not None:
+        rule_set, evaluated, skipped, span = _from_store(config_path, sources, in_period)
+    else:
+        rule_paths, input_paths = paths_or_bundled(rules, inputs)
+        rule_set, evaluated, skipped = evaluate_export(rule_paths, input_paths, now, in_period)
+        span = None
     warn_skipped(skipped)
     min_sample = rule_set.kpi.csat_min_sample
     currency = rule_set.kpi.currency or ""
@@ -104,11 +154,15 @@ def report(
             ),
         }
     overall = portfolio(evaluated, None, min_sample=min_sample)[1]
-    if output_format == "json":
+    if output_format == "html":
+        write_output(_html(evaluated, now, rule_set.digest, rule_set.kpi.currency), output)
+    elif output_format == "json":
         document = {
             "now": iso(now),
             "rule_set": rule_set.digest,
             "currency": rule_set.kpi.currency,
+            "from": "store" if config_path is not None else "export",
+            "evaluated": span,
             "total": overall.as_dict(),
             "groups": {
                 name: [row.as_dict() for row in rows] for name, (rows, _) in sections.items()
@@ -116,11 +170,54 @@ def report(
             "missing": _not_finite(sections, overall),
             "skipped": [{"key": s.key, "where": s.where, "problem": s.problem} for s in skipped],
         }
-        sys.stdout.write(json_text(document))
+        write_output(json_text(document), output)
     elif output_format == "csv":
-        sys.stdout.write(_csv(sections, overall))
+        write_output(_csv(sections, overall), output)
     else:
-        _print(sections, overall, now, rule_set.digest, currency, group_by is not None)
+        with console_for(output) as console:
+            _print(console, sections, overall, now, rule_set.digest, currency, group_by, span)
+
+
+def _html(evaluated: list[Evaluated], now: datetime, digest: str, currency: str | None) -> str:
+    from bridge.dashboard import render_dashboard  # noqa: PLC0415 - only for -f html
+
+    return render_dashboard(evaluated, now=now, rule_set=digest, currency=currency)
+
+
+def _from_store(
+    config_path: str, sources: tuple[str, ...], keep: Callable[[WorkItem], bool]
+) -> tuple[RuleSet, list[Evaluated], list[SkippedRecord], dict[str, str | None]]:
+    """The latest evaluation of every item the store keeps, with the span of their
+    evaluation times: a report from the store says how fresh it is."""
+    from bridge.evaluations import read_stored  # noqa: PLC0415
+    from bridge.plugins import installed_operators  # noqa: PLC0415
+    from bridge.store import open_store, sqlite_path, store_url  # noqa: PLC0415
+
+    config = config_from(config_path)
+    for name in sources:
+        config.source(name)  # an unknown source is a located error before anything opens
+    rule_set = load_rules(config.rules, installed_operators())
+    url = store_url(config.store)
+    path = sqlite_path(url)
+    if path is not None and not Path(path).exists():
+        raise fail(
+            f"the store {path} does not exist yet: run bridge sync -c {config_path} "
+            "(or bridge worker) first, or report from an export with -i"
+        )
+    store = open_store(url)
+    try:
+        counts = store.count_evaluations()
+        total = sum(n for name, n in counts.items() if not sources or name in sources)
+        with progress("items read from the store", total) as advance:
+            stored = read_stored(store, sources, keep=keep, advance=advance)
+    finally:
+        store.close()
+    skipped = [
+        SkippedRecord(key, f"its stored evaluation: {why}", source)
+        for source, key, why in stored.unreadable
+    ]
+    span = {"first": iso(stored.first), "last": iso(stored.last)}
+    return rule_set, stored.evaluated, skipped, span
 
 
 _COLUMNS = (
@@ -129,13 +226,49 @@ _COLUMNS = (
     "service",
     "unclassified",
     "sla_attainment_pct",
-    "sla_cycles",
+    "sla_clocks",
+    "sla_items",
     "csat_top2_pct",
+    "csat_top2_ci_low",
+    "csat_top2_ci_high",
     "csat_mean",
     "csat_n",
+    "low_sample",
     "tco_total",
+    "tco_labour",
+    "tco_other",
     "spi",
+    "spi_items",
     "cpi",
+    "cpi_items",
+)
+
+# Rounded for people in CSV and tables (JSON keeps every digit): percentages to a tenth,
+# ratios and means to a hundredth, money to the cent.
+_DIGITS = {
+    "sla_attainment_pct": 1,
+    "csat_top2_pct": 1,
+    "csat_top2_ci_low": 1,
+    "csat_top2_ci_high": 1,
+    "csat_mean": 2,
+    "tco_total": 2,
+    "tco_labour": 2,
+    "tco_other": 2,
+    "spi": 2,
+    "cpi": 2,
+}
+
+LEGEND = (
+    "SLA attainment = met ÷ completed SLA clocks. It counts clocks, not items: an item has "
+    "one clock per SLA (time to first response, time to resolution...) and cycle.",
+    "CSAT = customer satisfaction (ratings 1-5); top-2 = share of ratings 4 or 5, with its "
+    "95 % confidence interval (Wilson); n = ratings; mean = mean rating.",
+    "TCO = total cost of ownership of service work = labour (hours × rate) + other costs.",
+    "SPI = schedule performance index = Σ EV ÷ Σ PV; CPI = cost performance index = Σ EV ÷ "
+    "Σ AC (EV earned value, PV planned value, AC actual cost), over the project items that "
+    "have both; above 1 is ahead of schedule / under budget.",
+    "— = no item of the group has the inputs (no completed clock, no rating, no cost, no "
+    "earned value); the JSON says so per item under 'missing'.",
 )
 
 
@@ -169,6 +302,13 @@ def _flat(row: GroupFigures) -> dict[str, Any]:
     data = row.as_dict()
     for work_type in WORK_TYPES:
         data[work_type] = row.work_mix[work_type]["count"]
+    data["sla_clocks"] = row.sla_cycles
+    low, high = row.csat_top2_ci or (None, None)
+    data["csat_top2_ci_low"], data["csat_top2_ci_high"] = low, high
+    for name, digits in _DIGITS.items():
+        value = data[name]
+        if isinstance(value, float) and math.isfinite(value):
+            data[name] = round(value, digits)
     return data
 
 
@@ -197,24 +337,52 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _csat(row: GroupFigures) -> str:
-    if row.csat_n == 0:
+def _attainment(row: GroupFigures) -> str:
+    if not row.sla_cycles:
         return "—"
-    text = f"{_pct(row.csat_top2_pct)} · {row.csat_mean:.2f} (n={row.csat_n})"
-    return text + " [yellow]low n[/]" if row.low_sample else text
+    items = f"{row.sla_items} item{'s' if row.sla_items != 1 else ''}"
+    return f"{_pct(row.sla_attainment_pct)} of {row.sla_cycles} clocks ({items})"
+
+
+def _csat(row: GroupFigures) -> str:
+    if row.csat_n == 0 or row.csat_mean is None:
+        return "—"
+    text = f"{_pct(row.csat_top2_pct)}"
+    if row.csat_top2_ci is not None:
+        low, high = row.csat_top2_ci
+        text += f" [dim]({low:.0f}–{high:.0f}%)[/]"
+    return f"{text} · {row.csat_mean:.2f} (n={row.csat_n})"
+
+
+def _tco(row: GroupFigures) -> str:
+    if row.tco_total is None:
+        return "—"
+    parts = _num(row.tco_total, 0)
+    if row.tco_labour is not None or row.tco_other is not None:
+        parts += f" [dim]({_num(row.tco_labour, 0)} + {_num(row.tco_other, 0)})[/]"
+    return parts
+
+
+def _index(value: float | None, items: int) -> str:
+    return "—" if value is None else f"{value:.2f} [dim]({items})[/]"
 
 
 def _print(
+    console: Console,
     sections: dict[str, tuple[list[GroupFigures], GroupFigures]],
     overall: GroupFigures,
     now: datetime,
     digest: str,
     currency: str,
-    single: bool,
+    group_by: str | None,
+    span: dict[str, str | None] | None,
 ) -> None:
+    caption = f"rule set {digest}"
+    if span is not None:
+        caption += f" · from the store, evaluated {span['first'] or '—'} to {span['last'] or '—'}"
     mix = Table(
         title=f"bridge report — work mix at {iso(now)}",
-        caption=f"rule set {digest}",
+        caption=caption,
         header_style="bold",
     )
     for column in ("work type", "items", "share"):
@@ -223,11 +391,18 @@ def _print(
         cell = overall.work_mix[work_type]
         mix.add_row(work_type, str(cell["count"]), f"{100 * cell['share']:.1f}%")
     mix.add_row("[bold]total[/]", str(overall.items), "")
-    stdout.print(mix)
-    money = f"TCO ({currency})" if currency else "TCO"
+    console.print(mix)
+    money = f"TCO {currency} (labour + other)" if currency else "TCO (labour + other)"
+    single = group_by is not None
     for name, (rows, total) in sections.items():
-        table = Table(title=f"by {plain(name)}", header_style="bold")
-        table.add_column(plain(name))
+        title = f"by {plain(name)}"
+        if name in ("labels", "components"):
+            title += " (an item with several counts in each)"
+        table = Table(title=title, header_style="bold")
+        # The group names are what the reader looks for: they keep their width (up to 60)
+        # and the figures' columns wrap instead.
+        longest = max((len(printable(row.group)) for row in rows), default=5)
+        table.add_column(plain(name), overflow="fold", min_width=min(60, max(5, longest)))
         table.add_column("items", justify="right")
         show_service = single or name == "service"
         show_project = single or name == "project"
@@ -235,22 +410,21 @@ def _print(
             table.add_column("project / service / unclassified", justify="right")
         if show_service:
             table.add_column("SLA attainment", justify="right")
-            table.add_column("CSAT top-2 · mean", justify="right")
+            table.add_column("CSAT top-2 (95% CI) · mean", justify="right")
             table.add_column(money, justify="right")
         if show_project:
-            table.add_column("SPI", justify="right")
-            table.add_column("CPI", justify="right")
+            table.add_column("SPI (items)", justify="right")
+            table.add_column("CPI (items)", justify="right")
         for row in [*rows, total]:
             label = "[bold]total[/]" if row is total else plain(row.group)
             cells = [label, str(row.items)]
             if single:
                 cells.append(" / ".join(str(row.work_mix[w]["count"]) for w in WORK_TYPES))
             if show_service:
-                attainment = _pct(row.sla_attainment_pct)
-                if row.sla_cycles:
-                    attainment += f" of {row.sla_cycles}"
-                cells += [attainment, _csat(row), _num(row.tco_total)]
+                cells += [_attainment(row), _csat(row), _tco(row)]
             if show_project:
-                cells += [_num(row.spi), _num(row.cpi)]
+                cells += [_index(row.spi, row.spi_items), _index(row.cpi, row.cpi_items)]
             table.add_row(*cells)
-        stdout.print(table)
+        console.print(table)
+    for line in LEGEND:
+        console.print(f"[dim]{line}[/]", highlight=False)

@@ -41,11 +41,16 @@ from bridge.connectors import SkippedRecord
 from bridge.errors import Diagnostic, RuleValidationError
 from bridge.kpi.result import iso
 from bridge.model import WORK_TYPES
-from bridge.plugins import default_registry
+from bridge.plugins import default_registry, installed_operators
 from bridge.rules.ast import RuleSet
 from bridge.rules.diff import ABSENT, DECISION_FIELDS, RuleDiff, ValueChange, diff_rules, json_value
 from bridge.rules.loader import RULE_SUFFIXES, load_rules
-from bridge.rules.testing import FileResult, discover_test_files, expect_problems, run_test_file
+from bridge.ruletests.runner import (
+    FileResult,
+    discover_test_files,
+    expect_problems,
+    run_test_file,
+)
 
 __all__ = ["rules"]
 
@@ -69,30 +74,78 @@ def rules() -> None:
     """Check and test rule files."""
 
 
+def _diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
+    return {
+        "path": diagnostic.path,
+        "line": diagnostic.line,
+        "col": diagnostic.col,
+        "message": diagnostic.message,
+    }
+
+
 @rules.command()
 @click.argument("paths", nargs=-1, type=click.Path())
+@format_option("text", "json")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail (exit 1) on warnings too, not only on errors.",
+)
 @handle_errors
-def check(paths: tuple[str, ...]) -> None:
+def check(paths: tuple[str, ...], output_format: str, strict: bool) -> None:
     """Validate rule files; print every problem as path:line:col.
 
-    PATHS are rule files or folders (their *.yaml files; default: rules/).
-    Exit 0 when valid, 1 when not.
+    PATHS are rule files or folders (their *.yaml files; default: rules/). Warnings (a
+    setting with no effect, a KPI that does not fit the work type) are printed with their
+    line but do not fail the check unless --strict. Exit 0 when valid, 1 when not.
     """
     chosen = _default_paths(paths)
-    rule_set = load_rules(chosen)
-    # The rule tests beside them: a misspelled KPI in an expectation is found now.
-    typos = expect_problems(chosen)
-    if typos:
-        raise RuleValidationError(typos)
-    enabled = len(rule_set.rules)
-    disabled = f", {len(rule_set.disabled)} disabled" if rule_set.disabled else ""
-    stdout.print(
-        f"ok: {enabled} rule{'s' if enabled != 1 else ''}{disabled}, "
-        f"{len(rule_set.slas)} SLA{'s' if len(rule_set.slas) != 1 else ''}, "
-        f"{len(rule_set.calendars)} calendar{'s' if len(rule_set.calendars) != 1 else ''} "
-        f"in {len(rule_set.files)} file{'s' if len(rule_set.files) != 1 else ''} "
-        f"(digest {rule_set.digest})"
-    )
+    try:
+        rule_set = load_rules(chosen, installed_operators())
+        # The rule tests beside them: a misspelled KPI in an expectation is found now.
+        typos = expect_problems(chosen)
+        if typos:
+            raise RuleValidationError(typos)
+    except RuleValidationError as exc:
+        if output_format != "json":
+            raise
+        document = {"ok": False, "errors": [_diagnostic_json(d) for d in exc.diagnostics]}
+        sys.stdout.write(json_text({**document, "warnings": []}))
+        raise SystemExit(EXIT_INVALID) from None
+    warnings = rule_set.warnings
+    failed = strict and bool(warnings)
+    if output_format == "json":
+        sys.stdout.write(
+            json_text(
+                {
+                    "ok": not failed,
+                    "errors": [],
+                    "warnings": [_diagnostic_json(d) for d in warnings],
+                    "rules": len(rule_set.rules),
+                    "disabled": len(rule_set.disabled),
+                    "slas": len(rule_set.slas),
+                    "calendars": len(rule_set.calendars),
+                    "files": list(rule_set.files),
+                    "digest": rule_set.digest,
+                }
+            )
+        )
+    else:
+        for diagnostic in warnings:
+            warn(str(diagnostic))
+        enabled = len(rule_set.rules)
+        disabled = f", {len(rule_set.disabled)} disabled" if rule_set.disabled else ""
+        noted = f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""
+        stdout.print(
+            f"{'failed (--strict)' if failed else 'ok'}: "
+            f"{enabled} rule{'s' if enabled != 1 else ''}{disabled}, "
+            f"{len(rule_set.slas)} SLA{'s' if len(rule_set.slas) != 1 else ''}, "
+            f"{len(rule_set.calendars)} calendar{'s' if len(rule_set.calendars) != 1 else ''} "
+            f"in {len(rule_set.files)} file{'s' if len(rule_set.files) != 1 else ''} "
+            f"(digest {rule_set.digest}){noted}"
+        )
+    if failed:
+        raise SystemExit(EXIT_INVALID)
 
 
 @rules.command()
@@ -132,15 +185,22 @@ def test(
         print_diagnostics(RuleValidationError(problems))
         raise fail("no tests to run" if not files else "some test paths are wrong", EXIT_INVALID)
     # The KPI code (and its holiday calendars) is loaded only when tests run.
-    from bridge.kpi.testing import check_kpis  # noqa: PLC0415
+    from bridge.ruletests.kpis import check_kpis  # noqa: PLC0415
 
-    formats = list(default_registry().formats.values())
+    registry = default_registry()
+    formats = list(registry.formats.values())
+    operators = list(registry.operators.values())
     cache: dict[tuple[str, ...], RuleSet | RuleValidationError] = {}
     results: list[FileResult] = []
     started = time.perf_counter()
     for file in files:
         result = run_test_file(
-            file, formats, name_filter=pattern, kpi_check=check_kpis, rules_cache=cache
+            file,
+            formats,
+            name_filter=pattern,
+            kpi_check=check_kpis,
+            rules_cache=cache,
+            operators=operators,
         )
         results.append(result)
         _print_file_result(result)
@@ -255,6 +315,14 @@ _GIT_TIMEOUT = 60.0
     help="Compare with NEW's files as committed at git revision REF (instead of naming OLD).",
 )
 @click.option(
+    "--old",
+    "old_options",
+    multiple=True,
+    type=click.Path(),
+    metavar="PATH",
+    help="A file or folder of the old rule set (repeatable); every PATH argument is then NEW.",
+)
+@click.option(
     "--input",
     "-i",
     "inputs",
@@ -277,6 +345,7 @@ _GIT_TIMEOUT = 60.0
 def diff(
     paths: tuple[str, ...],
     base: str | None,
+    old_options: tuple[str, ...],
     inputs: tuple[str, ...],
     now_text: str | None,
     output_format: str,
@@ -287,16 +356,26 @@ def diff(
     same instant and show the items whose work type, phase or rule changes, the work-type
     transitions, the KPIs that move and the fields a sync would write differently.
 
-    OLD and NEW are rule files or folders. With --base git:REF, name only NEW: the old rules
-    are the same paths as committed at REF. Exit 0 (1 with --fail-on-change when anything
-    changes), 1 when either rule set is invalid, 2 for wrong input.
+    OLD and NEW are rule files or folders. A rule set of several paths: give the old ones
+    with --old (repeatable) and the new ones as arguments. With --base git:REF, name only
+    NEW (one path or several): the old rules are the same paths as committed at REF.
+    Exit 0 (1 with --fail-on-change when anything changes), 1 when either rule set is
+    invalid, 2 for wrong input.
     """
     now = now_from(now_text)
-    if base is None:
+    if old_options:
+        if base is not None:
+            raise fail("--old and --base both name the old rules; give one of them")
+        if not paths:
+            raise fail("name the NEW rule files or folders after the --old ones")
+        old_paths, new_paths = _default_paths(old_options), _default_paths(paths)
+        old_labels, new_labels = old_paths, new_paths
+    elif base is None:
         if len(paths) != 2:
             raise fail(
-                "name the OLD and NEW rule files or folders, or only NEW with --base git:REF "
-                f"(got {len(paths)} path{'s' if len(paths) != 1 else ''})"
+                "name the OLD and NEW rule files or folders (for several: --old OLD... NEW...), "
+                f"or only NEW with --base git:REF (got {len(paths)} path"
+                f"{'s' if len(paths) != 1 else ''})"
             )
         old_paths, new_paths = _default_paths(paths[:1]), _default_paths(paths[1:])
         old_labels, new_labels = old_paths, new_paths
@@ -340,7 +419,7 @@ def _load_both(
     problems: list[Diagnostic] = []
     for paths in (old_paths, new_paths):
         try:
-            loaded.append(load_rules(paths))
+            loaded.append(load_rules(paths, installed_operators()))
         except RuleValidationError as exc:
             problems.extend(_relabelled(d, relabel) for d in exc.diagnostics)
     if problems:

@@ -8,10 +8,11 @@ import click
 
 from bridge.cli import handle_errors, plain, stdout
 from bridge.cli.options import CONFIG_OPTION, NOW_OPTION, config_from, now_from
+from bridge.cli.progress import progress
 from bridge.connectors import SecretError
 from bridge.connectors.base import ConnectorContext, LiveConnector
 from bridge.errors import ConfigError
-from bridge.plugins import default_registry
+from bridge.plugins import default_registry, installed_operators
 from bridge.rules.loader import load_rules
 
 if TYPE_CHECKING:
@@ -53,9 +54,11 @@ def sync(
         if not registry.connectors[source.connector].live:
             raise ConfigError(
                 f"source {source.name!r}: the {source.connector} connector only reads; "
-                "use bridge classify for it"
+                "use bridge classify for it, and to see what a live Jira or ServiceNow "
+                "source would write, preview it from an export: bridge plan -c "
+                f"{config_path} -s <live source> -i <export>"
             )
-    rule_set = load_rules(config.rules)
+    rule_set = load_rules(config.rules, installed_operators())
     now = now_from(now_text)
     store = open_store(config.store)
     failed = False
@@ -97,16 +100,18 @@ def _sync_one(
         )
     live: LiveConnector = connector  # type: ignore[assignment]
     try:
-        return sync_source(
-            source.name,
-            live,
-            rule_set,
-            store,
-            now,
-            full=full,
-            dry_run=dry_run,
-            concurrency=getattr(live, "concurrency", 8),
-        )
+        with progress(f"{source.name}: items pulled") as advance:
+            return sync_source(
+                source.name,
+                live,
+                rule_set,
+                store,
+                now,
+                full=full,
+                dry_run=dry_run,
+                concurrency=getattr(live, "concurrency", 8),
+                on_item=lambda _: advance(1),
+            )
     finally:
         live.close()
 

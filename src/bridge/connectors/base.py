@@ -15,7 +15,6 @@ from bridge.errors import Diagnostic
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
-from bridge.store.base import Store
 from bridge.writeback.plan import Applied, WriteOp
 
 __all__ = [
@@ -24,6 +23,7 @@ __all__ = [
     "ConnectorSpec",
     "ExportFormat",
     "LiveConnector",
+    "Memos",
     "WebhookEvent",
 ]
 
@@ -97,11 +97,29 @@ class LiveConnector(Connector, Protocol):
     def close(self) -> None: ...
 
 
+class Memos(Protocol):
+    """Small texts a connector keeps between runs, per source and key (what bridge last
+    wrote to a record). The state store is one; a connector needs only these two methods,
+    so it depends on them, not on the store and its other tables."""
+
+    def get_memo(self, source: str, key: str) -> str | None:
+        """The text last set for ``key``, or None."""
+        ...
+
+    def set_memo(self, source: str, key: str, value: str) -> None:
+        """Keep ``value`` for ``key``, replacing any earlier one."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorContext:
-    """What bridge hands a connector besides its settings."""
+    """What bridge hands a connector besides its settings.
 
-    store: Store | None = None
+    ``store`` is where the connector keeps its memos (the state store, in a sync or the
+    service); None: a connector built for one run keeps them in memory, or not at all.
+    """
+
+    store: Memos | None = None
     base_dir: str = "."
     # Where a path inside the source's ``sources:`` entry was written in bridge.yaml (an
     # empty Diagnostic to fill in); None when the settings did not come from a file.

@@ -105,7 +105,8 @@ class _Chunk:
 class Calendar:
     """Immutable working-time calendar: IANA zone + weekly local intervals + holidays.
 
-    Build one from an admin spec with :func:`calendar_from_spec`; the constructor takes the
+    Build one from an admin spec with
+    :func:`~bridge.kpi.calendar_spec.calendar_from_spec`; the constructor takes the
     normalised parts. A holiday (from ``holidays.country_holidays(country, subdiv=subdivision)``
     or ``extra_holidays``) closes the whole local day, 24x7 calendars included.
     """
@@ -467,15 +468,3 @@ def _normalise_week(week: Sequence[Iterable[Sequence[int]]]) -> WeekHours:
 
 UTC_24X7: Final = Calendar(name="24x7 UTC")
 """Always open, UTC: business time equals wall-clock time (the default when no calendar is set)."""
-
-
-_SPEC_NAMES = frozenset(("CalendarSpecError", "calendar_from_spec", "check_calendar_spec"))
-
-
-def __getattr__(name: str) -> Any:
-    """The spec parser's names, still importable from here (they live in calendar_spec)."""
-    if name in _SPEC_NAMES:
-        from bridge.kpi import calendar_spec  # noqa: PLC0415 - it imports this module
-
-        return getattr(calendar_spec, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

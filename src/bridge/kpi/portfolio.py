@@ -1,7 +1,9 @@
 """Portfolio figures: KPIs aggregated across items, by project, by service or by any field.
 
 Ratios are of sums (Σ EV / Σ PV), never means of ratios, so a large project weighs more
-than a small one — the PMI convention for rolled-up SPI and CPI.
+than a small one — the PMI convention for rolled-up SPI and CPI. Sums are exact
+(``math.fsum``), so a figure does not depend on the order the items arrive in: from an
+export, from the store, or merged from several processes.
 """
 
 from __future__ import annotations
@@ -10,12 +12,22 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from bridge.kpi.result import KpiResult
-from bridge.model import Classification, WorkItem
+from bridge.model import FIELD_TYPES, Classification, WorkItem
 
-__all__ = ["Evaluated", "GroupFigures", "group_key", "portfolio", "wilson"]
+__all__ = [
+    "Evaluated",
+    "ExactSum",
+    "GroupFigures",
+    "GroupTally",
+    "Portfolio",
+    "group_key",
+    "group_keys",
+    "portfolio",
+    "wilson",
+]
 
 NONE_GROUP = "(none)"
 
@@ -48,6 +60,15 @@ class GroupFigures:
     tco_total: float | None
     spi: float | None
     cpi: float | None
+    #: The 95 % Wilson interval of csat_top2_pct (None without ratings).
+    csat_top2_ci: tuple[float, float] | None = None
+    #: Items with at least one completed SLA clock: attainment counts clocks, not items.
+    sla_items: int = 0
+    tco_labour: float | None = None
+    tco_other: float | None = None
+    #: Items whose EV and PV (for SPI) / EV and AC (for CPI) are both known.
+    spi_items: int = 0
+    cpi_items: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,7 +84,27 @@ class GroupFigures:
             "tco_total": self.tco_total,
             "spi": self.spi,
             "cpi": self.cpi,
+            "csat_top2_ci": list(self.csat_top2_ci) if self.csat_top2_ci else None,
+            "sla_items": self.sla_items,
+            "tco_labour": self.tco_labour,
+            "tco_other": self.tco_other,
+            "spi_items": self.spi_items,
+            "cpi_items": self.cpi_items,
         }
+
+
+def group_keys(by: str) -> Callable[[WorkItem], tuple[str, ...]]:
+    """The groups an item belongs to: one, except for list fields (``labels``,
+    ``components``), where an item counts in the group of each of its values."""
+    single = group_key(by)
+    if not by.startswith("raw.") and FIELD_TYPES.get(by) == "list":
+
+        def each(item: WorkItem) -> tuple[str, ...]:
+            values: tuple[str, ...] = getattr(item, by)
+            return tuple(dict.fromkeys(v for v in values if v)) or (NONE_GROUP,)
+
+        return each
+    return lambda item: (single(item),)
 
 
 def group_key(by: str) -> Callable[[WorkItem], str]:
@@ -108,60 +149,178 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def _sums(members: list[Evaluated], a: str, b: str) -> tuple[float, float] | None:
-    """Σ a and Σ b over the members that have both, or None when none has."""
-    pairs = [
-        (values[a], values[b])
-        for e in members
-        if isinstance((values := e.kpis.values).get(a), float) and isinstance(values.get(b), float)
-    ]
-    if not pairs:
-        return None
-    return sum(x for x, _ in pairs), sum(y for _, y in pairs)
+def _number(value: Any) -> TypeGuard[float]:
+    """KPI figures are floats; anything else (None, a text from an old record) is not one."""
+    return isinstance(value, float)
 
 
-def _figures(group: str, members: list[Evaluated], min_sample: int) -> GroupFigures:
-    mix = Counter(e.decision.work_type for e in members)
-    total = len(members)
-    ratings = [v for e in members if isinstance(v := e.kpis.values.get("csat.rating"), float)]
-    completed = [flag for e in members for flag in e.kpis.facts.get("sla_completed", [])]
-    met = sum(1 for breached in completed if not breached)
-    tco = [
-        v
-        for e in members
-        if e.decision.work_type == "service"
-        if isinstance(v := e.kpis.values.get("tco.total"), float)
-    ]
-    ev_pv = _sums(members, "evm.ev", "evm.pv")
-    ev_ac = _sums(members, "evm.ev", "evm.ac")
-    return GroupFigures(
-        group=group,
-        items=total,
-        work_mix={
-            w: {"count": mix[w], "share": mix[w] / total if total else 0.0}
-            for w in ("project", "service", "unclassified")
-        },
-        csat_top2_pct=_ratio(100.0 * sum(1 for r in ratings if r >= 4), len(ratings)),
-        csat_mean=_ratio(sum(ratings), len(ratings)),
-        csat_n=len(ratings),
-        low_sample=len(ratings) < min_sample,
-        sla_attainment_pct=_ratio(100.0 * met, len(completed)),
-        sla_cycles=len(completed),
-        tco_total=sum(tco) if tco else None,
-        spi=_ratio(*ev_pv) if ev_pv else None,
-        cpi=_ratio(*ev_ac) if ev_ac else None,
+class ExactSum:
+    """A running sum with no rounding error until it is read (Shewchuk's partials, as
+    ``math.fsum`` keeps them), so a report can add items up as they stream by and still
+    give the figure ``math.fsum`` would give over all of them, in any order. A sum too
+    large for a float reads as infinite (the report says why) rather than raising."""
+
+    __slots__ = ("_overflowed", "_partials", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._partials: list[float] = []
+        self._overflowed = 0.0
+
+    def add(self, x: float) -> None:
+        self.count += 1
+        if self._overflowed or not math.isfinite(x):
+            self._overflowed += x
+            return
+        partials = self._partials
+        i = 0
+        for partial in partials:
+            big, small = (x, partial) if abs(x) >= abs(partial) else (partial, x)
+            high = big + small
+            if not math.isfinite(high):  # past the largest float: the sum is infinite
+                self._overflowed = high
+                return
+            low = small - (high - big)
+            if low:
+                partials[i] = low
+                i += 1
+            x = high
+        partials[i:] = [x]
+
+    @property
+    def value(self) -> float:
+        if self._overflowed:
+            return self._overflowed
+        try:
+            return math.fsum(self._partials)
+        except OverflowError:  # the exact sum is beyond the largest float
+            return math.copysign(math.inf, self._partials[-1])
+
+
+class GroupTally:
+    """The running figures of one group: everything :class:`GroupFigures` needs, and
+    nothing per item, so memory does not grow with the items."""
+
+    __slots__ = (
+        "ac",
+        "completed",
+        "ev_ac",
+        "ev_pv",
+        "items",
+        "labour",
+        "met",
+        "mix",
+        "other",
+        "pv",
+        "ratings",
+        "sla_items",
+        "tco",
+        "top2",
     )
+
+    def __init__(self) -> None:
+        self.items = 0
+        self.mix: Counter[str] = Counter()
+        self.ratings = ExactSum()
+        self.top2 = 0
+        self.completed = 0
+        self.met = 0
+        self.sla_items = 0
+        self.tco = ExactSum()
+        self.labour = ExactSum()
+        self.other = ExactSum()
+        self.ev_pv = ExactSum()  # Σ EV over items with EV and PV
+        self.pv = ExactSum()
+        self.ev_ac = ExactSum()  # Σ EV over items with EV and AC
+        self.ac = ExactSum()
+
+    def add(self, e: Evaluated) -> None:
+        self.items += 1
+        self.mix[e.decision.work_type] += 1
+        values = e.kpis.values
+        rating = values.get("csat.rating")
+        if _number(rating):
+            self.ratings.add(rating)
+            self.top2 += rating >= 4
+        flags = e.kpis.facts.get("sla_completed")
+        if flags:
+            self.sla_items += 1
+            self.completed += len(flags)
+            self.met += sum(1 for breached in flags if not breached)
+        if e.decision.work_type == "service":
+            for name, tally in (
+                ("tco.total", self.tco),
+                ("tco.labour_cost", self.labour),
+                ("tco.other_cost", self.other),
+            ):
+                value = values.get(name)
+                if _number(value):
+                    tally.add(value)
+        ev = values.get("evm.ev")
+        if _number(ev):
+            pv, ac = values.get("evm.pv"), values.get("evm.ac")
+            if _number(pv):
+                self.ev_pv.add(ev)
+                self.pv.add(pv)
+            if _number(ac):
+                self.ev_ac.add(ev)
+                self.ac.add(ac)
+
+    def figures(self, group: str, min_sample: int) -> GroupFigures:
+        total, n = self.items, self.ratings.count
+        return GroupFigures(
+            group=group,
+            items=total,
+            work_mix={
+                w: {"count": self.mix[w], "share": self.mix[w] / total if total else 0.0}
+                for w in ("project", "service", "unclassified")
+            },
+            csat_top2_pct=_ratio(100.0 * self.top2, n),
+            csat_mean=_ratio(self.ratings.value, n),
+            csat_n=n,
+            low_sample=n < min_sample,
+            sla_attainment_pct=_ratio(100.0 * self.met, self.completed),
+            sla_cycles=self.completed,
+            tco_total=self.tco.value if self.tco.count else None,
+            spi=_ratio(self.ev_pv.value, self.pv.value) if self.pv.count else None,
+            cpi=_ratio(self.ev_ac.value, self.ac.value) if self.ac.count else None,
+            csat_top2_ci=wilson(self.top2, n),
+            sla_items=self.sla_items,
+            tco_labour=self.labour.value if self.labour.count else None,
+            tco_other=self.other.value if self.other.count else None,
+            spi_items=self.pv.count,
+            cpi_items=self.ac.count,
+        )
+
+
+class Portfolio:
+    """Portfolio figures built as items arrive: per group of ``by`` (None: no groups) and
+    for all items together. Adding is all a streaming report keeps per item."""
+
+    def __init__(self, by: str | None, *, min_sample: int = 30) -> None:
+        self.by = by
+        self.min_sample = min_sample
+        self._keys = group_keys(by) if by is not None else None
+        self._groups: dict[str, GroupTally] = defaultdict(GroupTally)
+        self._total = GroupTally()
+
+    def add(self, e: Evaluated) -> None:
+        self._total.add(e)
+        if self._keys is not None:
+            for name in self._keys(e.item):
+                self._groups[name].add(e)
+
+    def result(self) -> tuple[list[GroupFigures], GroupFigures]:
+        """Figures per group (sorted by name) and for all items together."""
+        rows = [self._groups[name].figures(name, self.min_sample) for name in sorted(self._groups)]
+        return rows, self._total.figures("all items", self.min_sample)
 
 
 def portfolio(
     evaluated: Iterable[Evaluated], by: str | None, *, min_sample: int = 30
 ) -> tuple[list[GroupFigures], GroupFigures]:
     """Figures per group (sorted by name) and for all items together."""
-    everything = list(evaluated)
-    groups: dict[str, list[Evaluated]] = defaultdict(list)
-    if by is not None:
-        key = group_key(by)
-        for e in everything:
-            groups[key(e.item)].append(e)
-    rows = [_figures(name, groups[name], min_sample) for name in sorted(groups)]
-    return rows, _figures("all items", everything, min_sample)
+    tally = Portfolio(by, min_sample=min_sample)
+    for e in evaluated:
+        tally.add(e)
+    return tally.result()

@@ -6,19 +6,24 @@ SLA's cancel, stop and pause conditions — ordinary rule conditions — are eva
 state of that moment; start conditions open new cycles. Elapsed time is business time in the
 SLA's calendar minus business time paused. Everything is a pure function of the item, the
 definition, the calendar and ``now``, so any past answer can be recomputed exactly.
+
+Where the rules prefer the system's own SLA (``source: native`` / ``auto``: a JSM SLA field,
+ServiceNow ``task_sla``), its figures are used as the system gives them, but the rule set's
+cancel condition still applies: a cycle that ended on a cancelled item is cancelled, not met
+(:func:`rule_cancels`). :mod:`bridge.kpi.sla_trace` shows every step for ``bridge explain``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, NamedTuple, cast
 
 from bridge.kpi.calendar import Calendar
 from bridge.kpi.result import KpiResult, Missing, iso, new_tuple
-from bridge.model import NativeSla, WorkItem
+from bridge.model import NativeSla, NativeSlaCycle, WorkItem
 from bridge.rules.ast import AtRisk, Cond, SlaDef
 from bridge.rules.engine import Predicate, compile_condition, compile_first_match
 from bridge.timefmt import parse_date_or_instant
@@ -30,8 +35,14 @@ __all__ = [
     "Cycle",
     "SlaOutcome",
     "StatusCategories",
+    "breach_instant",
+    "cancelled_by_rules",
     "compute_sla",
+    "find_native",
+    "native_outcome",
+    "native_state",
     "risk_threshold_us",
+    "rule_cancels",
     "sla_kpis",
     "timeline",
 ]
@@ -467,6 +478,26 @@ def _crossing(calendar: Calendar, cycle: Cycle, end: datetime, goal: float) -> d
     return end
 
 
+# The states of a clock still running at ``now``: only these have a breach instant.
+_OPEN_STATES = frozenset(("running", "at_risk", "breaching"))
+
+
+def breach_instant(
+    calendar: Calendar, cycle: Cycle, now: datetime, goal: float, remaining: float
+) -> datetime:
+    """``breach_time`` of a cycle still running at ``now`` (states running, at_risk,
+    breaching): when the goal will be reached if nothing pauses the clock, or the past
+    instant it was crossed.
+
+    With nothing left (to add()'s µs), add(now, 0) would be ``now`` itself, which moves with
+    every evaluation while the calendar is closed: the goal was reached at a fixed past
+    instant (now itself only when reached right now, while open).
+    """
+    if round(remaining * _US_PER_SECOND) > 0:
+        return calendar.add(now, remaining)
+    return _crossing(calendar, cycle, now, goal)
+
+
 def _cycle_figures(
     clock: Clock, cycle: Cycle, calendar: Calendar, now: datetime
 ) -> tuple[float | None, float, float, str, float | None, bool | None]:
@@ -550,17 +581,9 @@ def _run_clock(
         breached = breach_time = None
     else:
         breached = remaining < 0
-        breach_time = None
-        if state in ("running", "at_risk"):
-            # With nothing left (to add()'s µs), add(now, 0) would be `now` itself, which
-            # moves with every evaluation while the calendar is closed: the goal was reached
-            # at a fixed past instant (now itself only when reached right now, while open).
-            if round(remaining * _US_PER_SECOND) > 0:
-                breach_time = calendar.add(now, remaining)
-            else:
-                breach_time = _crossing(calendar, cycle, now, goal)
-        elif state == "breaching":
-            breach_time = _crossing(calendar, cycle, now, goal)
+        breach_time = (
+            breach_instant(calendar, cycle, now, goal, remaining) if state in _OPEN_STATES else None
+        )
         ever_breached = ever_breached or breached
     if state in ("met", "breached"):
         completed = (*completed, bool(breached))
@@ -603,16 +626,7 @@ def native_outcome(native: NativeSla, at_risk: AtRisk | None = None) -> SlaOutco
         goal_us = round(last.goal_seconds * _US_PER_SECOND)
         elapsed_us = round(last.elapsed_seconds * _US_PER_SECOND)
         risky = elapsed_us > risk_threshold_us(at_risk, goal_us)
-    if last.cancelled:
-        state = "cancelled"
-    elif last.stop is not None:
-        state = "breached" if last.breached else "met"
-    elif last.paused:
-        state = "paused"
-    elif last.breached:
-        state = "breaching"
-    else:
-        state = "at_risk" if risky else "running"
+    state = native_state(last, risky)
     return SlaOutcome(
         state=state,
         goal_seconds=last.goal_seconds,
@@ -629,6 +643,72 @@ def native_outcome(native: NativeSla, at_risk: AtRisk | None = None) -> SlaOutco
             c.breached for c in native.cycles if c.stop is not None and not c.cancelled
         ),
     )
+
+
+def native_state(cycle: NativeSlaCycle, risky: bool | None = False) -> str:
+    """A system-computed cycle's state, with KPIS.md's precedence: cancelled > met /
+    breached > paused > breaching > running (``at_risk`` when ``risky``)."""
+    if cycle.cancelled:
+        return "cancelled"
+    if cycle.stop is not None:
+        return "breached" if cycle.breached else "met"
+    if cycle.paused:
+        return "paused"
+    if cycle.breached:
+        return "breaching"
+    return "at_risk" if risky else "running"
+
+
+# How far a change in the history may follow a system's SLA stop and still be the change that
+# stopped it: the system stamps the stop from the same transition, but the two stamps can
+# differ in their sub-second part (ServiceNow's are whole seconds).
+_SAME_MOMENT = timedelta(seconds=1)
+
+
+def rule_cancels(
+    clock: Clock,
+    native: NativeSla,
+    snapshots: list[Snapshot] | Missing,
+    item: WorkItem,
+    now: datetime,
+) -> tuple[bool, ...]:
+    """Per cycle of a system-computed SLA: does the rule set's ``cancel`` condition hold where
+    the cycle ended (its stop, or ``now`` for a running one)?
+
+    The system's SLA knows nothing of the rule set's cancel (a JSM SLA stops at any done
+    status and calls a cancelled ticket met), so a cycle that ended on a cancelled item would
+    count as met in attainment. The condition is evaluated as the computed clock evaluates
+    it: on the item as it was at that instant, replayed from its history.
+    """
+    phase = clock.phase
+    if clock.sla.cancel is None or phase is None:
+        return (False,) * len(native.cycles)
+    phases = clock.phases
+    history = () if isinstance(snapshots, Missing) else snapshots
+    cancels = []
+    for cycle in native.cycles:
+        if cycle.stop is not None and cycle.stop <= now:
+            end, seen = cycle.stop, min(cycle.stop + _SAME_MOMENT, now)
+        else:
+            end = seen = now
+        state = history[0][1] if history else item  # before creation: as created
+        for at, snapshot in reversed(history):  # short histories: no index to build
+            if at <= seen:
+                state = snapshot
+                break
+        cancels.append(phases[phase(state, end)] == _CANCEL)
+    return tuple(cancels)
+
+
+def cancelled_by_rules(native: NativeSla, cancels: tuple[bool, ...]) -> NativeSla:
+    """``native`` with the cycles the rule set's cancel condition ends marked cancelled."""
+    if not any(cancels):
+        return native
+    cycles = tuple(
+        replace(cycle, cancelled=True) if cancel and not cycle.cancelled else cycle
+        for cycle, cancel in zip(native.cycles, cancels, strict=True)
+    )
+    return replace(native, cycles=cycles)
 
 
 def find_native(item: WorkItem, sla: SlaDef) -> NativeSla | None:
@@ -661,6 +741,8 @@ def sla_kpis(
         find_native(item, sla) if item.native_slas and sla.source in ("native", "auto") else None
     )
     if native is not None:
+        if sla.cancel is not None:  # the rule set's cancel holds for native clocks too
+            native = cancelled_by_rules(native, rule_cancels(clock, native, snapshots, item, now))
         outcome = native_outcome(native, clock.at_risk)
     elif sla.source == "native":
         outcome = Missing("no native SLA data on this item (source: native)")

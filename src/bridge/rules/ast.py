@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.errors import Diagnostic
 from bridge.model import Classification, FieldType, Phase, WorkItem, WorkType
 from bridge.rules.operators import OperatorSpec
 
@@ -228,6 +229,10 @@ class RuleSet:
     files: tuple[str, ...]
     disabled: tuple[Rule, ...] = ()
     kpi: KpiConfig = field(default_factory=KpiConfig)
+    # Located problems that do not stop the rules from working (``ignore_case`` on a
+    # number, CSAT asked of project work): shown by ``rules check``, never fatal there
+    # unless --strict, and logged when the service loads the rules.
+    warnings: tuple[Diagnostic, ...] = ()
 
     def conditions(self) -> Iterator[Cond]:
         """Every condition the rule set evaluates: rules, SLA conditions and goals, rates."""

@@ -60,6 +60,15 @@ MAX_SLA_TARGET = timedelta(days=365)
 # ... and the calendar time it may take to reach it, whatever the calendar's hours.
 MAX_SLA_SPAN = timedelta(days=3650)
 
+# Field types whose values are text, so that ``ignore_case`` changes what matches.
+_TEXT_TYPES = frozenset(("string", "category", "list"))
+
+# KPI groups that measure one kind of work: asked of the other kind, they are computed from
+# inputs that kind of item rarely has (CSAT of an epic, the earned value of an incident) and
+# end as nulls or misleading numbers. ``cost`` fits both; ``sla.<name>`` is service work.
+_SERVICE_KPIS = frozenset(("csat", "tco"))
+_PROJECT_KPIS = frozenset(("evm", "effort", "schedule"))
+
 # Operators that compare text, so ``ignore_case`` means something for them.
 _CASE_OPERATORS = frozenset(
     ("equals", "not_equals", "in", "not_in", "contains", "contains_any", "contains_all", "matches")
@@ -94,8 +103,8 @@ def did_you_mean(word: str, options: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _where(doc: SourceDoc, path: Path_) -> str:
-    loc = doc.loc(path)
+def _where(doc: SourceDoc, path: Path_, *, key: bool = False) -> str:
+    loc = doc.loc(path, key=key)
     return f"{doc.path}:{loc.line}:{loc.col}"
 
 
@@ -103,9 +112,13 @@ def _where(doc: SourceDoc, path: Path_) -> str:
 class _Context:
     operators: Mapping[str, OperatorSpec]
     problems: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     def error(self, doc: SourceDoc, path: Path_, message: str, *, key: bool = False) -> None:
         self.problems.append(doc.diag(path, message, key=key))
+
+    def warn(self, doc: SourceDoc, path: Path_, message: str, *, key: bool = False) -> None:
+        self.warnings.append(doc.diag(path, message, key=key))
 
 
 def _resolve_field(ctx: _Context, doc: SourceDoc, path: Path_, name: Any) -> FieldRef | None:
@@ -212,6 +225,15 @@ def _compile_leaf(
                 key=True,
             )
             return None
+        if ignore_case and ref.type not in _TEXT_TYPES:
+            ctx.warn(
+                doc,
+                (*path, "ignore_case"),
+                f"ignore_case has no effect here: {ref.name} is {_TYPE_WORDS[ref.type]}, not "
+                "text; remove it",
+                key=True,
+            )
+            ignore_case = False
         problem = _check_value_type(ref.type, op_name, value) if spec.builtin else None
         if problem:
             ctx.error(doc, value_path, problem)
@@ -310,6 +332,21 @@ class _Names:
     default_at: str | None = None
 
 
+def _kpi_misfit(kpi: str, work_type: Any) -> str | None:
+    """Why a KPI group does not fit the work type an outcome classifies as, or None."""
+    if work_type == "project" and (kpi in _SERVICE_KPIS or kpi.startswith("sla.")):
+        return (
+            f"{kpi} measures service work, but this outcome classifies items as project work; "
+            "remove it from kpis or set work_type: service"
+        )
+    if work_type == "service" and kpi in _PROJECT_KPIS:
+        return (
+            f"{kpi} measures project work, but this outcome classifies items as service work; "
+            "remove it from kpis or set work_type: project"
+        )
+    return None
+
+
 def _compile_outcome(
     ctx: _Context, doc: SourceDoc, node: Any, path: Path_, names: _Names
 ) -> Outcome | None:
@@ -353,6 +390,9 @@ def _compile_outcome(
                 )
                 continue
             ok_kpis.append(kpi)
+            misfit = _kpi_misfit(kpi, work_type)
+            if misfit:
+                ctx.warn(doc, (*path, "kpis", i), misfit)
     if work_type not in WORK_TYPES:
         return None  # the schema reports it
     return Outcome(cast(WorkType, work_type), phase, tuple(ok_kpis))
@@ -607,7 +647,7 @@ def _collect_names(
             if not isinstance(defs, Mapping):
                 continue
             for name in defs:
-                where = _where(doc, (section, name))
+                where = _where(doc, (section, name), key=True)
                 if name in table:
                     ctx.error(
                         doc,
@@ -661,10 +701,10 @@ def compile_rule_set(
                     key=True,
                 )
             else:
-                kpi_at = _where(doc, ("kpi",))
+                kpi_at = _where(doc, ("kpi",), key=True)
                 kpi = _compile_kpi(ctx, doc, data["kpi"], names)
         if "default" in data:
-            where = _where(doc, ("default",))
+            where = _where(doc, ("default",), key=True)
             if names.default_at is not None:
                 ctx.error(
                     doc,
@@ -700,6 +740,7 @@ def compile_rule_set(
         files=tuple(doc.path for doc in docs),
         disabled=tuple(r for r in all_rules if not r.enabled),
         kpi=kpi or KpiConfig(),
+        warnings=tuple(sorted(set(ctx.warnings))),
     ), []
 
 

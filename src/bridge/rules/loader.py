@@ -8,6 +8,7 @@ previous rule set in force and says so, because one bad edit must not stop class
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,13 +19,15 @@ from typing import Any
 from bridge.errors import Diagnostic, RuleValidationError
 from bridge.rules.ast import RuleSet
 from bridge.rules.compile import compile_rule_set
-from bridge.rules.operators import OperatorSpec
+from bridge.rules.operators import BUILTIN_OPERATORS, OperatorSpec
 from bridge.rules.source import Path_, SourceDoc, parse_yaml
 from bridge.rules.validate import schema_errors
 
 __all__ = ["LastGoodRules", "RulesStatus", "load_rules", "rule_files"]
 
 RULE_SUFFIXES = (".yaml", ".yml")
+
+log = logging.getLogger("bridge.rules")
 
 
 def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Diagnostic]]:
@@ -64,14 +67,16 @@ def _calendar_problems(spec: Mapping[str, Any]) -> list[tuple[Path_, str]]:
 
 
 def load_rules(
-    paths: Iterable[str | Path], operators: Sequence[OperatorSpec] | None = None
+    paths: Iterable[str | Path], operators: Sequence[OperatorSpec] = BUILTIN_OPERATORS
 ) -> RuleSet:
     """Read, check and compile a rule set; raise :class:`RuleValidationError` listing all
-    problems when anything is wrong."""
-    if operators is None:
-        from bridge.plugins import default_registry  # noqa: PLC0415 - avoids an import cycle
+    problems when anything is wrong. Problems that do not stop the rules from working
+    (``ignore_case`` on a number, CSAT on project work) are the rule set's ``warnings``.
 
-        operators = list(default_registry().operators.values())
+    The operators are given, not looked up: the rule language knows nothing of plugins, and
+    whoever built the plugin registry (the command line, the service) passes its operators
+    (``list(registry.operators.values())``); bridge's own operators otherwise.
+    """
     files, problems = rule_files(paths)
     docs: list[SourceDoc] = []
     contents: list[bytes] = []
@@ -119,7 +124,7 @@ class LastGoodRules:
     """Holds the last rule set that loaded cleanly; a failed reload leaves it in force."""
 
     def __init__(
-        self, paths: Sequence[str | Path], operators: Sequence[OperatorSpec] | None = None
+        self, paths: Sequence[str | Path], operators: Sequence[OperatorSpec] = BUILTIN_OPERATORS
     ) -> None:
         self._paths = list(paths)
         self._operators = operators
@@ -143,9 +148,13 @@ class LastGoodRules:
             self.fail(exc, stamp)
             return False
         with self._lock:
+            changed = self._current is None or self._current.digest != rule_set.digest
             self._current = rule_set
             self._loaded_at = self._attempt_at = stamp
             self._error = None
+        if changed:  # a reload of the same rules would only repeat them
+            for warning in rule_set.warnings:
+                log.warning("rules: %s", warning)
         return True
 
     def fail(self, error: BaseException, now: datetime | None = None) -> None:

@@ -27,6 +27,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bridge.errors import Diagnostic
+from bridge.rules.syntax import explain_syntax_error
 
 __all__ = ["MAX_RULE_FILE_BYTES", "Loc", "Path_", "SourceDoc", "parse_yaml"]
 
@@ -273,22 +274,22 @@ class _Builder:
 
     def _mapping(self, node: MappingNode, path: Path_, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
+        first: dict[str, Loc] = {}
         for key_node, value_node in self._pairs(node):
             if not isinstance(key_node, ScalarNode):
                 self._problem(key_node, "a mapping key must be a plain value, not a list or map")
                 continue
             key = key_node.value
-            if key in first_line:
+            if key in first:
                 self._problem(
                     key_node,
-                    f"duplicate key {key!r} (first at line {first_line[key]}); "
-                    "each key may appear once in a mapping",
+                    f"duplicate key {key!r} (first at line {first[key].line}, column "
+                    f"{first[key].col}); each key may appear once in a mapping",
                 )
                 continue
-            first_line[key] = key_node.start_mark.line + 1
+            at = first[key] = Loc(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             child = (*path, key)
-            self.doc.keys[child] = Loc(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            self.doc.keys[child] = at
             result[key] = self.build(value_node, child, depth + 1)
         return result
 
@@ -305,15 +306,6 @@ def _alias_mark(text: str, number: int) -> Loc | None:
                 return Loc(mark.line + 1, mark.column + 1) if mark else None
             seen += 1
     return None
-
-
-def _syntax_hint(text: str, line: int, col: int, problem: str) -> str:
-    lines = text.splitlines()
-    if 0 < line <= len(lines) and "\t" in lines[line - 1][: max(col, 1)]:
-        return " (YAML does not allow tabs for indentation; indent with spaces)"
-    if "\t" in problem or "found character '\\t'" in problem:
-        return " (YAML does not allow tabs for indentation; indent with spaces)"
-    return ""
 
 
 def parse_yaml(path: str, data: bytes) -> tuple[SourceDoc | None, list[Diagnostic]]:
@@ -350,19 +342,15 @@ def parse_yaml(path: str, data: bytes) -> tuple[SourceDoc | None, list[Diagnosti
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        col = mark.column + 1 if mark else 1
-        problem = exc.problem or "invalid YAML"
-        context = f" {exc.context}" if exc.context else ""
-        if (
-            exc.context_mark is not None
-            and mark is not None
-            and (exc.context_mark.line != mark.line)
-        ):
-            context += f" that starts at line {exc.context_mark.line + 1}"
-        hint = _syntax_hint(text, line, col, problem)
-        return None, [Diagnostic(path, line, col, f"YAML syntax: {problem}{context}{hint}")]
+        at, context_at = exc.problem_mark, exc.context_mark
+        found = explain_syntax_error(
+            text,
+            exc.problem or "invalid YAML",
+            (at.line, at.column) if at else None,
+            exc.context,
+            (context_at.line, context_at.column) if context_at else None,
+        )
+        return None, [Diagnostic(path, found.line, found.col, found.message)]
     except yaml.YAMLError as exc:
         return None, [Diagnostic(path, 1, 1, f"YAML syntax: {exc}")]
     doc = SourceDoc(path=path, data=None)

@@ -50,6 +50,7 @@ def editor_schema(
         leaf = schema["$defs"]["leaf"]["properties"]
         for operator, value in (operators or {}).items():
             leaf[operator] = copy.deepcopy(dict(value))
+        _annotate_leaf(leaf)
         return schema
     if name != "config" or not connectors:
         return schema
@@ -73,3 +74,28 @@ def editor_schema(
     if branches:
         source.setdefault("allOf", []).extend(branches)
     return schema
+
+
+def _annotate_leaf(leaf: dict[str, Any]) -> None:
+    """Words for the editor, which the loader does without: the field names as completion
+    suggestions (``examples``: ``raw.*`` paths stay valid, as they are for the loader) and
+    each built-in operator's meaning as its hover text."""
+    from bridge.model import FIELD_TYPES  # noqa: PLC0415 - only editors need these words
+    from bridge.rules.operators import BUILTIN_OPERATORS  # noqa: PLC0415
+
+    kinds = ", ".join(f"{name} ({kind})" for name, kind in FIELD_TYPES.items())
+    leaf["field"] = {
+        **leaf["field"],
+        "description": (
+            "The field the condition reads: a normalized field of the item, or "
+            f"raw.<path> into the system's own record. Fields: {kinds}."
+        ),
+        "examples": [*FIELD_TYPES, "raw.fields.customfield_10050"],
+    }
+    leaf["ignore_case"] = {
+        **leaf["ignore_case"],
+        "description": "Compare text without regard to case (text, category and list fields).",
+    }
+    for spec in BUILTIN_OPERATORS:
+        if spec.name in leaf and spec.description:
+            leaf[spec.name] = {"description": spec.description, **leaf[spec.name]}

@@ -27,8 +27,10 @@ digest, rule errors (with file:line, i.e. the layout of the rules), the sources 
 pending items need ``Authorization: Bearer <status token>``, and so does ``/metrics`` when a
 token is configured (its labels name the sources). Presenting credentials asks for the
 detail, so a wrong token is a 401 with ``WWW-Authenticate``, not a quiet "ok" that would
-leave an operator guessing. An unknown source is a bare 404: listing the configured ones
-would map the deployment for anyone who guesses at URLs.
+leave an operator guessing. ``/dashboard`` (the portfolio page: it names services, projects
+and tickets) always needs the token, and only past it says 404 when the runtime has no
+``dashboard`` (a :class:`~bridge.dashboard.DashboardSource`). An unknown source is a bare
+404: listing the configured ones would map the deployment for anyone who guesses at URLs.
 
 Under ``bridge serve`` every gunicorn worker counts in its own process; with
 ``PROMETHEUS_MULTIPROC_DIR`` set (``bridge serve`` sets it before forking) ``/metrics`` sums
@@ -59,6 +61,7 @@ from werkzeug.wsgi import get_input_stream
 from bridge import __version__
 from bridge.config import Config
 from bridge.connectors.base import ConnectorContext, WebhookEvent
+from bridge.dashboard import DashboardSource, content_security_policy, render_dashboard
 from bridge.errors import BridgeError, ConfigError, WebhookPayloadError, WebhookSignatureError
 from bridge.plugins import Registry, default_registry
 from bridge.service.runtime import Runtime
@@ -441,6 +444,35 @@ def create_app(
             pending=pending_status(runtime.store),
             timers=timer_status(runtime.store),
         )
+
+    @app.get("/dashboard")
+    def dashboard() -> Response:
+        # The portfolio names services, projects and tickets: the status detail's token,
+        # asked for before anything is said, so a stranger cannot even learn whether the
+        # deployment has a dashboard.
+        refused = refusal(request.headers.get("Authorization"))
+        if refused is not None:
+            return refused
+        source = getattr(runtime, "dashboard", None)
+        if not isinstance(source, DashboardSource):
+            return _json(404, error="this service has no dashboard: nothing keeps evaluations")
+        try:
+            snapshot = source.evaluations()
+        except BridgeError as exc:
+            log.error("dashboard: cannot read the evaluations: %s", exc)
+            return _json(503, error="the evaluations cannot be read right now; retry later")
+        page = render_dashboard(
+            snapshot.evaluated,
+            now=snapshot.now,
+            rule_set=snapshot.rule_set,
+            currency=snapshot.currency,
+        )
+        response = Response(page, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = content_security_policy()
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:

@@ -16,7 +16,9 @@ from typing import cast
 
 from bridge.config import Config, load_config
 from bridge.connectors.base import ConnectorContext, LiveConnector
-from bridge.errors import ConfigError
+from bridge.dashboard import DashboardSnapshot, DashboardSource
+from bridge.errors import ConfigError, StoreUnavailableError
+from bridge.evaluations import read_stored
 from bridge.kpi.compute import KpiEngine
 from bridge.plugins import Registry, default_registry
 from bridge.rules.ast import RuleSet
@@ -25,7 +27,7 @@ from bridge.rules.loader import LastGoodRules, RulesStatus, rule_files
 from bridge.store import open_store
 from bridge.store.base import Store
 
-__all__ = ["Evaluators", "Runtime"]
+__all__ = ["Evaluators", "Runtime", "StoreDashboard"]
 
 log = logging.getLogger("bridge.service")
 
@@ -44,6 +46,29 @@ class Evaluators:
     rule_set: RuleSet
 
 
+class StoreDashboard:
+    """The dashboard's items: the latest evaluation of every item of the configured
+    sources, as every sync, webhook job and timer tick leaves it in the store."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def evaluations(self) -> DashboardSnapshot:
+        rule_set = self.runtime.evaluators().rule_set
+        sources = [source.name for source in self.runtime.config.sources]
+        try:
+            stored = read_stored(self.runtime.store, sources)
+        except Exception as exc:  # sqlite3 / psycopg errors: the page cannot be made now
+            log.exception("dashboard: the store cannot be read")
+            raise StoreUnavailableError(f"the store cannot be read: {type(exc).__name__}") from exc
+        return DashboardSnapshot(
+            stored.evaluated,
+            stored.last or datetime.now(UTC),
+            rule_set.digest,
+            rule_set.kpi.currency,
+        )
+
+
 class Runtime:
     """Process-wide state of the service, built from bridge.yaml."""
 
@@ -53,12 +78,14 @@ class Runtime:
         self.config = config
         self.registry = registry or default_registry()
         self.store = store or open_store(config.store)
-        self.rules = LastGoodRules(list(config.rules))
+        self.rules = LastGoodRules(list(config.rules), list(self.registry.operators.values()))
         self._lock = threading.Lock()
         self._connectors: dict[str, LiveConnector] = {}
         self._evaluators: Evaluators | None = None
         self._stamp: tuple[tuple[str, float, int], ...] = ()
         self.refresh_rules()
+        #: What GET /dashboard shows: the store's latest evaluation of every item.
+        self.dashboard: DashboardSource | None = StoreDashboard(self)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Runtime:

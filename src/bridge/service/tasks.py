@@ -44,9 +44,11 @@ from bridge.sync import (
     SyncReport,
     evaluate,
     fetch_many,
+    forget,
     give_up,
     item_lease,
     process_item,
+    settle,
     sync_source,
     tally,
 )
@@ -337,7 +339,7 @@ class Jobs:
         for source, timers in by_source.items():
             if source not in {c.name for c in self.runtime.config.sources}:
                 for key in timers:  # a source no longer configured
-                    store.set_timer(source, key, None)
+                    forget(store, source, key)
                 continue
             try:
                 evaluators = self.runtime.evaluators()
@@ -349,7 +351,7 @@ class Jobs:
                 log.warning("%s: cannot read %d due item(s): %s", source, len(timers), exc)
                 continue
             for key in timers.keys() - {item.key for item in found}:
-                store.set_timer(source, key, None)
+                forget(store, source, key)
             workers = max(1, int(getattr(connector, "concurrency", 8)))
             with ThreadPoolExecutor(workers, thread_name_prefix=f"bridge-timers-{source}") as pool:
                 for item in found:
@@ -383,7 +385,7 @@ class Jobs:
                 item = connector.fetch(item.key)
             found = evaluate(item, evaluators.engine, evaluators.kpis, connector, now)
             written = tally(found.ops, connector.apply(item, found.ops)) if found.ops else None
-            store.set_timer(source, item.key, found.next_change)
+            settle(store, source, item.key, found, now)
             if written:
                 store.audit(source, item.key, "written", f"on its timer: {written.detail}", now)
                 self.items.labels(source, "written").inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -141,6 +142,27 @@ class Store(Protocol):
 
     def count_timers(self) -> dict[str, int]:
         """source → timers."""
+        ...
+
+    # -- latest evaluations (bridge.evaluations) ------------------------------------------
+
+    def put_evaluation(self, source: str, key: str, record: str, at: datetime) -> None:
+        """Keep the item's latest evaluation (a JSON record), replacing the one before."""
+        ...
+
+    def drop_evaluation(self, source: str, key: str) -> None:
+        """Forget an item that is gone from the system or out of scope."""
+        ...
+
+    def evaluations(
+        self, source: str | None = None, *, batch: int = 1000
+    ) -> Iterator[tuple[str, str, datetime, str]]:
+        """Every kept evaluation as (source, key, evaluated at, record), by source and key,
+        read ``batch`` rows at a time so a large portfolio is never held at once."""
+        ...
+
+    def count_evaluations(self) -> dict[str, int]:
+        """source → items with a kept evaluation."""
         ...
 
     # -- bounded state ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +42,9 @@ CREATE INDEX IF NOT EXISTS bridge_timers_next ON bridge_timers (next_try);
 CREATE SEQUENCE IF NOT EXISTS bridge_lease_tickets;
 CREATE TABLE IF NOT EXISTS bridge_lease_releases (
     name TEXT PRIMARY KEY, ticket BIGINT NOT NULL, at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS bridge_evaluations (
+    source TEXT NOT NULL, key TEXT NOT NULL, at TIMESTAMPTZ NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (source, key));
 """
 
 _PENDING = "source, key, reason, attempts, next_try, last_error, given_up, seq, since"
@@ -375,6 +379,46 @@ class PostgresStore:
         with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT source, COUNT(*) FROM bridge_timers GROUP BY source"
+            ).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    # -- latest evaluations ----------------------------------------------------------------
+
+    def put_evaluation(self, source: str, key: str, record: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO bridge_evaluations (source, key, at, record) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (source, key) DO UPDATE SET at = excluded.at, record = excluded.record",
+            source,
+            key,
+            at,
+            record,
+        )
+
+    def drop_evaluation(self, source: str, key: str) -> None:
+        self._run("DELETE FROM bridge_evaluations WHERE source = %s AND key = %s", source, key)
+
+    def evaluations(
+        self, source: str | None = None, *, batch: int = 1000
+    ) -> Iterator[tuple[str, str, datetime, str]]:
+        after = ("", "")
+        while True:
+            with self._pool.connection() as conn:
+                rows = conn.execute(
+                    "SELECT source, key, at, record FROM bridge_evaluations"
+                    " WHERE (source, key) > (%s, %s) AND (%s::text IS NULL OR source = %s)"
+                    " ORDER BY source, key LIMIT %s",
+                    (*after, source, source, batch),
+                ).fetchall()
+            for row in rows:
+                yield str(row[0]), str(row[1]), row[2], str(row[3])
+            if len(rows) < batch:
+                return
+            after = (str(rows[-1][0]), str(rows[-1][1]))
+
+    def count_evaluations(self) -> dict[str, int]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT source, COUNT(*) FROM bridge_evaluations GROUP BY source"
             ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 

@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS timers (
 CREATE INDEX IF NOT EXISTS timers_next ON timers (next_try);
 CREATE TABLE IF NOT EXISTS lease_releases (
     ticket INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    source TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (source, key));
 """
 
 _PENDING = "source, key, reason, attempts, next_try, last_error, given_up, seq, since"
@@ -395,6 +398,44 @@ class SqliteStore:
     def count_timers(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute("SELECT source, COUNT(*) FROM timers GROUP BY source")
+            return {str(r[0]): int(r[1]) for r in rows.fetchall()}
+
+    # -- latest evaluations ----------------------------------------------------------------
+
+    def put_evaluation(self, source: str, key: str, record: str, at: datetime) -> None:
+        self._run(
+            "INSERT INTO evaluations (source, key, at, record) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (source, key) DO UPDATE SET at = excluded.at, record = excluded.record",
+            source,
+            key,
+            _stamp(at),
+            record,
+        )
+
+    def drop_evaluation(self, source: str, key: str) -> None:
+        self._run("DELETE FROM evaluations WHERE source = ? AND key = ?", source, key)
+
+    def evaluations(
+        self, source: str | None = None, *, batch: int = 1000
+    ) -> Iterator[tuple[str, str, datetime, str]]:
+        after = ("", "")
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT source, key, at, record FROM evaluations"
+                    " WHERE (source, key) > (?, ?) AND (? IS NULL OR source = ?)"
+                    " ORDER BY source, key LIMIT ?",
+                    (*after, source, source, batch),
+                ).fetchall()
+            for row in rows:
+                yield str(row[0]), str(row[1]), datetime.fromisoformat(str(row[2])), str(row[3])
+            if len(rows) < batch:
+                return
+            after = (str(rows[-1][0]), str(rows[-1][1]))
+
+    def count_evaluations(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT source, COUNT(*) FROM evaluations GROUP BY source")
             return {str(r[0]): int(r[1]) for r in rows.fetchall()}
 
     def prune(self, *, deliveries: datetime, audit: datetime, given_up: datetime) -> dict[str, int]:

@@ -29,7 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge.connectors import read_secret
-from bridge.connectors.base import ConnectorContext, WebhookEvent
+from bridge.connectors.base import ConnectorContext, Memos, WebhookEvent
 from bridge.connectors.jira.client import Deployment, JiraClient
 from bridge.connectors.jira.mapping import (
     ResolvedFields,
@@ -77,7 +77,6 @@ from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.compile import did_you_mean
-from bridge.store.base import Store
 from bridge.timefmt import parse_jira_instant
 from bridge.writeback.plan import Applied, SetFields, UpsertSummary, WriteOp
 from bridge.writeback.values import check_value_maps
@@ -292,7 +291,7 @@ class JiraConnector:
         settings: JiraSettings,
         client: JiraClient,
         *,
-        store: Store | None = None,
+        store: Memos | None = None,
         webhook_secret: str | Callable[[], str | None] | None = None,
         pacer: IssueWritePacer | None = None,
         locate: Callable[[tuple[str | int, ...]], Diagnostic] | None = None,

@@ -38,7 +38,7 @@ import requests
 from jsonschema import Draft202012Validator
 
 from bridge.connectors import read_secret
-from bridge.connectors.base import ConnectorContext, WebhookEvent
+from bridge.connectors.base import ConnectorContext, Memos, WebhookEvent
 from bridge.connectors.http import RateLimiter, RetryPolicy
 from bridge.connectors.servicenow.client import OAuthGrant, ServiceNowClient, plain_value
 from bridge.connectors.servicenow.mapping import item_from_record
@@ -73,7 +73,6 @@ from bridge.errors import (
 from bridge.kpi.result import KpiResult
 from bridge.model import Classification, WorkItem
 from bridge.rules.ast import RuleSet
-from bridge.store.base import Store
 from bridge.timefmt import format_servicenow_instant, parse_servicenow_instant
 from bridge.writeback.plan import Applied, UpsertSummary, WriteOp
 from bridge.writeback.values import (
@@ -499,7 +498,7 @@ class ServiceNowConnector:
         self.concurrency = s.concurrency
         base = Path(context.base_dir) if context is not None else Path()
         self.base_dir = base
-        self._memos: Store | _MemoryMemos = (
+        self._memos: Memos = (
             context.store if context is not None and context.store is not None else _MemoryMemos()
         )
         self._wall_clock = wall_clock

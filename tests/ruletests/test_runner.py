@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bridge.kpi.testing import check_kpis
 from bridge.plugins import default_registry
-from bridge.rules.testing import discover_test_files, item_from_fields, run_test_file
+from bridge.ruletests.kpis import check_kpis
+from bridge.ruletests.runner import discover_test_files, item_from_fields, run_test_file
 
 HERE = Path(__file__).parent.parent / "data" / "rules" / "rule-tests"
 FORMATS = list(default_registry().formats.values())

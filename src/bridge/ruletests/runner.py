@@ -1,4 +1,4 @@
-"""Unit tests for rule sets, in the spirit of ``promtool test rules``.
+"""Running rule tests, in the spirit of ``promtool test rules``.
 
 A test file is YAML with a top-level ``tests:`` list. Each case gives an item (inline
 normalized fields, an inline export document, or an export file plus a key), an optional
@@ -26,6 +26,7 @@ from bridge.model import FIELD_TYPES, PHASES, STATUS_CATEGORIES, WORK_TYPES, Fie
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
 from bridge.rules.loader import load_rules
+from bridge.rules.operators import BUILTIN_OPERATORS, OperatorSpec
 from bridge.rules.source import SourceDoc, parse_yaml
 from bridge.rules.validate import schema_errors_for
 from bridge.timefmt import parse_date_or_instant, parse_instant
@@ -313,8 +314,13 @@ def run_test_file(
     name_filter: re.Pattern[str] | None = None,
     kpi_check: KpiCheck | None = None,
     rules_cache: dict[tuple[str, ...], RuleSet | RuleValidationError] | None = None,
+    operators: Sequence[OperatorSpec] = BUILTIN_OPERATORS,
 ) -> FileResult:
-    """Run every case of one test file against the rules it names."""
+    """Run every case of one test file against the rules it names.
+
+    ``operators`` are those the rules may use (a plugin's too, when the caller passes them):
+    the rules under test are loaded exactly as ``rules check`` loads them.
+    """
     result = FileResult(str(path))
     try:
         data = path.read_bytes()
@@ -333,7 +339,7 @@ def run_test_file(
     cache_ = rules_cache if rules_cache is not None else {}
     if cache_key not in cache_:
         try:
-            cache_[cache_key] = load_rules(rule_paths)
+            cache_[cache_key] = load_rules(rule_paths, operators)
         except RuleValidationError as exc:
             cache_[cache_key] = exc
     loaded = cache_[cache_key]

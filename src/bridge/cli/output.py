@@ -1,0 +1,75 @@
+"""Where a command's output goes: standard output, or the file ``--output/-o`` names.
+
+Every command that writes a document takes ``-o``, so a report can be saved without a
+shell redirect (a scheduled job, Windows), and a file is written whole or not at all: the
+text goes to a temporary file beside it that replaces it at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from bridge.cli import fail, stdout
+
+__all__ = ["FILE_WIDTH", "OUTPUT_OPTION", "console_for", "write_output"]
+
+#: Tables written to a file are as wide as this: wide enough for every column, narrow
+#: enough to read in an editor.
+FILE_WIDTH = 120
+
+OUTPUT_OPTION = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file instead of standard output.",
+)
+
+
+def write_output(text: str, output: str | None) -> None:
+    """``text`` to standard output, or to ``output`` in one piece."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    target = Path(output)
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}."
+        )
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise fail(f"--output: cannot write {output}: {exc.strerror}") from None
+
+
+@contextmanager
+def console_for(output: str | None) -> Iterator[Console]:
+    """The console tables are printed on: the terminal's, or one writing plain text (no
+    colours, no markup codes) into ``output``."""
+    if output is None:
+        yield stdout
+        return
+    console = Console(
+        record=True,
+        width=FILE_WIDTH,
+        no_color=True,
+        emoji=False,
+        file=open(os.devnull, "w"),  # noqa: SIM115
+    )
+    try:
+        yield console
+    finally:
+        console.file.close()
+    write_output(console.export_text(styles=False), output)

@@ -1,0 +1,156 @@
+"""``bridge report``: figures that say what they count, from an export or from the store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.cli import cli
+from bridge.cli.options import evaluate_export
+from bridge.evaluations import encode
+from bridge.store import open_store
+from bridge.timefmt import parse_instant
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = str(REPO / "rules")
+EXPORT = str(REPO / "examples" / "export")
+NOW = "2026-11-02T00:00:00Z"
+
+
+@pytest.fixture
+def run():  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+
+    def invoke(*args: str):  # type: ignore[no-untyped-def]
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def _json(run, *args: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    result = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_attainment_says_it_counts_clocks_and_how_many_items_have_them(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW)
+    assert result.exit_code == 0, result.output
+    document = _json(run)
+    workplace = next(g for g in document["groups"]["service"] if g["group"] == "Workplace")
+    clocks, items = workplace["sla_cycles"], workplace["sla_items"]
+    assert 0 < items < clocks <= 2 * workplace["items"]
+    assert f"of {clocks} clocks ({items} items)" in result.stdout
+    assert "It counts clocks, not items" in result.stdout  # the legend
+    for word in ("SPI = schedule performance index", "CPI = cost performance index", "TCO ="):
+        assert word in result.stdout
+
+
+def test_csat_has_a_wilson_interval_instead_of_a_fixed_low_n_flag(run) -> None:  # type: ignore[no-untyped-def]
+    document = _json(run)
+    total = document["total"]
+    low, high = total["csat_top2_ci"]
+    assert low < total["csat_top2_pct"] < high
+    result = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW)
+    assert "low n" not in result.stdout
+    assert f"({low:.0f}–{high:.0f}%)" in result.stdout
+
+
+def test_labels_are_grouped_one_label_at_a_time(run) -> None:  # type: ignore[no-untyped-def]
+    groups = _json(run, "-g", "labels")["groups"]["labels"]
+    names = [g["group"] for g in groups]
+    assert names
+    assert all("," not in name for name in names)
+    # An item with two labels counts in both groups.
+    assert sum(g["items"] for g in groups) >= _json(run)["total"]["items"]
+
+
+def test_csv_is_rounded_for_people_and_says_true_and_false(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "csv", "-g", "team")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    for row in rows:
+        for name in ("sla_attainment_pct", "csat_top2_pct", "spi", "cpi", "tco_total"):
+            if row[name]:
+                assert len(row[name].partition(".")[2]) <= 2, (name, row[name])
+    assert {"true", "false"} >= {r["low_sample"] for r in rows}
+    # ServiceNow groups by name (the export's dot-walks), not by sys_id.
+    assert "Service Desk" in {r["group"] for r in rows} or all(len(r["group"]) != 32 for r in rows)
+
+
+def test_a_misspelled_group_gets_a_did_you_mean(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("report", "-g", "assigne")
+    assert result.exit_code == 2
+    assert "did you mean 'assignee'?" in result.output
+
+
+def test_output_goes_to_the_file_named_by_o(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "report.json"
+    result = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "json", "-o", str(target))
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert json.loads(target.read_text())["total"] == _json(run)["total"]
+    table = tmp_path / "report.txt"
+    assert run("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-o", str(table)).exit_code == 0
+    text = table.read_text()
+    assert "by service" in text
+    assert "\x1b[" not in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+
+
+def test_from_the_store_the_figures_equal_those_from_the_export(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    database = tmp_path / "bridge.db"
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        f"rules: {RULES}\nstore: sqlite://{database}\nsources:\n"
+        "  - {name: jira, connector: files, path: " + EXPORT + "}\n"
+    )
+    _, evaluated, _ = evaluate_export([RULES], [EXPORT], parse_instant(NOW))
+    store = open_store(f"sqlite://{database}")
+    try:
+        for e in evaluated:
+            store.put_evaluation("jira", e.item.key, encode(e), parse_instant(NOW))
+    finally:
+        store.close()
+
+    result = run("report", "-c", str(config), "--now", NOW, "-f", "json")
+    assert result.exit_code == 0, result.output
+    from_store = json.loads(result.stdout)
+    from_export = _json(run)
+    assert from_store["from"] == "store"
+    assert from_store["evaluated"] == {"first": NOW, "last": NOW}
+    assert from_store["total"] == from_export["total"]
+    assert from_store["groups"] == from_export["groups"]
+
+
+def test_a_store_not_made_yet_is_explained(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        f"rules: {RULES}\nstore: sqlite://{tmp_path / 'none.db'}\nsources:\n"
+        "  - {name: x, connector: files, path: " + EXPORT + "}\n"
+    )
+    result = run("report", "-c", str(config))
+    assert result.exit_code == 2
+    assert "run bridge sync" in result.output
+    assert not (tmp_path / "none.db").exists()
+    mixed = run("report", "-c", str(config), "-i", EXPORT)
+    assert mixed.exit_code == 2
+    assert "leave out --rules and --input" in mixed.output
+
+
+def test_html_is_one_page_with_the_same_figures(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "portfolio.html"
+    result = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "html", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "http://" not in page.split('id="bridge-data"')[0].replace("http://www.w3.org", "")
+    marker = '<script type="application/json" id="bridge-data">'
+    data = json.loads(
+        page[page.index(marker) + len(marker) : page.index("</script>", page.index(marker))]
+    )
+    assert len(data["items"]) == _json(run)["total"]["items"]
