@@ -18,8 +18,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from bridge.kpi.portfolio import Evaluated
-from bridge.kpi.result import KpiResult, iso
+from bridge.kpi.result import KpiResult
 from bridge.model import PHASES, STATUS_CATEGORIES, WORK_TYPES, Classification, WorkItem
+from bridge.timefmt import json_value
 
 if TYPE_CHECKING:
     from bridge.store.base import Store
@@ -55,29 +56,19 @@ _INSTANTS = frozenset({"created", "updated", "resolved"})
 _LISTS = frozenset({"labels", "components"})
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return [_json(v) for v in value]
-    return value
-
-
 def encode(evaluated: Evaluated) -> str:
     """The record of one evaluation, as compact JSON (KPI instants as ISO 8601 UTC)."""
     item, decision, kpis = evaluated.item, evaluated.decision, evaluated.kpis
     document = {
         "format": FORMAT,
-        "item": {name: _json(getattr(item, name)) for name in GROUP_FIELDS},
+        "item": {name: json_value(getattr(item, name)) for name in GROUP_FIELDS},
         "decision": {
             "work_type": decision.work_type,
             "phase": decision.phase,
             "rule": decision.rule,
             "kpis": list(decision.kpis),
         },
-        "kpis": {name: _json(value) for name, value in kpis.values.items()},
+        "kpis": {name: json_value(value) for name, value in kpis.values.items()},
         "missing": kpis.missing,
         "facts": {"sla_completed": list(kpis.facts.get("sla_completed", ()))},
     }

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 __all__ = [
     "MAX_DURATION",
     "DurationTooLongError",
     "format_servicenow_instant",
+    "json_value",
     "parse_date_or_instant",
     "parse_duration",
     "parse_instant",
@@ -164,3 +166,17 @@ def parse_duration(text: str) -> timedelta:
             f"bridge accepts; write at most {MAX_DURATION.days}d"
         )
     return timedelta(seconds=total)
+
+
+def json_value(value: Any) -> Any:
+    """A value as every JSON output writes it: instants as ISO 8601 UTC with a ``Z``, dates
+    as ISO dates, tuples as lists (their items likewise); anything else as it is."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [json_value(v) for v in value]
+    return value

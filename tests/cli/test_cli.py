@@ -63,7 +63,11 @@ def test_classify_json(run) -> None:
         "classify", "-r", VALID, "-i", SN_INCIDENT, "-i", JIRA_SEARCH, "--now", NOW, "-f", "json"
     )
     assert result.exit_code == 0
-    rows = json.loads(result.stdout)
+    document = json.loads(result.stdout)
+    assert document["now"] == NOW
+    assert len(document["rule_set"]) == 16
+    assert document["skipped"] == []
+    rows = document["items"]
     assert [(r["key"], r["system"], r["work_type"], r["rule"]) for r in rows] == [
         ("INC0000046", "servicenow", "service", "incidents"),
         ("TEST-1", "jira", "unclassified", None),
@@ -87,10 +91,56 @@ def test_classify_csv_and_output_file(run, tmp_path) -> None:
 def test_classify_table_ends_with_a_summary(run) -> None:
     result = run("classify", "-r", VALID, "-i", SN_INCIDENT, "-i", JIRA_SEARCH, "--now", NOW)
     assert result.exit_code == 0
-    tail = result.output[result.output.index("summary") :]
-    assert "service" in tail
-    assert "unclassified" in tail
-    assert "total" in tail
+    tail = result.output[result.output.index("summary:") :]
+    assert "4 items: 0 project (0.0%), 1 service (25.0%), 3 unclassified (75.0%)" in tail
+
+
+def test_classify_table_fits_100_columns_when_piped_and_explains_its_abbreviations(
+    run, monkeypatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = run("classify", "--now", NOW)
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    assert "summary" in result.stdout.splitlines()[1]
+    lines = result.stdout.splitlines()
+    legend = " ".join(lines[next(i for i, line in enumerate(lines) if "legend:" in line) :])
+    for text in (
+        "TTFR = time-to-first-response (SLA)",
+        "TTR = time-to-resolution (SLA)",
+        "SPI = schedule performance index",
+        "CPI = cost performance index",
+    ):
+        assert text in legend
+
+
+def test_classify_json_is_the_same_on_one_core_and_two(run) -> None:
+    one = run("classify", "--now", NOW, "-f", "json", "-j", "1")
+    two = run("classify", "--now", NOW, "-f", "json", "-j", "2")
+    assert one.exit_code == two.exit_code == 0
+    assert one.stdout == two.stdout
+    assert len(json.loads(one.stdout)["items"]) == 406
+
+
+def test_classify_a_bad_item_is_left_out_named_and_fails_the_run_unless_keep_going(
+    run, tmp_path
+) -> None:
+    page = json.loads((REPO / "examples/export/jira/ops-page-1.json").read_text("utf-8"))
+    page["issues"][3]["fields"]["created"] = "yesterday"
+    export = tmp_path / "ops.json"
+    export.write_text(json.dumps(page), "utf-8")
+
+    failing = run("classify", "-i", str(export), "--now", NOW, "-f", "json")
+    going = run("classify", "-i", str(export), "--now", NOW, "-f", "json", "--keep-going")
+
+    assert failing.exit_code == 2
+    assert going.exit_code == 0
+    for result in (failing, going):
+        document = json.loads(result.stdout)
+        assert len(document["items"]) == 49
+        assert [s["key"] for s in document["skipped"]] == ["OPS-4"]
+        assert "warning: skipped ops.json: issues[3] (OPS-4): fields.created" in result.stderr
+        assert "1 item left out" in result.stderr
 
 
 def test_classify_bad_export_is_a_located_message(run) -> None:
@@ -200,7 +250,7 @@ def test_rules_test_with_no_tests_fails(run, tmp_path) -> None:
 def test_bundled_defaults_run_without_options(run) -> None:
     result = run("classify", "--now", NOW, "-f", "json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["items"]
     assert len(rows) > 100
     assert {r["work_type"] for r in rows} >= {"project", "service"}
 

@@ -36,7 +36,7 @@ def as_json(key: str) -> dict[str, Any]:
 def classified() -> dict[str, dict[str, Any]]:
     result = CliRunner().invoke(cli, ["classify", *BUNDLED, *NOW, "-f", "json"])
     assert result.exit_code == 0, result.output
-    return {row["key"]: row for row in json.loads(result.stdout)}
+    return {row["key"]: row for row in json.loads(result.stdout)["items"]}
 
 
 def test_a_cancelled_jira_incident_says_the_rule_sets_cancel_overrode_the_native_met() -> None:

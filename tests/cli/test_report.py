@@ -154,3 +154,97 @@ def test_html_is_one_page_with_the_same_figures(run, tmp_path: Path) -> None:  #
         page[page.index(marker) + len(marker) : page.index("</script>", page.index(marker))]
     )
     assert len(data["items"]) == _json(run)["total"]["items"]
+
+
+def test_an_item_left_out_fails_the_report_unless_keep_going(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page = json.loads((REPO / "examples/export/jira/ops-page-1.json").read_text("utf-8"))
+    page["issues"][2]["fields"]["created"] = "last tuesday"
+    export = tmp_path / "ops.json"
+    export.write_text(json.dumps(page), "utf-8")
+
+    strict = run("report", "-r", RULES, "-i", str(export), "--now", NOW, "-f", "json")
+    assert strict.exit_code == 2
+    assert "1 item left out" in strict.stderr
+    document = json.loads(strict.stdout)  # the report is still whole
+    assert document["total"]["items"] == len(page["issues"]) - 1
+    assert [s["key"] for s in document["skipped"]] == [page["issues"][2]["key"]]
+    lenient = run(
+        "report", "-r", RULES, "-i", str(export), "--now", NOW, "-f", "json", "--keep-going"
+    )
+    assert lenient.exit_code == 0
+    assert lenient.stdout == strict.stdout
+
+
+def test_two_processes_give_the_same_report_as_one(run) -> None:  # type: ignore[no-untyped-def]
+    since = ("--since", "2026-06-01T00:00:00Z")
+    one = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "json", "-j", "1", *since)
+    two = run("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "json", "-j", "2", *since)
+    assert one.exit_code == two.exit_code == 0
+    assert json.loads(two.stdout) == json.loads(one.stdout)
+    assert json.loads(one.stdout)["total"]["items"] < 406  # the period filter reached the workers
+
+
+def test_a_live_sync_leaves_the_figures_report_c_shows(run, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """End to end on the Jira double: ``bridge sync`` writes each item's evaluation to the
+    store; ``bridge report -c`` then gives the figures an export of the same issues gives."""
+    from bridge.testing.jira import JiraDouble
+    from tests.preview.test_plan import TOKEN_ENV, _config, _save_export, _seed
+
+    monkeypatch.setenv(TOKEN_ENV, "token")
+    monkeypatch.delenv("BRIDGE_DATABASE_URL", raising=False)
+    with JiraDouble() as site:
+        _seed(site)
+        _save_export(site, tmp_path / "export")
+        config = _config(tmp_path, site.url)
+        config.write_text(config.read_text() + f"store: sqlite://{tmp_path / 'bridge.db'}\n")
+        synced = run("sync", "-c", str(config), "-s", "jira", "--now", NOW)
+        assert synced.exit_code == 0, synced.output
+
+    stored = run("report", "-c", str(config), "-s", "jira", "--now", NOW, "-f", "json")
+    assert stored.exit_code == 0, stored.output
+    exported = run(
+        "report", "-r", RULES, "-i", str(tmp_path / "export"), "--now", NOW, "-f", "json"
+    )
+    from_store, from_export = json.loads(stored.stdout), json.loads(exported.stdout)
+    assert from_store["total"]["items"] == 24
+    assert from_store["total"] == from_export["total"]
+    assert from_store["groups"] == from_export["groups"]
+
+
+def test_the_rule_sets_warnings_are_said_at_their_place(run) -> None:  # type: ignore[no-untyped-def]
+    warned = REPO / "tests" / "data" / "rules" / "warnings"
+    result = run("report", "-r", str(warned), "-i", EXPORT, "--now", NOW, "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert "warning: " in result.stderr
+    assert f"{warned}" in result.stderr
+    assert "ignore_case" in result.stderr
+
+
+def test_a_file_written_with_o_gets_the_usual_mode_and_keeps_an_existing_ones(
+    run, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.csv"
+        assert (
+            run(
+                "report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "csv", "-o", str(fresh)
+            ).exit_code
+            == 0
+        )
+        assert fresh.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.csv"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        assert (
+            run(
+                "report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "csv", "-o", str(kept)
+            ).exit_code
+            == 0
+        )
+        assert kept.stat().st_mode & 0o777 == 0o640
+        assert kept.read_text().startswith("grouped_by,")
+    finally:
+        os.umask(mask)

@@ -39,8 +39,8 @@ def run():
 def test_classify_reads_every_rules_path(run) -> None:
     alone = json.loads(run("classify", "-r", OLD, "-i", EXPORT, "--now", NOW, "-f", "json").stdout)
     both = json.loads(run("classify", *BOTH, "-f", "json").stdout)
-    rules_alone = {item["key"]: item["rule"] for item in alone}
-    rules_both = {item["key"]: item["rule"] for item in both}
+    rules_alone = {item["key"]: item["rule"] for item in alone["items"]}
+    rules_both = {item["key"]: item["rule"] for item in both["items"]}
     assert rules_alone["WEB-1"] is None
     assert rules_both["WEB-1"] == "everything-else"
     assert {k: v for k, v in rules_both.items() if k != "WEB-1"} == {

@@ -79,19 +79,26 @@ def bridge() -> Any:
     return invoke
 
 
+KEEP = "--keep-going"
+
+
 # -- hostile values: statuses, keys, numbers, dates ---------------------------------------------
 
 
 def _classify_outputs(bridge: Any, export: str, case: dict[str, Any]) -> list[dict[str, Any]]:
     kept = case["kept"]
-    as_json = bridge("classify", "-r", RULES, "-i", export, "--now", NOW, "-f", "json")
+    # --keep-going: a hostile item is left out by design here (without it, exit 2).
+    as_json = bridge("classify", "-r", RULES, "-i", export, "--now", NOW, "-f", "json", KEEP)
     assert as_json.exit_code == 0, as_json.output
-    rows = strict_json(as_json.stdout)
+    rows = strict_json(as_json.stdout)["items"]
     assert [row["key"] for row in rows] == kept
-    as_csv = bridge("classify", "-r", RULES, "-i", export, "--now", NOW, "-f", "csv")
+    as_csv = bridge("classify", "-r", RULES, "-i", export, "--now", NOW, "-f", "csv", KEEP)
     assert as_csv.exit_code == 0, as_csv.output
     assert [row["key"] for row in csv.DictReader(io.StringIO(as_csv.stdout))] == kept
-    table = bridge("classify", "-r", RULES, "-i", export, "--now", NOW)
+    # Wide enough that no cell is cut short: the value must show whole, as written.
+    with pytest.MonkeyPatch.context() as wide:
+        wide.setenv("COLUMNS", "400")
+        table = bridge("classify", "-r", RULES, "-i", export, "--now", NOW, KEEP)
     assert table.exit_code == 0, table.output
     for text in case.get("shown", []):
         assert text in table.stdout, table.stdout
@@ -116,7 +123,7 @@ def test_a_hostile_value_is_shown_as_written_or_its_item_skipped_with_why(
     group_by = case.get("group_by", "status")
     for fmt in ("table", "json", "csv"):
         report = bridge(
-            "report", "-r", RULES, "-i", export, "--now", NOW, "-g", group_by, "-f", fmt
+            "report", "-r", RULES, "-i", export, "--now", NOW, "-g", group_by, "-f", fmt, KEEP
         )
         assert report.exit_code == 0, report.output
         if fmt == "table":
@@ -229,14 +236,14 @@ def test_an_export_built_to_exhaust_the_reader_is_refused_or_read(
 ) -> None:
     export = str(HOSTILE / "exports" / case["file"])
     common = ("-r", RULES, "-i", export, "--now", NOW, "-f", "json")
-    for command in (("classify",), ("report",), ("explain", "HX-1")):
+    for command in (("classify", KEEP), ("report", KEEP), ("explain", "HX-1")):
         result = bridge(*command, *common)
         assert result.exit_code == case["exit"], result.output
         if case["exit"]:
             assert case["says"] in result.stderr
             assert result.stdout == ""
         elif command[0] == "classify":
-            assert [row["key"] for row in strict_json(result.stdout)] == case["kept"]
+            assert [row["key"] for row in strict_json(result.stdout)["items"]] == case["kept"]
         else:
             strict_json(result.stdout)
 
@@ -338,11 +345,11 @@ def _every_output(export: Path, key: str, *, exits: tuple[int, ...] = (0,)) -> l
     runner = CliRunner()
     kept: list[str] = []
     for args in (
-        ["classify", "-f", "json"],
-        ["classify", "-f", "csv"],
-        ["classify"],
-        ["report", "-g", "status", "-f", "json"],
-        ["report", "-g", "status"],
+        ["classify", "-f", "json", KEEP],
+        ["classify", "-f", "csv", KEEP],
+        ["classify", KEEP],
+        ["report", "-g", "status", "-f", "json", KEEP],
+        ["report", "-g", "status", KEEP],
         ["explain", key],
     ):
         result = runner.invoke(cli, [*args, "-r", RULES, "-i", str(export), "--now", NOW])
@@ -357,7 +364,7 @@ def _every_output(export: Path, key: str, *, exits: tuple[int, ...] = (0,)) -> l
             assert result.stdout == ""
             continue
         if args[:3] == ["classify", "-f", "json"]:
-            kept = [row["key"] for row in strict_json(result.stdout)]
+            kept = [row["key"] for row in strict_json(result.stdout)["items"]]
             if key not in kept:  # never lost without a word
                 assert f"warning: skipped {export.name}: " in result.stderr
                 assert f"({key})" in result.stderr or key in result.stderr

@@ -315,3 +315,32 @@ def test_a_change_arriving_while_its_item_is_processed_is_evaluated_once_more(
 
     assert fetched == ["D-1", "D-1"]  # once more for the change that came in between
     assert runtime.store.get_pending("desk", "D-1") is None
+
+
+def test_an_export_source_receives_no_deliveries(tmp_path: Path) -> None:
+    """A ``files`` source has no webhooks: a delivery to it is answered as one to a source
+    that does not exist (a bare 404), never a 500 or a queued job."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(RULES)
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "page.json").write_text('{"issues": []}')
+    (tmp_path / "bridge.yaml").write_text(
+        "rules: rules\nsources:\n  - {name: desk, connector: fake}\n"
+        "  - {name: export, connector: files, path: export}\n"
+    )
+    registry = load_registry(make_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()]))
+    config = load_config(tmp_path / "bridge.yaml", registry)
+    runtime = Runtime(config, store=open_store(f"sqlite://{tmp_path / 's.db'}"), registry=registry)
+    queued: list[object] = []
+    try:
+        client = create_app(runtime, lambda *job: queued.append(job)).test_client()
+        raw = json.dumps({"key": "D-1"}).encode()
+        headers = {"X-Fake-Signature": sign(raw), "X-Delivery": "d-9"}
+        export = client.post("/webhooks/export", data=raw, headers=headers)
+        unknown = client.post("/webhooks/nowhere", data=raw, headers=headers)
+        assert export.status_code == unknown.status_code == 404
+        assert export.get_json() == unknown.get_json()
+        assert client.post("/webhooks/desk", data=raw, headers=headers).status_code == 202
+        assert len(queued) == 1
+    finally:
+        runtime.close()

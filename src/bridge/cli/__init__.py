@@ -18,7 +18,6 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -28,6 +27,7 @@ from rich.markup import escape
 
 from bridge import __version__
 from bridge.errors import BridgeError, ConfigInvalidError, RuleValidationError
+from bridge.timefmt import json_value
 
 __all__ = [
     "cli",
@@ -83,21 +83,6 @@ def plain(text: object) -> str:
     """Text from a ticket, a site or an error, safe to put in rich markup: its brackets
     are escaped and control characters (ANSI escapes among them) shown as ``?``."""
     return escape(printable(text))
-
-
-def json_value(value: Any) -> Any:
-    """A value as JSON holds it: instants as ISO 8601 UTC, dates as ISO dates, tuples as
-    lists; anything else as it is."""
-    if isinstance(value, datetime):
-        # Here, not at the top: ``bridge --help`` starts without the KPI package.
-        from bridge.kpi.result import iso  # noqa: PLC0415
-
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 def csv_cell(value: Any) -> Any:

@@ -32,6 +32,7 @@ from bridge.cli.options import (
     now_from,
     paths_or_bundled,
     read_items,
+    warn_rules,
 )
 from bridge.connectors import SkippedRecord
 from bridge.model import Classification, WorkItem
@@ -67,6 +68,7 @@ def explain(
     rule_paths, input_paths = paths_or_bundled(rules, inputs)
     now = now_from(now_text)
     rule_set = load_rules(rule_paths, installed_operators())
+    warn_rules(rule_set)
     engine = Engine(rule_set)
     skipped: list[SkippedRecord] = []
     items = read_items(input_paths, skipped)

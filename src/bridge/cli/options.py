@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -12,12 +13,11 @@ import click
 
 from bridge.cli import fail, stderr, warn
 from bridge.connectors import SkippedRecord
+from bridge.connectors.base import ExportFormat
 from bridge.connectors.files import read_export
 from bridge.model import WorkItem
 from bridge.plugins import default_registry
 from bridge.rules.ast import RuleSet
-from bridge.rules.engine import Engine
-from bridge.rules.loader import load_rules
 from bridge.timefmt import parse_instant
 
 if TYPE_CHECKING:
@@ -27,16 +27,22 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_OPTION",
     "INPUT_OPTION",
+    "JOBS_OPTION",
+    "KEEP_GOING_OPTION",
     "NOW_OPTION",
     "RULES_OPTION",
+    "available_cores",
     "bundled_path",
     "config_from",
     "evaluate_export",
+    "export_formats",
     "format_option",
     "instant_option",
+    "iter_items",
     "now_from",
     "paths_or_bundled",
     "read_items",
+    "warn_rules",
     "warn_skipped",
 ]
 
@@ -145,26 +151,32 @@ def paths_or_bundled(rules: Sequence[str], inputs: Sequence[str]) -> tuple[list[
     return rule_paths, input_paths
 
 
+def export_formats() -> list[ExportFormat]:
+    """The registered export formats, in the registry's order: what the file connector
+    reads with (it does not reach up to the plugin manager itself)."""
+    return list(default_registry().formats.values())
+
+
+def iter_items(
+    inputs: Sequence[str], skipped: list[SkippedRecord] | None = None
+) -> Iterator[WorkItem]:
+    """The items of the exports one at a time, a file's records decoded as they are
+    reached (``skipped``: see :func:`read_items`)."""
+    formats = export_formats()
+    for entry in inputs:
+        yield from read_export(Path(entry), formats, skipped=skipped)
+
+
 def read_items(inputs: Sequence[str], skipped: list[SkippedRecord] | None = None) -> list[WorkItem]:
     """The items of the exports; with ``skipped``, records that cannot be mapped are listed
-    there and left out instead of stopping the command."""
-    formats = list(default_registry().formats.values())
-    items: list[WorkItem] = []
-    for entry in inputs:
-        items.extend(read_export(Path(entry), formats, skipped=skipped))
-    return items
+    there and left out instead of stopping the command. (:func:`iter_items` streams them.)"""
+    return list(iter_items(inputs, skipped))
 
 
 def warn_skipped(skipped: Sequence[SkippedRecord]) -> None:
     """One warning per item left out, naming it and what is wrong with it."""
     for record in skipped:
         warn(f"skipped {record}")
-
-
-# What data, not code, can make a KPI calculation raise: a value the mapping let through
-# that the arithmetic or a calendar cannot take. The item is reported and left out; any
-# other exception is a bug and keeps its traceback.
-_DATA_ERRORS = (ArithmeticError, ValueError)
 
 
 def evaluate_export(
@@ -178,24 +190,48 @@ def evaluate_export(
 
     One bad item must not cost the user the other thousand: a record that cannot be mapped,
     or an item whose KPIs cannot be computed, is left out and returned in the third list
-    with why. KPIs that overflow are null with a reason (:meth:`KpiResult.finite`).
+    with why (those that cannot be mapped first, as they were read). KPIs that overflow are
+    null with a reason (:meth:`KpiResult.finite`). In memory, on one core: commands over
+    large exports use :func:`bridge.pipeline.evaluate_stream`, which this wraps.
     """
-    from bridge.kpi.compute import KpiEngine  # noqa: PLC0415 - see config_from
-    from bridge.kpi.portfolio import Evaluated  # noqa: PLC0415
+    from bridge.pipeline import evaluate_stream  # noqa: PLC0415 - see config_from
 
-    rule_set = load_rules(rule_paths)
-    engine = Engine(rule_set)
-    skipped: list[SkippedRecord] = []
-    items = [item for item in read_items(input_paths, skipped) if keep is None or keep(item)]
-    kpis = KpiEngine.for_items(rule_set, items)
-    evaluated = []
-    for item in items:
-        try:
-            decision = engine.classify(item, now)
-            result = kpis.compute(item, decision, now).finite()
-        except _DATA_ERRORS as exc:
-            problem = f"cannot be evaluated: {type(exc).__name__}: {exc}"
-            skipped.append(SkippedRecord(item.key, problem, item.key))
-            continue
-        evaluated.append(Evaluated(item, decision, result))
-    return rule_set, evaluated, skipped
+    evaluation = evaluate_stream(rule_paths, input_paths, now, export_formats(), keep=keep)
+    evaluated = list(evaluation.evaluated())
+    unmapped = [s for s in evaluation.skipped if not s.problem.startswith(_NOT_EVALUATED)]
+    failed = [s for s in evaluation.skipped if s.problem.startswith(_NOT_EVALUATED)]
+    return evaluation.rule_set, evaluated, unmapped + failed
+
+
+_NOT_EVALUATED = "cannot be evaluated: "
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers narrow), the
+    default for ``--jobs``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+JOBS_OPTION = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes to evaluate with, one export file each at a time (default: the cores "
+    "available).",
+)
+KEEP_GOING_OPTION = click.option(
+    "--keep-going",
+    is_flag=True,
+    help="Exit 0 even when items were left out (each is still named on stderr).",
+)
+
+
+def warn_rules(rule_set: RuleSet) -> None:
+    """The rule set's warnings (``ignore_case`` on a number, CSAT on project work...), each
+    at its place: every command that loads rules says them, as ``rules check`` does."""
+    for diagnostic in rule_set.warnings:
+        warn(str(diagnostic))

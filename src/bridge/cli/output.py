@@ -13,13 +13,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import click
 from rich.console import Console
 
 from bridge.cli import fail, stdout
 
-__all__ = ["FILE_WIDTH", "OUTPUT_OPTION", "console_for", "write_output"]
+__all__ = ["FILE_WIDTH", "OUTPUT_OPTION", "console_for", "destination", "write_output"]
 
 #: Tables written to a file are as wide as this: wide enough for every column, narrow
 #: enough to read in an editor.
@@ -33,25 +34,47 @@ OUTPUT_OPTION = click.option(
 )
 
 
-def write_output(text: str, output: str | None) -> None:
-    """``text`` to standard output, or to ``output`` in one piece."""
+@contextmanager
+def destination(output: str | None) -> Iterator[IO[str]]:
+    """Standard output, or a temporary file beside ``output`` that replaces it once whole:
+    a command that fails half-way leaves the file as it was, never half-written."""
     if output is None:
-        sys.stdout.write(text)
+        yield sys.stdout
+        sys.stdout.flush()
         return
     target = Path(output)
     try:
         handle, temporary = tempfile.mkstemp(
             dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}."
         )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-                out.write(text)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
     except OSError as exc:
         raise fail(f"--output: cannot write {output}: {exc.strerror}") from None
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            yield out
+        # mkstemp makes the file private (0600); the result gets the mode of the file it
+        # replaces, or what the umask gives a new file, as a plain redirect would.
+        os.chmod(temporary, _mode_for(target))
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise fail(f"--output: cannot write {output}: {exc.strerror}") from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _mode_for(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+def write_output(text: str, output: str | None) -> None:
+    """``text`` to standard output, or to ``output`` in one piece."""
+    with destination(output) as out:
+        out.write(text)
 
 
 @contextmanager

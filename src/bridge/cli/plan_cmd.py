@@ -23,6 +23,7 @@ from bridge.cli.options import (
     config_from,
     now_from,
     read_items,
+    warn_rules,
     warn_skipped,
 )
 from bridge.cli.output import OUTPUT_OPTION, console_for, write_output
@@ -97,6 +98,7 @@ def plan(
             _not_live(source, [s.name for s in config.sources if s.connector in SYSTEMS])
         )
     rule_set = load_rules(config.rules, installed_operators())
+    warn_rules(rule_set)
     now = now_from(now_text)
     skipped: list[SkippedRecord] = []
     items = read_items(inputs, skipped)

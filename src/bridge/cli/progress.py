@@ -36,10 +36,13 @@ def watched(stream: TextIO | None = None) -> bool:
 
 
 @contextmanager
-def progress(label: str, total: int | None = None) -> Iterator[Callable[..., None]]:
+def progress(
+    label: str, total: int | None = None, *, when: bool = True
+) -> Iterator[Callable[..., None]]:
     """``advance(n)`` to count work done; a bar when ``total`` is known, a counter and a
-    spinner when it is not. A no-op when stderr is not a terminal."""
-    if not watched():
+    spinner when it is not. A no-op when stderr is not a terminal, or not ``when`` (a table
+    being printed on the same terminal, which a redrawn line would tear)."""
+    if not (when and watched()):
 
         def nothing(n: int = 1) -> None:
             return None
@@ -54,8 +57,15 @@ def progress(label: str, total: int | None = None) -> Iterator[Callable[..., Non
     columns.append(TimeElapsedColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task(label, total=total)
+        waiting = 0
 
         def advance(n: int = 1) -> None:
-            bar.advance(task, n)
+            # Redrawn in steps: per item, the bar would cost more than a fast item.
+            nonlocal waiting
+            waiting += n
+            if waiting >= 256:
+                bar.advance(task, waiting)
+                waiting = 0
 
         yield advance
+        bar.advance(task, waiting)

@@ -10,36 +10,52 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
-from bridge.cli import csv_cell, fail, handle_errors, json_text, plain, printable
+from bridge.cli import (
+    EXIT_USAGE,
+    csv_cell,
+    fail,
+    handle_errors,
+    json_text,
+    plain,
+    printable,
+    stderr,
+)
 from bridge.cli.options import (
     INPUT_OPTION,
+    JOBS_OPTION,
+    KEEP_GOING_OPTION,
     NOW_OPTION,
     RULES_OPTION,
+    available_cores,
     config_from,
-    evaluate_export,
+    export_formats,
     format_option,
     instant_option,
     now_from,
     paths_or_bundled,
+    warn_rules,
     warn_skipped,
 )
 from bridge.cli.output import OUTPUT_OPTION, console_for, write_output
 from bridge.cli.progress import progress
 from bridge.connectors import SkippedRecord
-from bridge.kpi.portfolio import Evaluated, GroupFigures, portfolio
+from bridge.kpi.portfolio import Evaluated, GroupFigures, Portfolio
 from bridge.kpi.result import iso
 from bridge.model import FIELD_TYPES, WORK_TYPES, WorkItem
+from bridge.pipeline import evaluate_stream
 from bridge.rules.loader import load_rules
 
 if TYPE_CHECKING:
@@ -93,6 +109,8 @@ def _check_group(by: str | None) -> None:
 @click.option("--until", metavar="ISO", help="Only items created before this instant.")
 @format_option("table", "json", "csv", "html")
 @OUTPUT_OPTION
+@JOBS_OPTION
+@KEEP_GOING_OPTION
 @handle_errors
 def report(
     rules: tuple[str, ...],
@@ -105,6 +123,8 @@ def report(
     until: str | None,
     output_format: str,
     output: str | None,
+    jobs: int | None,
+    keep_going: bool,
 ) -> None:
     """Portfolio KPIs: the work mix, SLA attainment, CSAT and TCO by service, SPI and CPI by
     project (KPIS.md, "Portfolio"), from an export or, with --config, from the store.
@@ -120,42 +140,57 @@ def report(
             "record; group by a field, or report from an export (-i)"
         )
     now = now_from(now_text)
-    start = instant_option("--since", since)
-    end = instant_option("--until", until)
-
-    def in_period(item: WorkItem) -> bool:
-        created = item.created
-        return (start is None or (created is not None and created >= start)) and (
-            end is None or (created is not None and created < end)
-        )
-
+    keep = functools.partial(
+        created_between, instant_option("--since", since), instant_option("--until", until)
+    )
+    html = output_format == "html"
+    kept: list[Evaluated] = []
     if config_path is not None:
-        rule_set, evaluated, skipped, span = _from_store(config_path, sources, in_period)
+        rule_set, found, skipped, span = _from_store(config_path, sources, keep)
+        items: Iterable[Evaluated] = found
     else:
         rule_paths, input_paths = paths_or_bundled(rules, inputs)
-        rule_set, evaluated, skipped = evaluate_export(rule_paths, input_paths, now, in_period)
-        span = None
-    warn_skipped(skipped)
+        evaluation = evaluate_stream(
+            rule_paths,
+            input_paths,
+            now,
+            export_formats(),
+            keep=keep,
+            jobs=jobs or available_cores(),
+            keep_raw=group_by is not None and group_by.startswith("raw."),
+        )
+        rule_set, items, skipped, span = (
+            evaluation.rule_set,
+            evaluation.evaluated(),
+            evaluation.skipped,
+            None,
+        )
+    warn_rules(rule_set)
     min_sample = rule_set.kpi.csat_min_sample
     currency = rule_set.kpi.currency or ""
+    tallies: dict[str, tuple[Portfolio, str | None]]
     if group_by is not None:
-        sections = {group_by: portfolio(evaluated, group_by, min_sample=min_sample)}
+        tallies = {group_by: (Portfolio(group_by, min_sample=min_sample), None)}
     else:
-        sections = {
-            "service": portfolio(
-                [e for e in evaluated if e.decision.work_type == "service"],
-                "service",
-                min_sample=min_sample,
-            ),
-            "project": portfolio(
-                [e for e in evaluated if e.decision.work_type == "project"],
-                "project",
-                min_sample=min_sample,
-            ),
+        tallies = {
+            work: (Portfolio(work, min_sample=min_sample), work) for work in ("service", "project")
         }
-    overall = portfolio(evaluated, None, min_sample=min_sample)[1]
+    everything = Portfolio(None, min_sample=min_sample)
+    # One pass, nothing kept per item but the page's rows: memory stays flat in the export.
+    with progress("items evaluated") as advance:
+        for e in items:
+            everything.add(e)
+            for tally, work_type in tallies.values():
+                if work_type is None or e.decision.work_type == work_type:
+                    tally.add(e)
+            if html:
+                kept.append(e)
+            advance(1)
+    warn_skipped(skipped)
+    sections = {name: tally.result() for name, (tally, _) in tallies.items()}
+    overall = everything.result()[1]
     if output_format == "html":
-        write_output(_html(evaluated, now, rule_set.digest, rule_set.kpi.currency), output)
+        write_output(_html(kept, now, rule_set.digest, rule_set.kpi.currency), output)
     elif output_format == "json":
         document = {
             "now": iso(now),
@@ -176,12 +211,30 @@ def report(
     else:
         with console_for(output) as console:
             _print(console, sections, overall, now, rule_set.digest, currency, group_by, span)
+    if skipped:
+        count = len(skipped)
+        stderr.print(
+            f"[yellow]{count} item{'s' if count != 1 else ''} left out[/] (named above); the "
+            "figures cover the others" + ("" if keep_going else "; --keep-going exits 0"),
+            highlight=False,
+        )
+        if not keep_going:
+            raise Exit(EXIT_USAGE)
 
 
 def _html(evaluated: list[Evaluated], now: datetime, digest: str, currency: str | None) -> str:
     from bridge.dashboard import render_dashboard  # noqa: PLC0415 - only for -f html
 
     return render_dashboard(evaluated, now=now, rule_set=digest, currency=currency)
+
+
+def created_between(start: datetime | None, end: datetime | None, item: WorkItem) -> bool:
+    """``--since``/``--until``: a module-level function, so the worker processes of
+    ``--jobs`` can take it."""
+    created = item.created
+    return (start is None or (created is not None and created >= start)) and (
+        end is None or (created is not None and created < end)
+    )
 
 
 def _from_store(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from bridge.cli import handle_errors, plain, stdout
-from bridge.cli.options import CONFIG_OPTION, NOW_OPTION, config_from, now_from
+from bridge.cli.options import CONFIG_OPTION, NOW_OPTION, config_from, now_from, warn_rules
 from bridge.cli.progress import progress
 from bridge.connectors import SecretError
 from bridge.connectors.base import ConnectorContext, LiveConnector
@@ -59,6 +59,7 @@ def sync(
                 f"{config_path} -s <live source> -i <export>"
             )
     rule_set = load_rules(config.rules, installed_operators())
+    warn_rules(rule_set)
     now = now_from(now_text)
     store = open_store(config.store)
     failed = False

@@ -13,12 +13,16 @@ ticket does not hide the other thousand.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from bridge import hookimpl
 from bridge.connectors import SkippedRecord, collecting_skipped
@@ -28,11 +32,16 @@ from bridge.model import WorkItem
 
 __all__ = [
     "MAX_NESTING",
+    "REFUSED",
     "FileConnector",
+    "LazyArray",
+    "StatusReader",
+    "builtin_formats",
     "export_files",
     "export_format",
     "read_export",
     "read_export_file",
+    "read_export_statuses",
 ]
 
 # A single export file larger than this is almost certainly not an export; refuse it with a
@@ -56,7 +65,7 @@ def export_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _load_json(path: Path) -> Any:
+def _read_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_EXPORT_BYTES:
@@ -65,17 +74,19 @@ def _load_json(path: Path) -> Any:
                 "export file; split the export into pages",
                 path=str(path),
             )
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=str(path)) from None
+
+
+def _load_json(path: Path, data: bytes | None = None) -> Any:
+    """The whole document, decoded by the standard library: the reference reader, whose
+    located messages every refusal gives (the streaming reader falls back on it)."""
+    data = _read_bytes(path) if data is None else data
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InputError(
-            f"line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; export the file as UTF-8",
-            path=str(path),
-        ) from None
+        raise _not_utf8(path, data, exc.start) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -97,6 +108,145 @@ def _load_json(path: Path) -> Any:
     return doc
 
 
+def _not_utf8(path: Path, data: bytes, start: int) -> InputError:
+    line = data.count(b"\n", 0, start) + 1
+    return InputError(
+        f"line {line}: byte 0x{data[start]:02x} is not UTF-8; export the file as UTF-8",
+        path=str(path),
+    )
+
+
+def _check_utf8(path: Path, data: bytes) -> None:
+    """Refuse a file that is not UTF-8 before any of its items is read (the streaming reader
+    decodes record by record, and the records' decoder does not look inside strings'
+    bytes when it only finds where a record ends). In slices: no copy of the whole file."""
+    if data.isascii():
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    step = 1 << 20
+    for start in range(0, len(data), step):
+        try:
+            decoder.decode(data[start : start + step], final=start + step >= len(data))
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, data, start + exc.start) from None
+
+
+# Decoders of the streaming reader: msgspec decodes JSON two to three times faster than the
+# standard library, into the same Python values, and it can stop at a record's boundaries
+# (``msgspec.Raw``: the bytes of a value, checked but not decoded).
+_DECODE = msgspec.json.Decoder().decode
+_SPLIT_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_SPLIT_ARRAY = msgspec.json.Decoder(list[msgspec.Raw]).decode
+# What msgspec refuses that the standard library reads (NaN, 1e999, a lone surrogate, an
+# int of 5000 digits), or nests deeper than it goes.
+_MSGSPEC_REFUSES = (msgspec.DecodeError, ValueError, RecursionError)
+_SPACE = re.compile(rb"[ \t\r\n]*")
+#: What :meth:`LazyArray.partial` gives for an element its decoder refuses.
+REFUSED: Any = object()
+
+
+class LazyArray(list[Any]):
+    """A JSON array of an export, each element decoded when it is reached.
+
+    It is a ``list`` to every format's ``isinstance`` check, so a format streams without
+    knowing it: walking a page's ``issues`` holds one issue's object tree at a time, not
+    155 MB of them. Iteration, ``len``, indexing and slicing work; C code that reads a list's
+    storage directly (``json.dumps``) sees an empty list.
+    """
+
+    __slots__ = ("_depth", "_path", "_raws")
+
+    def __init__(self, raws: list[msgspec.Raw], path: Path, depth: int) -> None:
+        super().__init__()
+        self._raws = raws
+        self._path = path
+        self._depth = depth  # how deep each element may nest
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+    def __bool__(self) -> bool:
+        return bool(self._raws)
+
+    def __iter__(self) -> Iterator[Any]:
+        path, depth = self._path, self._depth
+        for raw in self._raws:
+            yield _decode_value(raw, path, depth)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [_decode_value(raw, self._path, self._depth) for raw in self._raws[index]]
+        return _decode_value(self._raws[index], self._path, self._depth)
+
+    def __repr__(self) -> str:
+        return f"<LazyArray of {len(self._raws)} values from {self._path.name}>"
+
+    def partial(self, decode: Callable[[msgspec.Raw], Any]) -> Iterator[Any]:
+        """Each element decoded by ``decode`` (a msgspec decoder of a Struct that names a
+        few fields): a format reads what it needs of a record without building the rest of
+        it. An element ``decode`` refuses gives :data:`REFUSED`; nothing is checked beyond
+        what ``decode`` checks, so a caller that acts on more than the fields it names
+        reads the element whole (``self[index]``)."""
+        for raw in self._raws:
+            try:
+                yield decode(raw)
+            except _MSGSPEC_REFUSES:
+                yield REFUSED
+
+
+def _decode_value(raw: msgspec.Raw, path: Path, depth: int) -> Any:
+    try:
+        value = _DECODE(raw)
+    except _MSGSPEC_REFUSES:
+        try:
+            value = json.loads(bytes(raw).decode("utf-8"))
+        except (ValueError, RecursionError):
+            # Say what the reference reader says about the whole file, located.
+            _load_json(path)
+            raise InputError("not valid JSON", path=str(path)) from None
+    deep = type(value) in _CONTAINERS and not _few_brackets(raw, depth)
+    if deep and not _nested_at_most(value, depth):
+        raise InputError(_too_deep(), path=str(path))
+    return value
+
+
+def _few_brackets(raw: msgspec.Raw, depth: int) -> bool:
+    """Whether the record's bytes hold at most ``depth`` opening brackets, so that it
+    cannot nest deeper (each level opens one; brackets in strings only add to the count).
+
+    Why: counting bytes is a hundredth of walking the decoded record level by level, and a
+    Jira issue holds 25-75 brackets, a ServiceNow record about 10: the walk is left for the
+    records that could be deep."""
+    data = bytes(raw)
+    return data.count(b"[") + data.count(b"{") <= depth
+
+
+def _load_streaming(path: Path) -> Any:
+    """The document with its arrays decoded element by element (:class:`LazyArray`): an
+    object's other values, and anything that is neither object nor array, are decoded
+    whole. Whatever msgspec refuses is read by :func:`_load_json` instead, so a file is
+    accepted or refused, with the same message, as the reference reader does."""
+    data = _read_bytes(path)
+    _check_utf8(path, data)
+    body = memoryview(data)[3:] if data.startswith(codecs.BOM_UTF8) else memoryview(data)
+    start = _SPACE.match(data, 3 if data.startswith(codecs.BOM_UTF8) else 0)
+    first = data[start.end() : start.end() + 1] if start else b""
+    try:
+        if first == b"{":
+            doc: Any = {}
+            for name, raw in _SPLIT_OBJECT(body).items():
+                if bytes(memoryview(raw)[:1]) == b"[":
+                    doc[name] = LazyArray(_SPLIT_ARRAY(raw), path, MAX_NESTING - 2)
+                else:
+                    doc[name] = _decode_value(raw, path, MAX_NESTING - 1)
+            return doc
+        if first == b"[":
+            return LazyArray(_SPLIT_ARRAY(body), path, MAX_NESTING - 1)
+    except _MSGSPEC_REFUSES:
+        pass
+    return _load_json(path, data)
+
+
 def _too_deep() -> str:
     return (
         f"nested more than {MAX_NESTING} levels deep; an export is a few levels deep "
@@ -108,30 +258,67 @@ def _int_digits_limit() -> int:
     return sys.get_int_max_str_digits() or 4300
 
 
+_CONTAINERS = (dict, list)
+
+
 def _nested_at_most(doc: Any, limit: int) -> bool:
     """Whether no value in ``doc`` is nested deeper than ``limit`` containers. Iterative:
-    a recursive walk would fail on exactly the documents it is meant to refuse."""
-    stack: list[tuple[Any, int]] = [(doc, 1)] if type(doc) in (dict, list) else []
-    while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            return False
-        children = value.values() if type(value) is dict else value
-        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
-    return True
+    a recursive walk would fail on exactly the documents it is meant to refuse; level by
+    level, so that the per-value work is list building in C (this runs on every record)."""
+    level = [doc] if type(doc) in _CONTAINERS else []
+    for _ in range(limit):
+        if not level:
+            return True
+        children: list[Any] = []
+        extend = children.extend
+        for value in level:
+            extend(value.values() if type(value) is dict else value)
+        level = [child for child in children if type(child) in _CONTAINERS]
+    return not level
 
 
 def _describe_shape(doc: Any) -> str:
     if isinstance(doc, dict):
         keys = ", ".join(sorted(doc)[:8]) or "none"
         return f"an object with the keys {keys}"
-    return f"a JSON {type(doc).__name__.replace('list', 'array').replace('dict', 'object')}"
+    if isinstance(doc, list):
+        return "a JSON array"
+    return f"a JSON {type(doc).__name__.replace('dict', 'object')}"
 
 
 def export_format(doc: Any, formats: Sequence[ExportFormat]) -> ExportFormat | None:
     """The first format that recognises ``doc``, None for none: the order is the registry's,
     so a plugin's format can claim a shape a built-in one would also accept."""
     return next((fmt for fmt in formats if fmt.sniff(doc)), None)
+
+
+def _open(path: Path, formats: Sequence[ExportFormat]) -> tuple[Any, ExportFormat]:
+    doc = _load_streaming(path)
+    fmt = export_format(doc, formats)
+    if fmt is None:
+        shapes = "; ".join(f"{fmt.shape}" for fmt in formats)
+        raise InputError(
+            f"not an export bridge knows: found {_describe_shape(doc)}; expected one of: {shapes}",
+            path=str(path),
+        )
+    return doc, fmt
+
+
+def _items(
+    doc: Any, fmt: ExportFormat, path: Path, skipped: list[SkippedRecord] | None
+) -> Iterator[WorkItem]:
+    if skipped is None:
+        yield from fmt.read(doc, path.name)
+        return
+    items = iter(fmt.read(doc, path.name))
+    while True:
+        # Collect only while the format's code runs: between two items the caller's code
+        # runs, and it must not find records skipped on its behalf.
+        with collecting_skipped(skipped):
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
 
 
 def read_export_file(
@@ -147,26 +334,52 @@ def read_export_file(
         :func:`bridge.connectors.skip_record`); otherwise it stops the file with an
         InputError, as a file that cannot be read does either way.
     """
-    doc = _load_json(path)
-    fmt = export_format(doc, formats)
-    if fmt is None:
-        shapes = "; ".join(f"{fmt.shape}" for fmt in formats)
-        raise InputError(
-            f"not an export bridge knows: found {_describe_shape(doc)}; expected one of: {shapes}",
-            path=str(path),
-        )
-    if skipped is None:
-        yield from fmt.read(doc, path.name)
+    doc, fmt = _open(path, formats)
+    yield from _items(doc, fmt, path, skipped)
+
+
+#: A format's own status reader: ``(doc, source, known)`` → the (status, category) pair of
+#: each record that maps to an item with both, in order, leaving out records whose status
+#: is in ``known``. It reads only a record's status fields when they say the status is
+#: known (or absent), and maps the record whole otherwise.
+StatusReader = Callable[[Any, str, Container[str]], Iterator[tuple[str, str]]]
+
+
+def _status_reader(fmt: ExportFormat) -> StatusReader | None:
+    # Imported here: the built-in plugins import this package's modules.
+    from bridge.connectors.jira import SEARCH_FORMAT, search_statuses  # noqa: PLC0415
+    from bridge.connectors.servicenow import TABLE_EXPORT, table_statuses  # noqa: PLC0415
+
+    # By the reading function, not the format object: a worker process gets the formats
+    # pickled, as copies, and its functions by reference (the same objects).
+    if fmt.read is SEARCH_FORMAT.read:
+        return search_statuses
+    if fmt.read is TABLE_EXPORT.read:
+        return table_statuses
+    return None
+
+
+def read_export_statuses(
+    path: Path, formats: Sequence[ExportFormat], known: Container[str]
+) -> Iterator[tuple[str, str]]:
+    """The (status, category) of each item of the file that has both, in order, as
+    :func:`read_export_file` (records it cannot map left out) reads them, except that items
+    whose status is in ``known`` may be left out too.
+
+    Why: learning status categories (the first item in a status says it) needs only the
+    first item of each status, and mapping every record to find them cost as much as the
+    evaluation itself. The built-in formats read a known status from the record's status
+    fields alone (a msgspec Struct skips the rest of the record in C); other formats map
+    every record.
+    """
+    doc, fmt = _open(path, formats)
+    reader = _status_reader(fmt)
+    if reader is not None:
+        yield from reader(doc, path.name, known)
         return
-    items = iter(fmt.read(doc, path.name))
-    while True:
-        # Collect only while the format's code runs: between two items the caller's code
-        # runs, and it must not find records skipped on its behalf.
-        with collecting_skipped(skipped):
-            item = next(items, None)
-        if item is None:
-            return
-        yield item
+    for item in _items(doc, fmt, path, []):
+        if item.status is not None and item.status_category is not None:
+            yield item.status, item.status_category
 
 
 def read_export(
@@ -176,21 +389,37 @@ def read_export(
     skipped: list[SkippedRecord] | None = None,
 ) -> Iterator[WorkItem]:
     """The items of an export file or folder, in file-name order (``skipped``: see
-    :func:`read_export_file`)."""
+    :func:`read_export_file`). ``formats``: the registered ones, which the caller passes (a
+    connector does not reach up to the plugin manager); None reads the built-in formats
+    (Jira search responses, ServiceNow Table API responses)."""
     if formats is None:
-        from bridge.plugins import default_registry  # noqa: PLC0415 - avoids an import cycle
-
-        formats = list(default_registry().formats.values())
+        formats = builtin_formats()
     for file in export_files(path):
         yield from read_export_file(file, formats, skipped=skipped)
 
 
+def builtin_formats() -> list[ExportFormat]:
+    """The export formats bridge ships; plugins' formats come from the registry, through
+    whoever calls."""
+    # Imported here: the built-in plugins import this package's modules.
+    from bridge.connectors.jira import SEARCH_FORMAT  # noqa: PLC0415
+    from bridge.connectors.servicenow import TABLE_EXPORT  # noqa: PLC0415
+
+    return [TABLE_EXPORT, SEARCH_FORMAT]  # the registry's order
+
+
 class FileConnector:
-    """A connector over an export on disk: pulls, never writes."""
+    """A connector over an export on disk: pulls, never writes. ``formats``: see
+    :func:`read_export`."""
 
     def __init__(
-        self, settings: Mapping[str, Any], context: ConnectorContext | None = None
+        self,
+        settings: Mapping[str, Any],
+        context: ConnectorContext | None = None,
+        *,
+        formats: Sequence[ExportFormat] | None = None,
     ) -> None:
+        self.formats = list(formats) if formats is not None else None
         path = settings.get("path")
         if not isinstance(path, str) or not path:
             raise ConfigError("the files connector needs `path:` naming an export file or folder")
@@ -199,7 +428,7 @@ class FileConnector:
         self.path = base / path
 
     def pull(self, *, since: datetime | None = None) -> Iterator[WorkItem]:
-        for item in read_export(self.path):
+        for item in read_export(self.path, self.formats):
             if since is None or item.updated is None or item.updated >= since:
                 yield item
 

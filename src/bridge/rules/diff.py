@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any, Final
 
@@ -22,6 +22,7 @@ from bridge.kpi.result import iso
 from bridge.model import WORK_TYPES, Classification, WorkItem
 from bridge.rules.ast import RuleSet
 from bridge.rules.engine import Engine
+from bridge.timefmt import json_value
 
 __all__ = [
     "ABSENT",
@@ -224,17 +225,6 @@ class RuleDiff:
             "sync": [field.as_dict() for field in self.sync],
             "errors": [error.as_dict() for error in self.errors],
         }
-
-
-def json_value(value: Any) -> Any:
-    """A KPI value as JSON takes it: instants in the ``Z`` form every output uses."""
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return [json_value(v) for v in value]
-    return value
 
 
 def _is_number(value: Any) -> bool:

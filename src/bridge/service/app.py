@@ -356,9 +356,17 @@ def create_app(
         )
         return refused
 
+    # Only sources whose connector receives webhooks: an export (files) source has no
+    # deliveries, and answers as an unknown source does.
+    webhook_sources = {
+        s.name
+        for s in runtime.config.sources
+        if (spec := runtime.registry.connectors.get(s.connector)) is not None and spec.live
+    }
+
     @app.post("/webhooks/<source>")
     def receive(source: str) -> Response:
-        if source not in {s.name for s in runtime.config.sources}:
+        if source not in webhook_sources:
             deliveries.labels(source="unknown", outcome="unknown_source").inc()
             return _json(404, error="no such webhook source")
         body = _read_body(MAX_BODY_BYTES)

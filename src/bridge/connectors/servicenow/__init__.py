@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from typing import Any
+
+import msgspec
 
 from bridge import hookimpl
 from bridge.connectors import skip_record
 from bridge.connectors.base import ConnectorSpec, ExportFormat
+from bridge.connectors.files import REFUSED, LazyArray
 from bridge.connectors.servicenow.connector import (
     SETTINGS_SCHEMA,
     ServiceNowConnector,
     create_connector,
 )
-from bridge.connectors.servicenow.mapping import item_from_record, table_from_file_name
+from bridge.connectors.servicenow.mapping import (
+    STATES,
+    item_from_record,
+    record_status,
+    table_from_file_name,
+)
 from bridge.errors import InputError
 from bridge.model import WorkItem
 
@@ -25,6 +33,7 @@ __all__ = [
     "bridge_register_formats",
     "read_table_export",
     "sniff_table_export",
+    "table_statuses",
 ]
 
 
@@ -43,33 +52,75 @@ def sniff_table_export(doc: Any) -> bool:
     return isinstance(result, list) and (not result or isinstance(result[0], dict))
 
 
+def _records(doc: Any, source: str) -> list[Any]:
+    result = doc.get("result") if isinstance(doc, dict) else None
+    if isinstance(result, dict):
+        return [result]
+    if isinstance(result, list):
+        return result
+    raise InputError(
+        'not a ServiceNow Table API response: expected {"result": [...]} or {"result": {...}}',
+        path=source,
+    )
+
+
 def read_table_export(doc: Any, source: str) -> Iterator[WorkItem]:
-    """The items of a saved Table API response.
+    """The items of a saved Table API response, record by record (a page's records are
+    decoded as they are reached, so one page of a large export is never all in memory).
 
     Records saved with ``sysparm_fields`` may lack ``sys_class_name``; then the file name says
     the table (``incident-page-2.json``), which the state labels and the item URL depend on.
     """
-    result = doc.get("result") if isinstance(doc, dict) else None
-    if isinstance(result, dict):
-        records: list[tuple[str, Any]] = [("result", result)]
-    elif isinstance(result, list):
-        records = [(f"result[{index}]", record) for index, record in enumerate(result)]
-    else:
-        raise InputError(
-            'not a ServiceNow Table API response: expected {"result": [...]} or {"result": {...}}',
-            path=source,
-        )
+    records = _records(doc, source)
+    single = isinstance(doc["result"], dict)
     table = table_from_file_name(source)
-    for where, record in records:
+    for index, record in enumerate(records):
         try:
             item = item_from_record(record, table=table)
         except InputError as exc:
+            where = "result" if single else f"result[{index}]"
             number = record.get("number") if isinstance(record, dict) else None
             key = number.strip() if isinstance(number, str) and number.strip() else None
             if skip_record(f"{source}: {where}", str(exc), key):
                 continue  # listed with why; the export's other records go on
             raise InputError(f"{where}: {exc}", path=source) from None
         yield item
+
+
+class _StatusFields(msgspec.Struct):
+    state: Any = None
+    sys_class_name: Any = None
+
+
+_DECODE_STATUS = msgspec.json.Decoder(_StatusFields).decode
+
+
+def table_statuses(doc: Any, source: str, known: Container[str]) -> Iterator[tuple[str, str]]:
+    """The status reader of Table API responses (see
+    :data:`bridge.connectors.files.StatusReader`): a record whose state reads as an absent
+    or known status is not mapped; any other is mapped whole, and one that cannot be is
+    left out, as the export reader does."""
+    records = _records(doc, source)
+    table = table_from_file_name(source)
+    partials: Iterable[Any] = (
+        records.partial(_DECODE_STATUS) if isinstance(records, LazyArray) else records
+    )
+    for index, partial in enumerate(partials):
+        if partial is not REFUSED:
+            fields = (
+                {"state": partial.state, "sys_class_name": partial.sys_class_name}
+                if isinstance(partial, _StatusFields)
+                else partial
+            )
+            status = record_status(fields, table, STATES)
+            if status is None or (status is not False and status in known):
+                continue
+        try:
+            item = item_from_record(records[index], table=table)
+        except InputError:
+            continue  # the reader leaves it out
+        if item.status is not None and item.status_category is not None:
+            yield item.status, item.status_category
 
 
 TABLE_EXPORT = ExportFormat(

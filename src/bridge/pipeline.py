@@ -1,0 +1,430 @@
+"""Evaluating an export as a stream: items flow from the files through the rules and the KPIs
+to whoever consumes them, one file at a time, so memory stays flat however large the export.
+
+Why two passes: KPIs replay status histories, and a status name's category comes from the
+configuration, then from the items of the same export (the first item in that status says
+it), then from common names (:class:`~bridge.kpi.sla.StatusCategories`). Any later item can
+teach a name an earlier item's history uses, so the categories are learnt over the whole
+export before the first KPI is computed — the same table the in-memory path built, so the
+results are identical. The first pass keeps only (status, category) pairs; it is skipped when
+no rule asks for an SLA (nothing else reads the table).
+
+Why processes: decoding, mapping and KPIs are pure Python, so a thread would not run a second
+core. ``jobs > 1`` hands whole files to a pool (spawn/forkserver: every argument is pickled,
+nothing is inherited), both passes: the first pass's pairs are merged in input order into the
+table, then each file is evaluated (and rendered, when the caller renders) in a worker and the
+results merged in input order, with a bounded number of files in flight so a slow consumer
+does not make the results pile up.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import pickle
+from collections import deque
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bridge.connectors import SkippedRecord
+from bridge.connectors.base import ExportFormat
+from bridge.connectors.files import export_files, read_export_file, read_export_statuses
+from bridge.errors import BridgeError, InputError
+from bridge.kpi.compute import KpiEngine
+from bridge.kpi.portfolio import Evaluated
+from bridge.kpi.sla import StatusCategories
+from bridge.model import WorkItem
+from bridge.plugins import installed_operators
+from bridge.rules.ast import RuleSet
+from bridge.rules.engine import Engine
+from bridge.rules.loader import load_rules
+
+__all__ = [
+    "DATA_ERRORS",
+    "Evaluation",
+    "Render",
+    "Rendered",
+    "Renderer",
+    "Result",
+    "evaluate_stream",
+    "export_paths",
+]
+
+#: What data, not code, can make a KPI calculation raise: a value the mapping let through
+#: that the arithmetic or a calendar cannot take. The item is reported and left out; any
+#: other exception is a bug and keeps its traceback.
+DATA_ERRORS = (ArithmeticError, ValueError)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An evaluated item as the caller's ``render`` wrote it (see :func:`evaluate_stream`)."""
+
+    text: str
+
+
+#: One result of the stream: an evaluated item (or its rendering), or a record (or item)
+#: left out with why.
+Result = Evaluated | Rendered | SkippedRecord
+
+Render = Callable[[Evaluated], str]
+
+#: Builds a :data:`Render` from the rule set, where the items are evaluated: for output
+#: whose form depends on the rules (the CSV's KPI columns).
+Renderer = Callable[[RuleSet], Render]
+
+Keep = Callable[[WorkItem], bool]
+
+
+@dataclass
+class Evaluation:
+    """A streaming evaluation: the rule set is known before any item is read, ``results``
+    yields each item's outcome in input order, and ``skipped`` lists what was left out so
+    far (all of it once ``results`` is exhausted)."""
+
+    rule_set: RuleSet
+    results: Iterator[Result]
+    skipped: list[SkippedRecord] = field(default_factory=list)
+
+    def evaluated(self) -> Iterator[Evaluated]:
+        """The evaluated items only; the others go to ``skipped`` as they pass."""
+        for result in self.results:
+            if isinstance(result, Evaluated):
+                yield result
+            elif isinstance(result, SkippedRecord):
+                self.skipped.append(result)
+
+
+def export_paths(input_paths: Sequence[str]) -> list[Path]:
+    """Every export file the inputs name, in order (a folder's files by name); a path that
+    does not exist fails here, before anything is evaluated."""
+    return [file for entry in input_paths for file in export_files(Path(entry))]
+
+
+def evaluate_stream(
+    rule_paths: Sequence[str],
+    input_paths: Sequence[str],
+    now: datetime,
+    formats: Sequence[ExportFormat],
+    *,
+    keep: Keep | None = None,
+    jobs: int = 1,
+    keep_raw: bool = True,
+    render: Render | None = None,
+    renderer: Renderer | None = None,
+) -> Evaluation:
+    """Load the rules, then evaluate the export lazily (see the module's docstring).
+
+    :param formats: the export formats to read with (the registry's; the caller passes them).
+    :param keep: only items it accepts are evaluated (and teach status categories). With
+        ``jobs > 1`` it is pickled to the workers: a module-level function or a
+        ``functools.partial`` of one; anything else runs on one core.
+    :param keep_raw: False drops each item's ``raw`` record once it is evaluated, for
+        consumers that never read it (classify): less to send between processes.
+    :param render: when given, each evaluated item is handed to it where it was evaluated
+        and ``results`` yields its text (:class:`Rendered`) instead of the
+        :class:`Evaluated`. Why: with ``jobs > 1`` the parent otherwise unpickles every
+        item, its decision and its KPIs and formats them, as much CPU per item as a worker
+        spends evaluating it; a line of text costs next to nothing to send. Pickled like
+        ``keep``.
+    :param renderer: instead of ``render``, a function that builds it from the rule set,
+        called once in each process that evaluates items. Pickled like ``keep``.
+    """
+    rule_set = load_rules(rule_paths, installed_operators())
+    files = export_paths(input_paths)
+    setup = _Setup(tuple(rule_paths), now, tuple(formats), keep, keep_raw, render, renderer)
+    if jobs > 1 and len(files) > 1 and _picklable(setup):
+        results = _parallel(setup, rule_set, files, jobs)
+    else:
+        results = _serial(setup, rule_set, files)
+    return Evaluation(rule_set, results)
+
+
+# -- the work, the same in one process or in many -------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What every worker needs: everything in it is pickled once per worker."""
+
+    rule_paths: tuple[str, ...]
+    now: datetime
+    formats: tuple[ExportFormat, ...]
+    keep: Keep | None
+    keep_raw: bool
+    render: Render | None = None
+    renderer: Renderer | None = None
+
+    def render_for(self, rule_set: RuleSet) -> Render | None:
+        return self.renderer(rule_set) if self.renderer is not None else self.render
+
+
+def _picklable(setup: _Setup) -> bool:
+    try:
+        pickle.dumps(setup)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return False
+    return True
+
+
+def _needs_categories(rule_set: RuleSet) -> bool:
+    """Whether any outcome asks for an SLA, the only KPIs that replay status histories."""
+    outcomes = [rule.then for rule in rule_set.rules if rule.enabled]
+    outcomes.append(rule_set.default)
+    return any(group.startswith("sla.") for o in outcomes for group in o.kpis)
+
+
+def _statuses(path: Path, setup: _Setup, known: Container[str]) -> list[tuple[str, str]]:
+    """The first category each status of the file's kept items has, in order, leaving out
+    statuses in ``known`` (learnt from earlier files: a later item cannot change them)."""
+    pairs: dict[str, str] = {}
+    if setup.keep is None:
+        for status, category in read_export_statuses(path, setup.formats, known):
+            pairs.setdefault(status, category)
+        return list(pairs.items())
+    for item in read_export_file(path, setup.formats, skipped=[]):
+        if not setup.keep(item):
+            continue
+        if item.status is not None and item.status_category is not None:
+            pairs.setdefault(item.status, item.status_category)
+    return list(pairs.items())
+
+
+def _categories(
+    learned: Iterator[list[tuple[str, str]]], configured: Mapping[str, str]
+) -> dict[str, str]:
+    """What :meth:`StatusCategories.learn` builds from all items, from each file's pairs:
+    the first item in a status says its category, the configuration overrides."""
+    table: dict[str, str] = {}
+    for pairs in learned:
+        for status, category in pairs:
+            table.setdefault(status, category)
+    table.update(configured)
+    return table
+
+
+def _evaluate_file(
+    path: Path,
+    setup: _Setup,
+    engine: Engine,
+    kpis: KpiEngine,
+    render: Render | None,
+    *,
+    send: bool = False,
+) -> Iterator[Result]:
+    """The results of one file, in its order: records the format cannot map, items with
+    their KPIs, items whose KPIs cannot be computed. ``send``: the results go to another
+    process. An item that is rendered here keeps its ``raw`` (no one sees the item, and
+    the copy would cost more than the rendering)."""
+    drop_raw = not setup.keep_raw and (render is None or send)
+    skipped: list[SkippedRecord] = []
+    keep, now = setup.keep, setup.now
+    for item in read_export_file(path, setup.formats, skipped=skipped):
+        if skipped:
+            yield from skipped
+            skipped.clear()
+        if keep is not None and not keep(item):
+            continue
+        try:
+            decision = engine.classify(item, now)
+            result = kpis.compute(item, decision, now).finite()
+        except DATA_ERRORS as exc:
+            problem = f"cannot be evaluated: {type(exc).__name__}: {exc}"
+            yield SkippedRecord(item.key, problem, item.key)
+            continue
+        evaluated = Evaluated(_without_raw(item) if drop_raw else item, decision, result)
+        yield evaluated if render is None else Rendered(render(evaluated))
+    yield from skipped
+
+
+def _table(setup: _Setup, rule_set: RuleSet, files: list[Path]) -> dict[str, str]:
+    """The status categories of the whole export (the first pass), or only the configured
+    ones when no rule asks for an SLA."""
+    configured = rule_set.kpi.status_categories
+    if not _needs_categories(rule_set):
+        return dict(configured)
+    learned: dict[str, str] = {}
+    for path in files:
+        for status, category in _statuses(path, setup, learned):
+            learned.setdefault(status, category)
+    return _categories(iter([list(learned.items())]), configured)
+
+
+_ITEM_FIELDS = tuple(f.name for f in fields(WorkItem) if f.name != "raw")
+
+
+def _without_raw(item: WorkItem) -> WorkItem:
+    """The item with an empty ``raw`` (a dict, as EMPTY_RAW, a mappingproxy, does not
+    pickle). Copied slot by slot: ``dataclasses.replace`` checks and converts every field
+    again, three times the cost, for values that were checked when the item was made."""
+    copy = object.__new__(WorkItem)
+    for name in _ITEM_FIELDS:
+        object.__setattr__(copy, name, getattr(item, name))
+    object.__setattr__(copy, "raw", {})
+    return copy
+
+
+def _serial(setup: _Setup, rule_set: RuleSet, files: list[Path]) -> Iterator[Result]:
+    table = _table(setup, rule_set, files)
+    engine = Engine(rule_set)
+    kpis = KpiEngine(rule_set, StatusCategories(table))
+    render = setup.render_for(rule_set)
+    with _few_collections():
+        for path in files:
+            yield from _evaluate_file(path, setup, engine, kpis, render)
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Run with the cyclic garbage collector seldom, and blind to what exists already.
+
+    Why: a decoded record is a tree of a few hundred dicts and lists that lives while it is
+    mapped, so the collector's default threshold (700 allocations) ran it several times
+    per record, each time walking the record, and the full collections that follow walked
+    every rule and module object too: 40 % of a single pass. What an export makes holds no
+    reference cycles (JSON values, frozen dataclasses), so reference counting frees it; the
+    collector runs every 50,000 allocations for whatever else does, and the objects made
+    before the stream (rules, compiled code, modules) are frozen out of its walks. The
+    previous settings come back when the stream ends.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, threshold[1], threshold[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
+# -- many processes ---------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(setup: _Setup) -> None:
+    _WORKER["setup"] = setup
+    _WORKER["rule_set"] = rule_set = load_rules(setup.rule_paths, installed_operators())
+    _WORKER["engine"] = Engine(rule_set)
+    _WORKER["kpis"] = {}
+    _WORKER["render"] = setup.render_for(rule_set)
+    _WORKER["known"] = {}
+
+
+def _worker_statuses(path: Path) -> list[tuple[str, str]] | _Failure:
+    """The first pass over one file (see :func:`_statuses`), in a worker.
+
+    ``known`` is every status this worker has reported: the pool hands a worker files in
+    input order, so a status it met in an earlier file was reported there, and the parent,
+    which keeps the first file's pair, would not take this one anyway."""
+    known: dict[str, str] = _WORKER["known"]
+    try:
+        pairs = _statuses(path, _WORKER["setup"], known)
+    except BridgeError as exc:
+        return _Failure(str(exc))
+    for status, category in pairs:
+        known.setdefault(status, category)
+    return pairs
+
+
+def _worker_evaluate(
+    path: Path, table: tuple[tuple[str, str], ...]
+) -> list[Result | str] | _Failure:
+    """The file's results; a rendering goes as its bare text (a str pickles in a few
+    bytes, a dataclass instance as a call to rebuild it) and is wrapped again in the
+    parent."""
+    cache: dict[tuple[tuple[str, str], ...], KpiEngine] = _WORKER["kpis"]
+    kpis = cache.get(table)
+    if kpis is None:
+        cache.clear()
+        kpis = cache[table] = KpiEngine(_WORKER["rule_set"], StatusCategories(dict(table)))
+    try:
+        with _few_collections():
+            return [
+                result.text if type(result) is Rendered else result
+                for result in _evaluate_file(
+                    path, _WORKER["setup"], _WORKER["engine"], kpis, _WORKER["render"], send=True
+                )
+            ]
+    except BridgeError as exc:
+        return _Failure(str(exc))
+
+
+class _Failure(Exception):
+    """A file a worker could not read: its message, raised again in the parent as an
+    InputError (exceptions with keyword arguments do not survive pickling whole)."""
+
+
+def _context(setup: _Setup) -> multiprocessing.context.BaseContext:
+    """forkserver where there is one, with bridge imported in the server: each worker is a
+    fork of it, so it starts with the modules loaded (a third of a second each, in spawn)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    modules = ["bridge.pipeline"]
+    for function in (setup.keep, setup.render, setup.renderer):
+        module = getattr(getattr(function, "func", function), "__module__", None)
+        if isinstance(module, str) and module.startswith("bridge."):
+            modules.append(module)
+    context.set_forkserver_preload(modules)
+    return context
+
+
+def _raised(results: Iterator[Any]) -> Iterator[Any]:
+    """``results``, a :class:`_Failure` raised again as an InputError."""
+    for result in results:
+        if isinstance(result, _Failure):
+            raise InputError(str(result))
+        yield result
+
+
+def _ordered(submit: Callable[[Path], Any], files: list[Path], window: int) -> Iterator[Any]:
+    """Each file's result in input order, at most ``window`` files in flight."""
+    pending: deque[Any] = deque()
+    queue = iter(files)
+    for path in queue:
+        pending.append(submit(path))
+        if len(pending) >= window:
+            break
+    while pending:
+        result = pending.popleft().get()
+        path_next = next(queue, None)
+        if path_next is not None:
+            pending.append(submit(path_next))
+        if isinstance(result, _Failure):
+            raise InputError(str(result))
+        yield result
+
+
+def _parallel(setup: _Setup, rule_set: RuleSet, files: list[Path], jobs: int) -> Iterator[Result]:
+    with _context(setup).Pool(min(jobs, len(files)), _start_worker, (setup,)) as pool:
+        window = 4 * jobs
+        # The first pass runs in the workers too, a file per task, and this process merges
+        # the files' pairs in input order, first pair of a status first: the table the
+        # serial pass builds. Run here, it left the workers idle for a tenth of the run.
+        configured = rule_set.kpi.status_categories
+        if _needs_categories(rule_set):
+            # imap: a few files per task, in order (each worker's files still come in input
+            # order); the pairs are small, so nothing needs a window here.
+            chunk = max(1, min(16, len(files) // (8 * jobs)))
+            learned = pool.imap(_worker_statuses, files, chunk)
+            table = tuple(_categories(_raised(learned), configured).items())
+        else:
+            table = tuple(dict(configured).items())
+        with _few_collections():
+            yield from _merged(pool, table, files, window)
+
+
+def _merged(
+    pool: Any, table: tuple[tuple[str, str], ...], files: list[Path], window: int
+) -> Iterator[Result]:
+    """The workers' results in input order (the second pass)."""
+    for results in _ordered(
+        lambda path: pool.apply_async(_worker_evaluate, (path, table)), files, window
+    ):
+        for result in results:
+            yield Rendered(result) if type(result) is str else result
