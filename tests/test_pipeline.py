@@ -105,3 +105,18 @@ def test_without_raw_the_items_are_the_same_but_their_record() -> None:
         assert without.item == with_raw.item  # raw is not compared
         assert without.item.raw == {}
         assert without.kpis.values == with_raw.kpis.values
+
+
+def test_jobs_left_to_bridge_use_every_core_only_for_an_export_worth_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bridge.pipeline import PARALLEL_MIN_BYTES, auto_jobs, available_cores, export_paths
+
+    small = export_paths([str(Path(__file__).resolve().parents[1] / "examples" / "export")])
+    assert auto_jobs(small) == 1
+    large = []
+    for n in range(2):  # sparse: as large as a big export, without the disk
+        path = tmp_path / f"page-{n}.json"
+        with path.open("wb") as handle:
+            handle.truncate(PARALLEL_MIN_BYTES // 2 + 1)
+        large.append(path)
+    assert auto_jobs(large) == available_cores()
+    assert auto_jobs(large[:1]) == 1  # one file goes to one worker anyway

@@ -195,3 +195,38 @@ def test_the_store_keeps_each_items_latest_evaluation_and_forgets_gone_ones(stor
 def test_a_dry_run_keeps_no_evaluation(store, rules) -> None:
     sync_source("src", Connector(items(2)), rules, store, NOW, dry_run=True)
     assert list(store.evaluations("src")) == []
+
+
+def test_a_change_that_came_while_a_command_line_sync_held_the_item_is_written_by_it(
+    store, rules
+) -> None:
+    """A webhook job that finds the sync holding an item leaves it pending and returns. A
+    worker's sync hands such an item to the queue; a sync from the command line has none,
+    so it fetches the item again itself rather than leave it for the sweeper's next round
+    (up to the lease's five minutes)."""
+
+    class Changing(Connector):
+        def __init__(self, items: list[WorkItem]) -> None:
+            super().__init__(items)
+            self.fetched: list[str] = []
+
+        def apply(self, item: WorkItem, ops: object) -> None:
+            first = item.key not in self.writes
+            super().apply(item, ops)
+            if first and item.key == "I-1":  # a delivery for I-1 arrives mid-write
+                store.add_pending("src", "I-1", "webhook", NOW)
+
+        def plan(self, item, decision, kpis, *, currency=None):  # type: ignore[no-untyped-def]
+            return [SetFields({"work_type": decision.work_type})]
+
+        def fetch(self, key: str) -> WorkItem:
+            self.fetched.append(key)
+            return next(i for i in self.items if i.key == key)
+
+    connector = Changing(items(3))
+    report = sync_source("src", connector, rules, store, NOW)
+
+    assert report.ok
+    assert connector.fetched == ["I-1"]  # looked at again, at once
+    assert sorted(connector.writes) == ["I-0", "I-1", "I-1", "I-2"]
+    assert store.get_pending("src", "I-1") is None  # nothing left for the sweeper

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import pickle
 from collections import deque
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
@@ -45,11 +46,14 @@ from bridge.rules.loader import load_rules
 
 __all__ = [
     "DATA_ERRORS",
+    "PARALLEL_MIN_BYTES",
     "Evaluation",
     "Render",
     "Rendered",
     "Renderer",
     "Result",
+    "auto_jobs",
+    "available_cores",
     "evaluate_stream",
     "export_paths",
 ]
@@ -99,6 +103,30 @@ class Evaluation:
                 self.skipped.append(result)
 
 
+#: Below this much export, ``--jobs`` left to bridge runs on one core: starting the worker
+#: pool (about 0.3 s: processes, imports, rules) is not won back (44 MB, 10,000 items: 1.81 s
+#: on two cores against 1.48 s on one).
+PARALLEL_MIN_BYTES = 128 * 2**20
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers narrow)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_jobs(files: Sequence[Path]) -> int:
+    """The processes for ``files`` when the user did not say: every core available for an
+    export large enough to repay the pool, one otherwise."""
+    try:
+        size = sum(file.stat().st_size for file in files)
+    except OSError:
+        return 1
+    return available_cores() if size >= PARALLEL_MIN_BYTES and len(files) > 1 else 1
+
+
 def export_paths(input_paths: Sequence[str]) -> list[Path]:
     """Every export file the inputs name, in order (a folder's files by name); a path that
     does not exist fails here, before anything is evaluated."""
@@ -112,7 +140,7 @@ def evaluate_stream(
     formats: Sequence[ExportFormat],
     *,
     keep: Keep | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
     keep_raw: bool = True,
     render: Render | None = None,
     renderer: Renderer | None = None,
@@ -137,6 +165,8 @@ def evaluate_stream(
     rule_set = load_rules(rule_paths, installed_operators())
     files = export_paths(input_paths)
     setup = _Setup(tuple(rule_paths), now, tuple(formats), keep, keep_raw, render, renderer)
+    if jobs is None:
+        jobs = auto_jobs(files)
     if jobs > 1 and len(files) > 1 and _picklable(setup):
         results = _parallel(setup, rule_set, files, jobs)
     else:

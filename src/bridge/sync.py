@@ -70,6 +70,8 @@ SUMMARY_KEYS = frozenset({"work_type", "phase", "rule"})
 # One job per item at a time: the lease outlasts any one evaluation and write; a job killed
 # holding it blocks the item for at most this long (at once, on the same host).
 ITEM_LEASE = timedelta(minutes=5)
+#: How often a sync with no queue looks again at items that changed while it held them.
+LATE_ROUNDS = 3
 
 
 def item_lease(source: str, key: str) -> str:
@@ -335,6 +337,9 @@ def sync_source(
 
     # Rows this sync added for items it took over from another job (see ``take``).
     mine: dict[str, int] = {}
+    # Items changed while this sync held them (a webhook job found the lease taken and left
+    # the item pending), when there is no queue to hand them to: the sync takes them again.
+    again: dict[str, int] = {}
 
     def succeeded(key: str) -> None:
         row = retry.get(key)
@@ -427,10 +432,14 @@ def sync_source(
         finally:
             store.release_lease(name, holder)
             limit.release()
-        if done and requeue is not None:
+        if done:
             late = store.get_pending(source, item.key)
             if late is not None and late.attempts == 0 and not late.given_up:
-                requeue(item.key)
+                if requeue is not None:
+                    requeue(item.key)
+                else:  # no queue (a sync from the command line): looked at again below
+                    with lock:
+                        again[item.key] = late.seq
 
     def evaluate_and_write(
         item: WorkItem, in_flight: list[Future[None]], pool: ThreadPoolExecutor
@@ -501,6 +510,26 @@ def sync_source(
             in_flight = evaluate_and_write(item, in_flight, pool)
     for future in in_flight:
         future.result()
+    for _ in range(LATE_ROUNDS):
+        if not again:
+            break
+        late_rows, again = dict(again), {}
+        for key, seq in sorted(late_rows.items()):
+            if take(key) is None:  # another job has it now, and the row with it
+                continue
+            with lock:
+                mine.setdefault(key, seq)
+            try:
+                item = connector.fetch(key)
+                found = evaluate(item, engine, kpis, connector, now)
+            except Exception as exc:
+                store.release_lease(item_lease(source, key), holder)
+                record_failure(key, exc)
+                continue
+            limit.acquire()
+            write(item, found, False)
+    for key in again:  # still changing: the sweeper's next round takes it
+        store.add_pending(source, key, "changed during the sync", clock(), due=clock())
     # Records the connector could not map were skipped during this pull; report them too
     # (read only now: a connector empties its list when the pull starts).
     for key, reason in getattr(connector, "skipped", ()):

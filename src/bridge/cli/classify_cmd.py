@@ -46,7 +46,6 @@ from bridge.cli.options import (
     KEEP_GOING_OPTION,
     NOW_OPTION,
     RULES_OPTION,
-    available_cores,
     export_formats,
     format_option,
     now_from,
@@ -99,7 +98,7 @@ def classify(
         input_paths,
         now,
         export_formats(),
-        jobs=jobs or available_cores(),
+        jobs=jobs,
         keep_raw=False,
         renderer=writer_class.renderer(now, output is None),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -31,7 +30,6 @@ __all__ = [
     "KEEP_GOING_OPTION",
     "NOW_OPTION",
     "RULES_OPTION",
-    "available_cores",
     "bundled_path",
     "config_from",
     "evaluate_export",
@@ -206,22 +204,13 @@ def evaluate_export(
 _NOT_EVALUATED = "cannot be evaluated: "
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, which containers narrow), the
-    default for ``--jobs``."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 JOBS_OPTION = click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes to evaluate with, one export file each at a time (default: the cores "
-    "available).",
+    help="Processes to evaluate with, export files shared among them (default: every core "
+    "available for an export of 128 MB or more, one for a smaller one).",
 )
 KEEP_GOING_OPTION = click.option(
     "--keep-going",

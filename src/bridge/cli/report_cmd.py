@@ -39,7 +39,6 @@ from bridge.cli.options import (
     KEEP_GOING_OPTION,
     NOW_OPTION,
     RULES_OPTION,
-    available_cores,
     config_from,
     export_formats,
     format_option,
@@ -156,7 +155,7 @@ def report(
             now,
             export_formats(),
             keep=keep,
-            jobs=jobs or available_cores(),
+            jobs=jobs,
             keep_raw=group_by is not None and group_by.startswith("raw."),
         )
         rule_set, items, skipped, span = (
