@@ -21,6 +21,7 @@ from bridge.cli.options import (
     CONFIG_OPTION,
     NOW_OPTION,
     config_from,
+    format_option,
     now_from,
     read_items,
     warn_rules,
@@ -63,14 +64,7 @@ COMMENT_LINES = 8  # lines of the comment the table shows; JSON has all of it
     ),
 )
 @NOW_OPTION
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json")
 @OUTPUT_OPTION
 @handle_errors
 def plan(
@@ -79,7 +73,7 @@ def plan(
     inputs: tuple[str, ...],
     fields_path: str | None,
     now_text: str | None,
-    fmt: str,
+    output_format: str,
     output: str | None,
 ) -> None:
     """Preview what a live source would write, from an export: no connection is made."""
@@ -122,7 +116,7 @@ def plan(
             f"{preview.other_system} item(s) of the export are not {source.connector} items "
             f"and were left out"
         )
-    if fmt == "json":
+    if output_format == "json":
         for note in preview.assumptions:
             warn(note)
         write_output(json_text(document(preview)), output)

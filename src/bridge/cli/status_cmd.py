@@ -8,24 +8,17 @@ import click
 from rich.table import Table
 
 from bridge.cli import handle_errors, plain, stdout
-from bridge.cli.options import CONFIG_OPTION, config_from
+from bridge.cli.options import CONFIG_OPTION, config_from, format_option
 
 __all__ = ["status"]
 
 
 @click.command()
 @CONFIG_OPTION
-@click.option(
-    "--format",
-    "-f",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
 @handle_errors
-def status(config_path: str, fmt: str, limit: int) -> None:
+def status(config_path: str, output_format: str, limit: int) -> None:
     """Items waiting to be written per source, and those given up with their last error.
 
     Exit 1 when an item was given up (for monitoring), 0 otherwise.
@@ -40,7 +33,7 @@ def status(config_path: str, fmt: str, limit: int) -> None:
         summary["timers"] = timer_status(store)
     finally:
         store.close()
-    if fmt == "json":
+    if output_format == "json":
         stdout.print_json(json.dumps(summary))
     else:
         counts = Table(title="pending items", header_style="bold")
