@@ -170,15 +170,23 @@ class SqliteStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken at once (other processes on the file wait)."""
+        """One write transaction, taken at once (other processes on the file wait).
+
+        Never left open, wherever an exception lands: Ctrl-C raises KeyboardInterrupt in the
+        main thread on the instruction after the C call it arrived in, ``BEGIN`` included.
+        A transaction left open would swallow every later autocommitted write of the other
+        threads, to be rolled back at exit (the sync's work-note memos were lost that way).
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            committed = False
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("COMMIT")
+                committed = True
+            finally:
+                if not committed and self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
 
     # -- pending work --------------------------------------------------------------------
 
