@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, NoReturn, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
@@ -84,6 +85,15 @@ _INSTANT_IN_RANGE = f"a date-time in {DATE_RANGE_TEXT}"
 _DATE_IN_RANGE = f"a date in {DATE_RANGE_TEXT}"
 
 _T = TypeVar("_T")
+
+# Instant text → its UTC instant, for the good (in-range) ones only. The same text recurs
+# within an issue (its resolution date is its last transition's, ``updated`` its last
+# change's) and across issues, and a dict lookup costs a tenth of parsing it. Datetimes are
+# immutable, so items may share one; the cache is emptied when full, to stay bounded.
+_INSTANTS_KEPT = 8192
+_instants: dict[str, datetime] = {}
+
+_CHANGE_AT = attrgetter("at")
 
 
 # JSON decodes objects to dict: a type check finds them at a tenth of the cost of
@@ -426,7 +436,7 @@ class _Context:
         value = f.get(field)
         if value is None:
             return None
-        if _is_mapping(value):
+        if type(value) is dict or _is_mapping(value):
             inner = value.get(attr)
             if inner is None or isinstance(inner, str):
                 return inner or None
@@ -440,7 +450,7 @@ class _Context:
             return None
         if isinstance(value, str):
             return value or None
-        if _is_mapping(value):
+        if type(value) is dict or _is_mapping(value):
             return _author(value)
         return self.fail(f"fields.{field}", "a user object with a displayName", value)
 
@@ -459,7 +469,7 @@ class _Context:
         if isinstance(value, list):
             out: list[str] = []
             for entry in value:
-                name = entry.get("name") if _is_mapping(entry) else entry
+                name = entry.get("name") if type(entry) is dict or _is_mapping(entry) else entry
                 if not isinstance(name, str):
                     break
                 out.append(name)
@@ -470,7 +480,14 @@ class _Context:
     # -- dates ----------------------------------------------------------------------------
 
     def instant(self, f: Mapping[str, Any], field: str) -> datetime | None:
-        return self._instant(f.get(field), f"fields.{field}")
+        value = f.get(field)
+        if value is None:
+            return None
+        # The place in a message is built only when the value is wrong.
+        instant = _good_instant(value)
+        if instant is not None:
+            return instant
+        return self._instant(value, f"fields.{field}")
 
     def _instant(self, value: Any, field: str) -> datetime | None:
         if value is None:
@@ -505,24 +522,26 @@ class _Context:
     # -- time tracking --------------------------------------------------------------------
 
     def hours(self, f: Mapping[str, Any], field: str, tracking_attr: str) -> float | None:
-        seconds = self._seconds(f.get(field), f"fields.{field}")
+        seconds = self._seconds(f.get(field), "fields", field)
         if seconds is None:
             tracking = f.get("timetracking")
-            if _is_mapping(tracking):
+            if tracking is not None and (type(tracking) is dict or _is_mapping(tracking)):
                 seconds = self._seconds(
-                    tracking.get(tracking_attr), f"fields.timetracking.{tracking_attr}"
+                    tracking.get(tracking_attr), "fields.timetracking", tracking_attr
                 )
         return None if seconds is None else seconds / 3600
 
-    def _seconds(self, value: Any, field: str) -> float | None:
+    def _seconds(self, value: Any, under: str, field: str) -> float | None:
+        """``value`` in seconds; ``under`` and ``field`` name its place in a message (joined
+        only then: three of these are read per issue, nearly always good)."""
         if value is None:
             return None
         if isinstance(value, int | float) and not isinstance(value, bool):
             seconds = _finite(value)
             if seconds is None:
-                return self.fail(field, "a finite number of seconds", value)
+                return self.fail(f"{under}.{field}", "a finite number of seconds", value)
             return seconds
-        return self.fail(field, "a number of seconds", value)
+        return self.fail(f"{under}.{field}", "a number of seconds", value)
 
     # -- custom fields --------------------------------------------------------------------
 
@@ -615,10 +634,14 @@ class _Context:
             return self.fail("changelog.histories", "an array of histories", histories)
         changes: list[FieldChange] = []
         append = changes.append
+        # Jira lists histories oldest first, so the changes nearly always arrive in order:
+        # noting whether they did while reading them is cheaper than sorting them again.
+        in_order = True
+        last: datetime | None = None
         # The places in messages are built only when a value is wrong: formatting them
         # for every change cost more than reading it.
         for h_index, history in enumerate(histories):
-            if not _is_mapping(history):
+            if type(history) is not dict and not _is_mapping(history):
                 self.fail(f"changelog.histories[{h_index}]", "a history object", history)
             created = history.get("created")
             at = _good_instant(created)
@@ -626,7 +649,13 @@ class _Context:
                 at = self._instant(created, f"changelog.histories[{h_index}].created")
             if at is None:
                 self.fail(f"changelog.histories[{h_index}].created", _INSTANT_EXAMPLE, None)
-            author = _author(history.get("author"))
+            if last is not None and at < last:
+                in_order = False
+            last = at
+            user = history.get("author")
+            author = user.get("displayName") if type(user) is dict else None
+            if type(author) is not str or not author:  # _author for all but the usual case
+                author = _author(user)
             items = history.get("items") or []
             if not isinstance(items, list):
                 self.fail(
@@ -643,16 +672,16 @@ class _Context:
                     if not _is_mapping(item):
                         self.fail(_item_place(h_index, i_index), "a changed-field object", item)
                     field = _history_field(item, self, _item_place(h_index, i_index))
-                append(
-                    FieldChange(
-                        at,
-                        field,
-                        _change_text(item.get("fromString")),
-                        _change_text(item.get("toString")),
-                        author,
-                    )
-                )
-        changes.sort(key=lambda change: change.at)  # stable: same-instant changes keep order
+                # _change_text only for what is neither null nor a non-empty string.
+                before = item.get("fromString")
+                if before is not None and (type(before) is not str or not before):
+                    before = _change_text(before)
+                after = item.get("toString")
+                if after is not None and (type(after) is not str or not after):
+                    after = _change_text(after)
+                append(FieldChange(at, field, before, after, author))
+        if not in_order:
+            changes.sort(key=_CHANGE_AT)  # stable: same-instant changes keep their order
         return tuple(changes)
 
 
@@ -661,11 +690,19 @@ def _good_instant(value: Any) -> datetime | None:
     (then ``_instant`` reads it again, to say what is wrong with it)."""
     if type(value) is not str:
         return None
+    instant = _instants.get(value)
+    if instant is not None:
+        return instant
     try:
         instant = parse_jira_instant(value)
     except (ValueError, OverflowError):
         return None
-    return instant if in_date_range(instant) else None
+    if not in_date_range(instant):
+        return None
+    if len(_instants) >= _INSTANTS_KEPT:
+        _instants.clear()  # bounded, and cheaper than tracking which text was used last
+    _instants[value] = instant
+    return instant
 
 
 def _item_place(h_index: int, i_index: int) -> str:
@@ -690,7 +727,7 @@ def _history_complete(changelog: Any) -> bool:
 def _author(value: Any) -> str | None:
     """How a user object is named: the name people see, else the most readable id it has,
     so a user without a display name is still named (None only when it carries nothing)."""
-    if _is_mapping(value):
+    if type(value) is dict or _is_mapping(value):
         for attr in ("displayName", "accountId", "name", "emailAddress"):
             inner = value.get(attr)
             if isinstance(inner, str) and inner:
@@ -726,48 +763,69 @@ _FIRST_MILLIS = datetime.combine(FIRST_DATE, time(), UTC).timestamp() * 1000
 _AFTER_LAST_MILLIS = datetime.combine(LAST_DATE + timedelta(days=1), time(), UTC).timestamp() * 1000
 
 
-def _sla_instant(value: Any, place: str, attr: str) -> datetime | None:
-    """A JSM ``DateDTO`` (``epochMillis`` is exact; the strings are for display). ``place``
-    and ``attr`` locate it in a message (joined only then: most cycles are fine)."""
-    if not _is_mapping(value):
+# Integers up to this size convert to floats exactly, so ``millis / 1000`` is then the same
+# number as ``float(millis) / 1000``, without the checks a float or a huge integer needs.
+_EXACT_INT = 2**53
+
+
+def _cycle_place(field_id: Any, index: int | None) -> str:
+    """Where an SLA cycle is in an issue: ``index`` in ``completedCycles``, or (None) the
+    ``ongoingCycle``. Built only for a message: most cycles are fine."""
+    if index is None:
+        return f"fields.{field_id}.ongoingCycle"
+    return f"fields.{field_id}.completedCycles[{index}]"
+
+
+def _sla_instant(value: Any, field_id: Any, index: int | None, attr: str) -> datetime | None:
+    """A JSM ``DateDTO`` (``epochMillis`` is exact; the strings are for display).
+    ``field_id``, ``index`` and ``attr`` locate it in a message (see :func:`_cycle_place`)."""
+    if type(value) is not dict and not _is_mapping(value):
         return None
     millis = value.get("epochMillis")
+    if type(millis) is int and _FIRST_MILLIS <= millis < _AFTER_LAST_MILLIS:
+        # The usual case, checked. UTC is passed by position: parsing ``tz=`` as a keyword
+        # took as long as the conversion itself.
+        return datetime.fromtimestamp(millis / 1000, UTC)
     if isinstance(millis, bool) or not isinstance(millis, int | float):
         return None
     number = _finite(millis)
     if number is None or not _FIRST_MILLIS <= number < _AFTER_LAST_MILLIS:
         raise InputError(
-            f"{place}.{attr}.epochMillis: expected an instant in {DATE_RANGE_TEXT} "
-            f"(milliseconds since 1970), found {_shown(millis)}"
+            f"{_cycle_place(field_id, index)}.{attr}.epochMillis: expected an instant in "
+            f"{DATE_RANGE_TEXT} (milliseconds since 1970), found {_shown(millis)}"
         )
-    return datetime.fromtimestamp(number / 1000, tz=UTC)
+    return datetime.fromtimestamp(number / 1000, UTC)
 
 
-def _sla_seconds(value: Any, place: str, attr: str) -> float | None:
+def _sla_seconds(value: Any, field_id: Any, index: int | None, attr: str) -> float | None:
     """A JSM ``DurationDTO``; ``millis`` is negative once a goal is breached."""
-    if not _is_mapping(value):
+    if type(value) is not dict and not _is_mapping(value):
         return None
     millis = value.get("millis")
+    if type(millis) is int and -_EXACT_INT <= millis <= _EXACT_INT:
+        return millis / 1000  # the usual case: finite, and exact as a float
     if isinstance(millis, bool) or not isinstance(millis, int | float):
         return None
     number = _finite(millis)
     if number is None:
         raise InputError(
-            f"{place}.{attr}.millis: expected a finite number of milliseconds, "
-            f"found {_shown(millis)}"
+            f"{_cycle_place(field_id, index)}.{attr}.millis: expected a finite number of "
+            f"milliseconds, found {_shown(millis)}"
         )
     return number / 1000
 
 
-def _sla_cycle(cycle: Mapping[str, Any], place: str, *, ongoing: bool) -> NativeSlaCycle:
+def _sla_cycle(cycle: Mapping[str, Any], field_id: Any, index: int | None) -> NativeSlaCycle:
+    """One cycle of an SLA field: completed cycle ``index``, or (None) the ongoing one."""
     get = cycle.get
+    ongoing = index is None
     return NativeSlaCycle(
-        start=_sla_instant(get("startTime"), place, "startTime"),
-        stop=None if ongoing else _sla_instant(get("stopTime"), place, "stopTime"),
-        breach_time=_sla_instant(get("breachTime"), place, "breachTime"),
-        goal_seconds=_sla_seconds(get("goalDuration"), place, "goalDuration"),
-        elapsed_seconds=_sla_seconds(get("elapsedTime"), place, "elapsedTime"),
-        remaining_seconds=_sla_seconds(get("remainingTime"), place, "remainingTime"),
+        start=_sla_instant(get("startTime"), field_id, index, "startTime"),
+        stop=None if ongoing else _sla_instant(get("stopTime"), field_id, index, "stopTime"),
+        breach_time=_sla_instant(get("breachTime"), field_id, index, "breachTime"),
+        goal_seconds=_sla_seconds(get("goalDuration"), field_id, index, "goalDuration"),
+        elapsed_seconds=_sla_seconds(get("elapsedTime"), field_id, index, "elapsedTime"),
+        remaining_seconds=_sla_seconds(get("remainingTime"), field_id, index, "remainingTime"),
         breached=get("breached") is True,
         paused=ongoing and get("paused") is True,
     )
@@ -784,8 +842,12 @@ def native_slas(fields: Mapping[str, Any]) -> tuple[NativeSla, ...]:
     found: list[NativeSla] = []
     for field_id, value in fields.items():
         # Most fields are strings, numbers, nulls or arrays: one type lookup passes them.
+        # Most objects (a status, a user) have no cycles: two key lookups pass them.
         kind = type(value)
-        if kind is not dict and (kind in _NOT_MAPPINGS or not isinstance(value, Mapping)):
+        if kind is dict:
+            if "completedCycles" not in value and "ongoingCycle" not in value:
+                continue
+        elif kind in _NOT_MAPPINGS or not isinstance(value, Mapping):
             continue
         if not isinstance(value.get("name"), str):
             continue
@@ -793,13 +855,12 @@ def native_slas(fields: Mapping[str, Any]) -> tuple[NativeSla, ...]:
         ongoing = value.get("ongoingCycle")
         if not isinstance(completed, list) and not _is_mapping(ongoing):
             continue
-        place = f"fields.{field_id}"
         cycles = [
-            _sla_cycle(c, f"{place}.completedCycles[{i}]", ongoing=False)
+            _sla_cycle(c, field_id, i)
             for i, c in enumerate(completed or [])
-            if _is_mapping(c)
+            if type(c) is dict or _is_mapping(c)
         ]
         if _is_mapping(ongoing):
-            cycles.append(_sla_cycle(ongoing, f"{place}.ongoingCycle", ongoing=True))
+            cycles.append(_sla_cycle(ongoing, field_id, None))
         found.append(NativeSla(name=value["name"], field=str(field_id), cycles=tuple(cycles)))
     return tuple(found)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePath
 from types import MappingProxyType
@@ -143,6 +142,15 @@ _EPOCH = datetime(1970, 1, 1)
 _DECIMAL_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _DATE_HINT = "; export with sysparm_display_value=false (or all) so dates are UTC values"
 
+# Instant text → its UTC instant, for the good (in-range) ones only. A record repeats its
+# own instants (``opened_at`` is ``sys_created_on``, ``closed_at`` often ``resolved_at``) and
+# records share them, and a dict lookup costs a tenth of parsing one. Datetimes are
+# immutable, so items may share one; the cache is emptied when full, to stay bounded.
+_CACHE_SIZE = 8192
+_instants: dict[str, datetime] = {}
+# The same for durations (``time_worked``...), in hours: the few values people log recur.
+_durations: dict[str, float] = {}
+
 
 # JSON decodes objects to dict: a type check finds them at a tenth of the cost of
 # ``isinstance(value, Mapping)`` (an ABC check), which ran over a million times per 10,000
@@ -180,9 +188,12 @@ def item_from_record(
     if not _is_mapping(record):
         raise InputError(f"a ServiceNow record must be a JSON object, found {_json_type(record)}")
     sys_id = _loose_text(stored_value(record.get("sys_id")))
-    number = _Fields(record, f"the record with sys_id {sys_id}" if sys_id else "a record").value(
-        "number"
-    )
+    number = record.get("number")
+    if type(number) is not str or not number or number.isspace():
+        # Anything but the usual non-blank string: read as any field, to say what is wrong.
+        number = _Fields(
+            record, f"the record with sys_id {sys_id}" if sys_id else "a record"
+        ).value("number")
     if number is None:
         who = f"the record with sys_id {sys_id}" if sys_id else "a record with no sys_id"
         raise InputError(
@@ -299,12 +310,16 @@ def _status(
 
 
 def _labels(tags: str | None) -> tuple[str, ...]:
-    return tuple(tag.strip() for tag in (tags or "").split(",") if tag.strip())
+    if not tags:
+        return ()  # most records have no tags: no need to split anything
+    return tuple(tag.strip() for tag in tags.split(",") if tag.strip())
 
 
 def _instance_from_links(record: Mapping[str, Any]) -> str | None:
     """``scheme://host`` of the first reference link that is a real URL."""
     for field in record.values():
+        if type(field) is str:
+            continue  # most fields: a reference is an object
         link = field.get("link") if _is_mapping(field) else None
         if not isinstance(link, str):
             continue
@@ -382,18 +397,26 @@ def _cut(text: str) -> str:
 
 def _loose_text(value: Any) -> str | None:
     """Like :func:`_scalar_text`, but None for anything odd: only for naming a record."""
+    if type(value) is str:  # the usual case, as _scalar_text reads it
+        return value if value.strip() else None
     try:
         return _scalar_text(value)
     except TypeError:
         return None
 
 
-@dataclass(frozen=True, slots=True)
 class _Fields:
-    """Typed reads of one record's fields; errors name the record (``name``) and the field."""
+    """Typed reads of one record's fields; errors name the record (``name``) and the field.
 
-    record: Mapping[str, Any]
-    name: str
+    A plain class, not a frozen dataclass: one or two are made per record, and a frozen
+    dataclass sets each attribute through ``object.__setattr__``.
+    """
+
+    __slots__ = ("name", "record")
+
+    def __init__(self, record: Mapping[str, Any], name: str) -> None:
+        self.record = record
+        self.name = name
 
     def _error(self, field: str, problem: str) -> InputError:
         return InputError(f"{self.name}: {field}: {problem}")
@@ -405,19 +428,27 @@ class _Fields:
             raise self._error(field, f"expected {exc}") from None
 
     def value(self, field: str) -> str | None:
-        # stored_value and _scalar_text inlined for the usual case (a dict holding a
-        # string, or a string): a record reads some thirty fields this way.
-        value = self.record.get(field)
-        if type(value) is dict:
+        # stored_value and _scalar_text inlined for the usual cases (a string, a field the
+        # record does not have, a dict holding a string): a record reads some thirty fields
+        # this way, and most are text, which needs no Mapping check.
+        value: Any = self.record.get(field)
+        kind = type(value)
+        if kind is dict:
             value = value["value"] if "value" in value else value.get("display_value")
-        elif _is_mapping(value):
+        elif value is None:
+            return None
+        elif kind is not str and _is_mapping(value):
             value = stored_value(value)
         if type(value) is str:
             return value if value and not value.isspace() else None
         return self._text(field, value)
 
     def display(self, field: str) -> str | None:
-        value = _display(self.record.get(field))
+        value = self.record.get(field)
+        if value is None:
+            return None  # what _display and _scalar_text make of it
+        if type(value) is not str:
+            value = _display(value)
         if type(value) is str:
             return value if value and not value.isspace() else None
         return self._text(field, value)
@@ -431,6 +462,17 @@ class _Fields:
         text = self.value(field)
         if text is None:
             return None
+        instant = _instants.get(text)
+        if instant is not None:
+            return instant
+        instant = self._parse_instant(field, text)
+        if len(_instants) >= _CACHE_SIZE:
+            _instants.clear()  # bounded, and cheaper than tracking which text was used last
+        _instants[text] = instant
+        return instant
+
+    def _parse_instant(self, field: str, text: str) -> datetime:
+        """``text`` as an instant in :data:`~bridge.model.DATE_RANGE_TEXT`, else the error."""
         if _INSTANT_RE.fullmatch(text):
             # What parse_servicenow_instant reads, by the C parser: strptime is a Python
             # function of some 300 lines, the largest cost of mapping a record.
@@ -454,6 +496,16 @@ class _Fields:
         text = self.value(field)
         if text is None:
             return None
+        hours = _durations.get(text)
+        if hours is None:
+            hours = self._parse_hours(field, text)
+            if len(_durations) >= _CACHE_SIZE:
+                _durations.clear()
+            _durations[text] = hours
+        return hours
+
+    def _parse_hours(self, field: str, text: str) -> float:
+        """``text`` as a finite number of hours, else the error."""
         text = text.strip()
         if _INSTANT_RE.fullmatch(text):  # a glide_duration, by the C parser (see instant)
             try:
