@@ -8,6 +8,7 @@ text goes to a temporary file beside it that replaces it at the end.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -37,12 +38,24 @@ OUTPUT_OPTION = click.option(
 @contextmanager
 def destination(output: str | None) -> Iterator[IO[str]]:
     """Standard output, or a temporary file beside ``output`` that replaces it once whole:
-    a command that fails half-way leaves the file as it was, never half-written."""
+    a command that fails half-way leaves the file as it was, never half-written.
+
+    What exists and is not a regular file (``/dev/null``, a FIFO, ``/dev/stdout``) is
+    written in place, as a shell redirect does: renaming over it would replace the device
+    with a file (as root, /dev/null itself)."""
     if output is None:
         yield sys.stdout
         sys.stdout.flush()
         return
     target = Path(output)
+    if _exists_but_is_not_a_file(target):
+        try:
+            stream = target.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise fail(f"--output: cannot write {output}: {exc.strerror}") from None
+        with stream:
+            yield stream
+        return
     try:
         handle, temporary = tempfile.mkstemp(
             dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}."
@@ -60,6 +73,13 @@ def destination(output: str | None) -> Iterator[IO[str]]:
         raise fail(f"--output: cannot write {output}: {exc.strerror}") from None
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def _exists_but_is_not_a_file(target: Path) -> bool:
+    try:
+        return not stat.S_ISREG(target.stat().st_mode)
+    except OSError:
+        return False  # not there (or not reachable): made, or refused, by mkstemp below
 
 
 def _mode_for(target: Path) -> int:

@@ -1,0 +1,78 @@
+"""``-o``: a file is written whole or not at all, and what is not a file is written in place.
+
+Found on this project's own benchmark machine: ``bridge classify -o /dev/null`` run as root
+replaced /dev/null with a regular file (the whole-or-nothing write renames a temporary file
+over its target). A FIFO stands in for the device here, so a regression cannot break the
+machine the tests run on.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.cli import cli
+from bridge.cli.output import destination, write_output
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _drain(path: Path, into: list[bytes]) -> threading.Thread:
+    def read() -> None:
+        with path.open("rb") as fifo:
+            into.append(fifo.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_fifo_is_written_in_place_and_stays_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = _drain(fifo, got)
+    write_output("items\n", str(fifo))
+    reader.join(timeout=30)
+    assert got == [b"items\n"]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary file left beside it
+
+
+def test_a_regular_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("old", encoding="utf-8")
+
+    def fail_half_way() -> None:
+        with destination(str(target)) as out:
+            out.write("half")
+            raise RuntimeError("the command failed half-way")
+
+    with pytest.raises(RuntimeError):
+        fail_half_way()
+    assert target.read_text(encoding="utf-8") == "old"
+    write_output("new", str(target))
+    assert target.read_text(encoding="utf-8") == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_the_classify_command_writes_into_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "items.json"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = _drain(fifo, got)
+    export, rules = str(REPO / "examples" / "export"), str(REPO / "rules")
+    result = CliRunner().invoke(
+        cli, ["classify", "-r", rules, "-i", export, "-f", "json", "-o", str(fifo)]
+    )
+    reader.join(timeout=60)
+    assert result.exit_code == 0, result.output
+    assert len(got) == 1
+    assert got[0].startswith(b"{")
+    assert b'"items"' in got[0]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
