@@ -4,7 +4,10 @@ on one core and on two; a bad item is reported where it stands and the others go
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import shutil
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 
 from bridge.connectors import SkippedRecord
 from bridge.connectors.files import builtin_formats, read_export
+from bridge.errors import InputError
 from bridge.kpi.compute import KpiEngine
 from bridge.kpi.portfolio import Evaluated
 from bridge.pipeline import evaluate_stream
@@ -96,6 +100,22 @@ def test_keep_filters_before_evaluating() -> None:
 
 def _servicenow_only(item: object) -> bool:
     return getattr(item, "system", None) == "servicenow"
+
+
+def _die_on_incidents(item: object) -> bool:
+    """A worker killed mid-file (the kernel's OOM killer does this): its process is gone."""
+    if getattr(item, "type", None) == "Incident" and multiprocessing.parent_process():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return True
+
+
+def test_a_worker_that_dies_fails_the_run_with_a_message_instead_of_hanging() -> None:
+    """multiprocessing.Pool, used before, waited forever for a dead worker's result."""
+    evaluation = evaluate_stream(
+        RULES, [str(EXPORT)], NOW, builtin_formats(), keep=_die_on_incidents, jobs=2
+    )
+    with pytest.raises(InputError, match="worker process died"):
+        list(evaluation.results)
 
 
 def test_without_raw_the_items_are_the_same_but_their_record() -> None:
