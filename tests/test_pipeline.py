@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -140,3 +141,28 @@ def test_jobs_left_to_bridge_use_every_core_only_for_an_export_worth_it(tmp_path
         large.append(path)
     assert auto_jobs(large) == available_cores()
     assert auto_jobs(large[:1]) == 1  # one file goes to one worker anyway
+
+
+def test_workers_are_forked_only_from_a_process_with_one_thread() -> None:
+    """A fork copies locks other threads hold (held forever in the copy): with another
+    thread alive the workers come from the fork server, and give the same results."""
+    from bridge.pipeline import _context, _Setup
+
+    setup = _Setup(tuple(RULES), NOW, tuple(builtin_formats()), None, True)
+    alone = threading.active_count() == 1  # other tests may have left a thread behind
+    assert _context(setup).get_start_method() == ("fork" if alone else "forkserver")
+    forked = [
+        _as_compared(e)
+        for e in evaluate_stream(RULES, [str(EXPORT)], NOW, builtin_formats(), jobs=2).evaluated()
+    ]
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert _context(setup).get_start_method() == "forkserver"
+        served = evaluate_stream(RULES, [str(EXPORT)], NOW, builtin_formats(), jobs=2)
+        assert [_as_compared(e) for e in served.evaluated()] == forked
+    finally:
+        stop.set()
+        other.join()
+    assert len(forked) == 406
