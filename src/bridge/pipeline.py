@@ -106,10 +106,10 @@ class Evaluation:
                 self.skipped.append(result)
 
 
-#: Below this much export, ``--jobs`` left to bridge runs on one core: starting the worker
-#: pool (about 0.3 s: processes, imports, rules) is not won back (44 MB, 10,000 items: 1.81 s
-#: on two cores against 1.48 s on one).
-PARALLEL_MIN_BYTES = 128 * 2**20
+#: Below this much export, ``--jobs`` left to bridge runs on one core: starting the workers
+#: (forked: about 0.1 s) is not won back. Measured on two cores: 17 MB (4,000 items) breaks
+#: even (0.87-0.97 s either way); 42 MB (10,000 items) 1.14-1.27 s on two against 1.41 s.
+PARALLEL_MIN_BYTES = 32 * 2**20
 
 
 def available_cores() -> int:

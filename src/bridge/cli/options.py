@@ -210,7 +210,7 @@ JOBS_OPTION = click.option(
     type=click.IntRange(min=1),
     default=None,
     help="Processes to evaluate with, export files shared among them (default: every core "
-    "available for an export of 128 MB or more, one for a smaller one).",
+    "available for an export of 32 MB or more, one for a smaller one).",
 )
 KEEP_GOING_OPTION = click.option(
     "--keep-going",
