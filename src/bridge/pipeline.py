@@ -23,6 +23,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
@@ -404,7 +405,9 @@ def _context(setup: _Setup) -> multiprocessing.context.BaseContext:
     spawned. A process with other threads is never forked: a lock one of them held would
     stay held in the copy."""
     methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
+    # Linux only: on macOS a forked process can crash in the system's own libraries (which
+    # is why Python spawns there by default).
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
