@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,6 +142,37 @@ def test_a_failed_pull_leaves_the_cursor(store, rules) -> None:
     with pytest.raises(ConnectorTransportError):
         sync_source("src", connector, rules, store, NOW)
     assert store.get_cursor("src") == cursor
+
+
+def test_a_stop_ends_the_sync_between_items_and_leaves_the_cursor(store, rules) -> None:
+    """Ctrl-C or SIGTERM (``bridge sync`` sets ``stop``): the items under way are written,
+    no other is taken, and the next sync pulls again from where the cursor was."""
+    connector = Connector(items(2))
+    sync_source("src", connector, rules, store, NOW)
+    cursor = store.get_cursor("src")
+    connector.items += [
+        WorkItem(f"J-{i}", "test", type="Incident", updated=T + timedelta(hours=1, minutes=i))
+        for i in range(6)
+    ]
+    stop = threading.Event()
+    seen: list[str] = []
+
+    def on_item(item: WorkItem) -> None:
+        seen.append(item.key)
+        if item.key == "J-2":
+            stop.set()
+
+    report = sync_source("src", connector, rules, store, NOW, on_item=on_item, stop=stop)
+    assert report.interrupted
+    assert not report.ok
+    assert report.cursor == cursor
+    assert store.get_cursor("src") == cursor
+    assert [k for k in connector.writes if k.startswith("J-")] == ["J-0", "J-1", "J-2"]
+    assert "J-3" not in seen
+    again = sync_source("src", connector, rules, store, NOW)
+    assert not again.interrupted
+    assert sorted(k for k in connector.writes if k.startswith("J-")) == [f"J-{i}" for i in range(6)]
+    assert store.get_cursor("src") == T + timedelta(hours=1, minutes=5)
 
 
 def test_full_ignores_the_cursor(store, rules) -> None:

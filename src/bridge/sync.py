@@ -107,10 +107,13 @@ class SyncReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     planned: dict[str, list[WriteOp]] = field(default_factory=dict)
+    # Asked to stop (Ctrl-C, SIGTERM): the writes under way were finished, the cursor was
+    # left where it was, so the next sync pulls again what this one did not reach.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.interrupted
 
 
 def written_keys(connector: LiveConnector, values: Iterable[str]) -> frozenset[str]:
@@ -279,6 +282,7 @@ def sync_source(
     lease: timedelta = ITEM_LEASE,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     requeue: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> SyncReport:
     """Sync one source once. Raises only when the pull itself fails (nothing is lost: the
     cursor stays where it was); per-item problems are in the report.
@@ -297,6 +301,11 @@ def sync_source(
     ``lease``, on ``clock``'s time (the worker's, so that its jobs and its syncs agree).
     ``requeue`` (the worker's queue) takes an item found pending when the sync lets go of
     it: a job that found the sync holding it left it so.
+
+    ``stop``, once set, ends the sync between two items: no new item is taken, the writes
+    under way finish, and the cursor stays where it was (``report.interrupted``). Why not
+    KeyboardInterrupt: raised in the middle of a lock's ``__enter__`` it leaves the lock
+    held, and the writer threads then wait for it forever (a sync hung on Ctrl-C).
     """
     if engine is None:
         engine = Engine(rule_set)
@@ -477,6 +486,9 @@ def sync_source(
         max_workers=max(1, concurrency), thread_name_prefix=f"bridge-{source}"
     ) as pool:
         for item in connector.pull(since=since):
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
             if item.key in handled:
                 # Seen already in this sync: paging by `updated` can meet an item again after
                 # bridge's own write moved it. Its newer `updated` does not move the cursor, so
@@ -500,6 +512,9 @@ def sync_source(
         # Pending items the pull did not meet (their change is older than the cursor, or a
         # write failed in an earlier sync): fetched one by one.
         for key in sorted(retry.keys() - handled.keys()):
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
             handled[key] = ""
             report.retried += 1
             try:
@@ -511,7 +526,7 @@ def sync_source(
     for future in in_flight:
         future.result()
     for _ in range(LATE_ROUNDS):
-        if not again:
+        if not again or report.interrupted:
             break
         late_rows, again = dict(again), {}
         for key, seq in sorted(late_rows.items()):
@@ -535,12 +550,12 @@ def sync_source(
     for key, reason in getattr(connector, "skipped", ()):
         report.skipped.append((key, reason))
         store.audit(source, key, "skipped", reason, now)
-    if newest is not None and not dry_run:
+    if newest is not None and not dry_run and not report.interrupted:
         store.set_cursor(source, newest)
         window = newest - overlap
         keep = {k: v for k, v in handled.items() if v and updated_at.get(k, newest) >= window}
         store.set_memo(source, OVERLAP_MEMO, json.dumps(keep, sort_keys=True))
-    report.cursor = newest
+    report.cursor = cursor if report.interrupted else newest
     if report.failed:
         log.warning("%s: %d item(s) failed; see the audit log", source, len(report.failed))
     return report

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
 
-from bridge.cli import handle_errors, plain, stdout
+from bridge.cli import handle_errors, plain, stderr, stdout
 from bridge.cli.options import CONFIG_OPTION, NOW_OPTION, config_from, now_from, warn_rules
 from bridge.cli.progress import progress
 from bridge.connectors import SecretError
@@ -64,18 +69,69 @@ def sync(
     store = open_store(config.store)
     failed = False
     try:
-        for source in selected:
-            try:
-                report = _sync_one(source, registry, store, rule_set, now, full, dry_run)
-            except SecretError as exc:
-                # The message names the setting, never its value; its line says which one.
-                raise exc.at(source.locate(exc.setting)) from None
-            _print(report)
-            failed = failed or not report.ok
+        with _stop_on_signals() as stop:
+            for source in selected:
+                try:
+                    report = _sync_one(
+                        source, registry, store, rule_set, now, full, dry_run, stop.event
+                    )
+                except SecretError as exc:
+                    # The message names the setting, never its value; its line says which.
+                    raise exc.at(source.locate(exc.setting)) from None
+                _print(report)
+                failed = failed or not report.ok
+                if stop.signal:
+                    break
     finally:
         store.close()
+    if stop.signal:
+        stderr.print(
+            "[yellow]interrupted[/]: the writes under way were finished; the next sync "
+            "takes up where this one stopped",
+            highlight=False,
+        )
+        raise SystemExit(128 + stop.signal)
     if failed:
         raise SystemExit(1)
+
+
+class _Stop:
+    """A stop asked for by a signal: the event the sync watches, and which signal it was."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal = 0
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_Stop]:
+    """Ctrl-C (SIGINT) and SIGTERM ask the sync to stop between two items, once the writes
+    under way are finished; a second one ends the process at once.
+
+    Why not Python's KeyboardInterrupt: it is raised wherever the main thread is, and
+    raised inside a lock's ``__enter__`` it leaves the lock held, so the writer threads
+    wait for it forever (the chaos harness found a sync hung that way). Ending at once is
+    ``os._exit``: what was committed stays, the lease of a dead process is taken over, and
+    a write whose outcome is unknown is looked up before anything is written again."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # only the main thread may set handlers (a test runner's thread)
+        return
+
+    def ask(signum: int, frame: object) -> None:
+        if stop.event.is_set():
+            os.write(2, b"bridge: stopped at once\n")
+            os._exit(128 + signum)
+        stop.signal = signum
+        stop.event.set()
+        os.write(2, b"bridge: stopping once the writes under way are finished (again: at once)\n")
+
+    previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _sync_one(
@@ -86,6 +142,7 @@ def _sync_one(
     now: datetime,
     full: bool,
     dry_run: bool,
+    stop: threading.Event,
 ) -> SyncReport:
     from bridge.sync import sync_source  # noqa: PLC0415 - see sync
 
@@ -112,6 +169,7 @@ def _sync_one(
                 dry_run=dry_run,
                 concurrency=getattr(live, "concurrency", 8),
                 on_item=lambda _: advance(1),
+                stop=stop,
             )
     finally:
         live.close()
