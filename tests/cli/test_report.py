@@ -225,25 +225,19 @@ def test_a_file_written_with_o_gets_the_usual_mode_and_keeps_an_existing_ones(
 ) -> None:  # type: ignore[no-untyped-def]
     import os
 
+    def report_into(path: Path) -> int:
+        args = ["-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "csv", "-o", str(path)]
+        return int(run("report", *args).exit_code)
+
     mask = os.umask(0o022)
     try:
         fresh = tmp_path / "fresh.csv"
-        assert (
-            run(
-                "report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "csv", "-o", str(fresh)
-            ).exit_code
-            == 0
-        )
+        assert report_into(fresh) == 0
         assert fresh.stat().st_mode & 0o777 == 0o644
         kept = tmp_path / "kept.csv"
         kept.write_text("old")
         kept.chmod(0o640)
-        assert (
-            run(
-                "report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", "csv", "-o", str(kept)
-            ).exit_code
-            == 0
-        )
+        assert report_into(kept) == 0
         assert kept.stat().st_mode & 0o777 == 0o640
         assert kept.read_text().startswith("grouped_by,")
     finally:
