@@ -450,6 +450,11 @@ def sync_source(
                     with lock:
                         again[item.key] = late.seq
 
+    def stopping() -> bool:
+        """Asked to stop: no further item is taken (see ``stop``)."""
+        report.interrupted = report.interrupted or (stop is not None and stop.is_set())
+        return report.interrupted
+
     def evaluate_and_write(
         item: WorkItem, in_flight: list[Future[None]], pool: ThreadPoolExecutor
     ) -> list[Future[None]]:
@@ -486,8 +491,7 @@ def sync_source(
         max_workers=max(1, concurrency), thread_name_prefix=f"bridge-{source}"
     ) as pool:
         for item in connector.pull(since=since):
-            if stop is not None and stop.is_set():
-                report.interrupted = True
+            if stopping():
                 break
             if item.key in handled:
                 # Seen already in this sync: paging by `updated` can meet an item again after
@@ -512,8 +516,7 @@ def sync_source(
         # Pending items the pull did not meet (their change is older than the cursor, or a
         # write failed in an earlier sync): fetched one by one.
         for key in sorted(retry.keys() - handled.keys()):
-            if stop is not None and stop.is_set():
-                report.interrupted = True
+            if stopping():
                 break
             handled[key] = ""
             report.retried += 1
