@@ -168,3 +168,43 @@ def test_workers_are_forked_only_from_a_process_with_one_thread() -> None:
         stop.set()
         other.join()
     assert len(forked) == 406
+
+
+def _render_with_raw(evaluated: Evaluated) -> str:
+    """A renderer that reads the record (a custom field, say): module level, for the workers."""
+    return f"{evaluated.item.key} {len(evaluated.item.raw)}"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_renderer_sees_the_record_even_when_the_caller_drops_it(jobs: int) -> None:
+    """keep_raw=False is about what the caller receives; a rendering made where the item is
+    evaluated, worker or not, has the whole item (dropping its raw there cost a worker 4 %
+    of its time for nothing)."""
+    evaluation = evaluate_stream(
+        RULES,
+        [str(EXPORT)],
+        NOW,
+        builtin_formats(),
+        jobs=jobs,
+        keep_raw=False,
+        render=_render_with_raw,
+    )
+    texts = [getattr(result, "text", "") for result in evaluation.results]
+    assert len(texts) == 406
+    assert all(int(text.rsplit(" ", 1)[1]) > 0 for text in texts)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_SETPIPE_SZ is Linux's")
+def test_the_workers_results_go_through_a_pipe_of_a_megabyte() -> None:
+    """A file's rows (about 300 KB) fit at once: a worker no longer waits on a 64 KB pipe
+    for this process's result thread to read each piece."""
+    import fcntl
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bridge.pipeline import RESULT_PIPE_BYTES, _widen_result_pipe
+
+    with ProcessPoolExecutor(1) as pool:
+        reader = pool._result_queue._reader  # type: ignore[attr-defined]
+        _widen_result_pipe(pool)
+        assert fcntl.fcntl(reader.fileno(), fcntl.F_GETPIPE_SZ) == RESULT_PIPE_BYTES
+        assert pool.submit(len, "x" * RESULT_PIPE_BYTES).result() == RESULT_PIPE_BYTES
