@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from bridge.connectors import SkippedRecord, skip_record
 from bridge.connectors.base import ConnectorContext
-from bridge.connectors.files import FileConnector, read_export
+from bridge.connectors.files import (
+    MAX_NESTING,
+    REFUSED,
+    FileConnector,
+    LazyArray,
+    _load_streaming,
+    _partial_decoders,
+    read_export,
+)
 from bridge.errors import ConfigError, InputError
 
 DATA = Path(__file__).parent.parent / "data"
@@ -113,3 +123,43 @@ def test_records_are_collected_only_while_the_format_reads(tmp_path: Path) -> No
 
     assert seen_between_items == [False, False, False, False]
     assert skipped == []
+
+
+class _Named(msgspec.Struct):
+    name: str | None = None
+
+
+def _lazy(tmp_path: Path, array: bytes) -> LazyArray:
+    path = tmp_path / "page.json"
+    path.write_bytes(b'{"issues": ' + array + b"}")
+    return LazyArray(msgspec.Raw(array), path, MAX_NESTING - 2)
+
+
+def test_a_partial_read_decodes_the_array_whole_without_splitting_it(tmp_path: Path) -> None:
+    """One pass of msgspec over the array: the elements are not split out (the status pass
+    spent half its time doing that)."""
+    array = _lazy(tmp_path, b'[{"name": "Open", "rest": [1, 2]}, {"other": {}}]')
+    assert [p.name for p in array.partial(_Named)] == ["Open", None]
+    assert array._raws is None  # not split
+    assert [len(element) for element in array] == [2, 1]  # walked whole when asked
+    assert array._raws is not None
+
+
+def test_a_partial_read_refuses_only_the_elements_that_do_not_fit(tmp_path: Path) -> None:
+    array = _lazy(tmp_path, b'[{"name": "Open"}, {"name": 5}, "text", {"name": "Done"}]')
+    parts = list(array.partial(_Named))
+    assert [p if p is REFUSED else p.name for p in parts] == ["Open", REFUSED, REFUSED, "Done"]
+    assert array[1] == {"name": 5}  # the caller reads a refused element whole
+
+
+def test_the_same_decoders_serve_every_partial_read_of_a_shape() -> None:
+    assert _partial_decoders(_Named) is _partial_decoders(_Named)
+
+
+def test_a_top_level_array_is_still_read_as_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps([{"a": 1}, {"b": [2]}]), "utf-8")
+    doc = _load_streaming(path)
+    assert isinstance(doc, LazyArray)
+    assert list(doc) == [{"a": 1}, {"b": [2]}]
+    assert len(doc) == 2

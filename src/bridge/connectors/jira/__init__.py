@@ -45,9 +45,6 @@ class _StatusIssue(msgspec.Struct):
     fields: _StatusFields | None = None
 
 
-_DECODE_STATUS = msgspec.json.Decoder(_StatusIssue).decode
-
-
 def _status_name(issue: Any) -> str | bool | None:
     """The status name the mapping gives a decoded ``_StatusIssue`` (as ``ctx.name``
     reads it), or False when only the whole record can tell."""
@@ -76,11 +73,11 @@ def search_statuses(doc: Any, source: str, known: Container[str]) -> Iterator[tu
     # A document the streaming reader could not split (the standard library read it) is a
     # plain list: each issue is mapped whole.
     partials: Iterable[Any] = (
-        issues.partial(_DECODE_STATUS) if isinstance(issues, LazyArray) else repeat(REFUSED)
+        issues.partial(_StatusIssue)
+        if isinstance(issues, LazyArray)
+        else repeat(REFUSED, len(issues))
     )
     for index, partial in enumerate(partials):
-        if index >= len(issues):
-            break
         name = _status_name(partial)
         if name is None or (name is not False and name in known):
             continue

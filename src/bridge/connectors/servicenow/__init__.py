@@ -92,8 +92,6 @@ class _StatusFields(msgspec.Struct):
     sys_class_name: Any = None
 
 
-_DECODE_STATUS = msgspec.json.Decoder(_StatusFields).decode
-
 
 def table_statuses(doc: Any, source: str, known: Container[str]) -> Iterator[tuple[str, str]]:
     """The status reader of Table API responses (see
@@ -103,7 +101,7 @@ def table_statuses(doc: Any, source: str, known: Container[str]) -> Iterator[tup
     records = _records(doc, source)
     table = table_from_file_name(source)
     partials: Iterable[Any] = (
-        records.partial(_DECODE_STATUS) if isinstance(records, LazyArray) else records
+        records.partial(_StatusFields) if isinstance(records, LazyArray) else records
     )
     for index, partial in enumerate(partials):
         if partial is not REFUSED:
