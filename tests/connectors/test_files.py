@@ -163,3 +163,11 @@ def test_a_top_level_array_is_still_read_as_its_records(tmp_path: Path) -> None:
     assert isinstance(doc, LazyArray)
     assert list(doc) == [{"a": 1}, {"b": [2]}]
     assert len(doc) == 2
+
+
+def test_the_bracket_count_counts_both_opening_brackets_and_nothing_else() -> None:
+    from bridge.connectors.files import _few_brackets
+
+    exactly = msgspec.Raw(b'{"a": ' + b"[" * 49 + b'"}]{x"' + b"]" * 49 + b"}")
+    assert _few_brackets(exactly, 51)  # 1 + 49 + 1 opening ones; closing ones not counted
+    assert not _few_brackets(exactly, 50)

@@ -92,7 +92,6 @@ class _StatusFields(msgspec.Struct):
     sys_class_name: Any = None
 
 
-
 def table_statuses(doc: Any, source: str, known: Container[str]) -> Iterator[tuple[str, str]]:
     """The status reader of Table API responses (see
     :data:`bridge.connectors.files.StatusReader`): a record whose state reads as an absent
