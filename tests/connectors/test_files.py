@@ -171,3 +171,23 @@ def test_the_bracket_count_counts_both_opening_brackets_and_nothing_else() -> No
     exactly = msgspec.Raw(b'{"a": ' + b"[" * 49 + b'"}]{x"' + b"]" * 49 + b"}")
     assert _few_brackets(exactly, 51)  # 1 + 49 + 1 opening ones; closing ones not counted
     assert not _few_brackets(exactly, 50)
+
+
+@pytest.mark.parametrize("arrays_whole", [False, True])
+def test_both_ways_of_splitting_a_page_read_the_same_document(
+    tmp_path: Path, arrays_whole: bool
+) -> None:
+    """The item pass splits the page and its arrays in one msgspec pass, the status pass
+    keeps the arrays whole: the same values, the same limit on nesting."""
+    path = tmp_path / "page.json"
+    nested: object = "end"
+    for _ in range(99):  # with the page, 100 levels: the deepest allowed
+        nested = {"n": nested}
+    page = {"issues": [{"a": [1, {"b": None}]}, {}], "names": nested, "total": 2, "ok": True}
+    path.write_text(json.dumps(page), "utf-8")
+    doc = _load_streaming(path, arrays_whole=arrays_whole)
+    assert isinstance(doc["issues"], LazyArray)
+    assert dict(doc, issues=list(doc["issues"])) == page
+    path.write_text(json.dumps(dict(page, names={"deeper": nested})), "utf-8")
+    with pytest.raises(InputError, match="nested more than 100 levels deep"):
+        _load_streaming(path, arrays_whole=arrays_whole)

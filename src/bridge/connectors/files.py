@@ -138,6 +138,10 @@ def _check_utf8(path: Path, data: bytes) -> None:
 _DECODE = msgspec.json.Decoder().decode
 _SPLIT_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _SPLIT_ARRAY = msgspec.json.Decoder(list[msgspec.Raw]).decode
+# An object whose arrays come split into their elements' bytes, other values decoded.
+_SPLIT_OBJECT_AND_ARRAYS = msgspec.json.Decoder(
+    dict[str, list[msgspec.Raw] | dict[str, Any] | str | int | float | bool | None]
+).decode
 # What msgspec refuses that the standard library reads (NaN, 1e999, a lone surrogate, an
 # int of 5000 digits), or nests deeper than it goes.
 _MSGSPEC_REFUSES = (msgspec.DecodeError, ValueError, RecursionError)
@@ -161,19 +165,21 @@ class LazyArray(list[Any]):
 
     def __init__(
         self,
-        array: msgspec.Raw,
+        array: msgspec.Raw | None,
         path: Path,
         depth: int,
         raws: list[msgspec.Raw] | None = None,
     ) -> None:
         super().__init__()
-        self._array = array
+        if array is None and raws is None:
+            raise ValueError("a LazyArray needs the array's bytes or its elements'")
+        self._array = array  # None when it came split
         self._raws = raws  # the elements' bytes, once split
         self._path = path
         self._depth = depth  # how deep each element may nest
 
     def _elements(self) -> list[msgspec.Raw]:
-        if self._raws is None:
+        if self._raws is None and self._array is not None:
             # The array was read (checked) whole with its document: splitting it is not
             # refused but by a bug, and then as the document would have been.
             try:
@@ -181,7 +187,7 @@ class LazyArray(list[Any]):
             except _MSGSPEC_REFUSES:
                 _load_json(self._path)  # says what is wrong, located
                 raise InputError("not valid JSON", path=str(self._path)) from None
-        return self._raws
+        return self._raws or []
 
     def __len__(self) -> int:
         return len(self._elements())
@@ -215,11 +221,12 @@ class LazyArray(list[Any]):
         element (half the time of the pass that learns status categories). Only an array
         with an element ``shape`` refuses is taken element by element."""
         whole, each = _partial_decoders(shape)
-        try:
-            yield from whole(self._array)
-            return
-        except _MSGSPEC_REFUSES:
-            pass
+        if self._array is not None:
+            try:
+                yield from whole(self._array)
+                return
+            except _MSGSPEC_REFUSES:
+                pass
         for raw in self._elements():
             try:
                 yield each(raw)
@@ -266,24 +273,37 @@ def _few_brackets(raw: msgspec.Raw, depth: int) -> bool:
 _ALL_BUT_OPENING_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[{")
 
 
-def _load_streaming(path: Path) -> Any:
+def _load_streaming(path: Path, *, arrays_whole: bool = False) -> Any:
     """The document with its arrays decoded element by element (:class:`LazyArray`): an
     object's other values, and anything that is neither object nor array, are decoded
     whole. Whatever msgspec refuses is read by :func:`_load_json` instead, so a file is
-    accepted or refused, with the same message, as the reference reader does."""
+    accepted or refused, with the same message, as the reference reader does.
+
+    ``arrays_whole``: for a reader of a few fields of every element
+    (:meth:`LazyArray.partial`), an object's arrays are kept as their bytes, whole, and
+    split only if they are walked. Otherwise they are split into their elements in the same
+    msgspec pass that splits the object, one pass over the file instead of two."""
     data = _read_bytes(path)
     _check_utf8(path, data)
     body = memoryview(data)[3:] if data.startswith(codecs.BOM_UTF8) else memoryview(data)
     start = _SPACE.match(data, 3 if data.startswith(codecs.BOM_UTF8) else 0)
     first = data[start.end() : start.end() + 1] if start else b""
     try:
-        if first == b"{":
+        if first == b"{" and arrays_whole:
             doc: Any = {}
             for name, raw in _SPLIT_OBJECT(body).items():
                 if bytes(memoryview(raw)[:1]) == b"[":
                     doc[name] = LazyArray(raw, path, MAX_NESTING - 2)
                 else:
                     doc[name] = _decode_value(raw, path, MAX_NESTING - 1)
+            return doc
+        if first == b"{":
+            doc = _SPLIT_OBJECT_AND_ARRAYS(body)
+            for name, value in doc.items():
+                if type(value) is list:
+                    doc[name] = LazyArray(None, path, MAX_NESTING - 2, value)
+                elif type(value) is dict and not _nested_at_most(value, MAX_NESTING - 1):
+                    raise InputError(_too_deep(), path=str(path))
             return doc
         if first == b"[":
             # Split at once: what msgspec refuses here, the standard library reads below.
@@ -339,8 +359,12 @@ def export_format(doc: Any, formats: Sequence[ExportFormat]) -> ExportFormat | N
     return next((fmt for fmt in formats if fmt.sniff(doc)), None)
 
 
-def _open(path: Path, formats: Sequence[ExportFormat]) -> tuple[Any, ExportFormat]:
-    doc = _load_streaming(path)
+def _open(
+    path: Path, formats: Sequence[ExportFormat], *, partial: bool = False
+) -> tuple[Any, ExportFormat]:
+    """The document and its format; ``partial``: see ``arrays_whole`` of
+    :func:`_load_streaming`."""
+    doc = _load_streaming(path, arrays_whole=partial)
     fmt = export_format(doc, formats)
     if fmt is None:
         shapes = "; ".join(f"{fmt.shape}" for fmt in formats)
@@ -419,7 +443,7 @@ def read_export_statuses(
     fields alone (a msgspec Struct skips the rest of the record in C); other formats map
     every record.
     """
-    doc, fmt = _open(path, formats)
+    doc, fmt = _open(path, formats, partial=True)
     reader = _status_reader(fmt)
     if reader is not None:
         yield from reader(doc, path.name, known)
