@@ -8,9 +8,11 @@ machine the tests run on.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,50 @@ def test_the_classify_command_writes_into_a_fifo(tmp_path: Path) -> None:
     assert got[0].startswith(b"{")
     assert b'"items"' in got[0]
     assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+class _Counting:
+    """A stream that records each write it gets."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str, /) -> int:
+        self.writes.append(text)
+        return len(text)
+
+
+def test_coalesced_text_reaches_the_stream_in_blocks_and_all_of_it_on_flush() -> None:
+    from bridge.cli.output import Coalesced
+
+    stream = _Counting()
+    out = Coalesced(stream, block=10)
+    for row in ("abcd", "efgh", "ij", "k"):
+        assert out.write(row) == len(row)
+    assert stream.writes == ["abcdefghij"]  # the block filled at the third row
+    out.flush()
+    out.flush()  # nothing held: nothing written
+    assert stream.writes == ["abcdefghij", "k"]
+
+
+def test_classify_writes_its_rows_in_blocks_not_one_write_per_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each write was a system call with PYTHONUNBUFFERED, and under --jobs a turn taken
+    from the thread reading the workers' results."""
+    from contextlib import contextmanager
+
+    from bridge.cli import classify_cmd
+
+    stream = _Counting()
+
+    @contextmanager
+    def spied(output: str | None) -> Iterator[_Counting]:
+        yield stream
+
+    monkeypatch.setattr(classify_cmd, "destination", spied)
+    result = CliRunner().invoke(cli, ["classify", "-f", "json", "--now", "2026-02-01T12:00:00Z"])
+    assert result.exit_code == 0, result.output
+    document = json.loads("".join(stream.writes))
+    assert len(document["items"]) == 406
+    assert len(stream.writes) <= 4  # 406 rows, 0.8 MB: a few blocks, not 406 writes

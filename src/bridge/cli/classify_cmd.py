@@ -24,7 +24,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -52,7 +52,7 @@ from bridge.cli.options import (
     paths_or_bundled,
     warn_rules,
 )
-from bridge.cli.output import OUTPUT_OPTION, destination
+from bridge.cli.output import OUTPUT_OPTION, Coalesced, TextOut, destination
 from bridge.cli.progress import progress
 from bridge.model import WORK_TYPES, Classification, WorkItem
 
@@ -108,20 +108,26 @@ def classify(
     # file: an export that cannot be read fails here, before a byte of output.
     first = next(evaluation.results, None)
     results = itertools.chain([] if first is None else [first], evaluation.results)
+    shown = output is not None or not sys.stdout.isatty()
     with destination(output) as handle:
-        writer = writer_class(handle, evaluation.rule_set, now, output is None)
-        shown = output is not None or not sys.stdout.isatty()
-        with progress("items", when=shown) as tick:
-            for result in results:
-                if isinstance(result, Rendered):
-                    writer.text(result.text)
-                elif isinstance(result, Evaluated):
-                    writer.row(result)
-                else:
-                    warn(f"skipped {result}")
-                    skipped.append(result)
-                tick()
-        writer.close(skipped)
+        # Rows on a terminal show as they come; anywhere else they go in blocks.
+        out = Coalesced(handle) if shown else handle
+        writer = writer_class(out, evaluation.rule_set, now, output is None)
+        try:
+            with progress("items", when=shown) as tick:
+                for result in results:
+                    if isinstance(result, Rendered):
+                        writer.text(result.text)
+                    elif isinstance(result, Evaluated):
+                        writer.row(result)
+                    else:
+                        warn(f"skipped {result}")
+                        skipped.append(result)
+                    tick()
+            writer.close(skipped)
+        finally:
+            if isinstance(out, Coalesced):
+                out.flush()
     if skipped:
         count = len(skipped)
         stderr.print(
@@ -165,7 +171,7 @@ class _Writer:
         ``now``; :meth:`text` then takes it. Picklable: it goes to the workers."""
         return None
 
-    def __init__(self, out: IO[str], rule_set: RuleSet, now: datetime, terminal: bool) -> None:
+    def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         self.out = out
         self.rule_set = rule_set
         self.now = now
@@ -212,7 +218,7 @@ class _JsonWriter(_Writer):
     """``{"now", "rule_set", "items": [...], "skipped": [...]}``, the envelope ``report -f
     json`` has, written item by item."""
 
-    def __init__(self, out: IO[str], rule_set: RuleSet, now: datetime, terminal: bool) -> None:
+    def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         super().__init__(out, rule_set, now, terminal)
         head = {"now": json_value(now), "rule_set": rule_set.digest}
         out.write(_json(head, "")[:-2] + ',\n  "items": [')
@@ -309,7 +315,7 @@ class _CsvWriter(_Writer):
     """One row per item; the KPI columns are every KPI the rule set can produce, so every
     export read with the same rules gives the same columns."""
 
-    def __init__(self, out: IO[str], rule_set: RuleSet, now: datetime, terminal: bool) -> None:
+    def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         super().__init__(out, rule_set, now, terminal)
         self.kpis = kpi_names(rule_set, now)
         self.writer = csv.writer(out, lineterminator="\n")
@@ -512,7 +518,7 @@ class _TableWriter(_Writer):
 
     _PAGE = 200
 
-    def __init__(self, out: IO[str], rule_set: RuleSet, now: datetime, terminal: bool) -> None:
+    def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         super().__init__(out, rule_set, now, terminal)
         self.widths, self.colour = _table_layout(terminal)
         self.rows = _TableRows(self.widths, self.colour)

@@ -14,14 +14,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import click
 from rich.console import Console
 
 from bridge.cli import fail, stdout
 
-__all__ = ["FILE_WIDTH", "OUTPUT_OPTION", "console_for", "destination", "write_output"]
+__all__ = [
+    "FILE_WIDTH",
+    "OUTPUT_OPTION",
+    "Coalesced",
+    "TextOut",
+    "console_for",
+    "destination",
+    "write_output",
+]
 
 #: Tables written to a file are as wide as this: wide enough for every column, narrow
 #: enough to read in an editor.
@@ -33,6 +41,41 @@ OUTPUT_OPTION = click.option(
     type=click.Path(dir_okay=False, writable=True),
     help="Write to this file instead of standard output.",
 )
+
+
+class TextOut(Protocol):
+    """Where a writer's text goes: a stream, or a :class:`Coalesced` one."""
+
+    def write(self, text: str, /) -> int: ...
+
+
+class Coalesced:
+    """Text gathered into blocks of about ``block`` characters before it reaches ``out``.
+
+    Why: a command that writes a row at a time (``classify``) made one write per item,
+    and with PYTHONUNBUFFERED (set in many container images) one system call per item;
+    under ``--jobs`` each call also gave up the GIL to the thread that reads the workers'
+    results, so the rows and the results took turns. :meth:`flush` writes what is held.
+    For a terminal, where rows should show as they come, write to the stream itself."""
+
+    def __init__(self, out: TextOut, block: int = 1 << 18) -> None:
+        self._out = out
+        self._block = block
+        self._parts: list[str] = []
+        self._size = 0
+
+    def write(self, text: str, /) -> int:
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size >= self._block:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._parts:
+            self._out.write("".join(self._parts))
+            self._parts.clear()
+            self._size = 0
 
 
 @contextmanager
