@@ -65,6 +65,7 @@ __all__ = [
     "available_cores",
     "evaluate_stream",
     "export_paths",
+    "without_raw",
 ]
 
 #: What data, not code, can make a KPI calculation raise: a value the mapping let through
@@ -160,8 +161,11 @@ def evaluate_stream(
     :param keep: only items it accepts are evaluated (and teach status categories). With
         ``jobs > 1`` it is pickled to the workers: a module-level function or a
         ``functools.partial`` of one; anything else runs on one core.
-    :param keep_raw: False drops each item's ``raw`` record once it is evaluated, for
-        consumers that never read it (classify): less to send between processes.
+    :param keep_raw: False says no consumer reads an item's ``raw`` record (classify,
+        report): an item that goes from a worker process to this one leaves it behind,
+        less to pickle and send. In the process that evaluated it, an item keeps it:
+        dropping it is a copy of the item (:func:`without_raw`), which cost more than it
+        saved (4 % of a report).
     :param render: when given, each evaluated item is handed to it where it was evaluated
         and ``results`` yields its text (:class:`Rendered`) instead of the
         :class:`Evaluated`. Why: with ``jobs > 1`` the parent otherwise unpickles every
@@ -252,11 +256,15 @@ def _evaluate_file(
     engine: Engine,
     kpis: KpiEngine,
     render: Render | None,
+    *,
+    send: bool = False,
 ) -> Iterator[Result]:
     """The results of one file, in its order: records the format cannot map, items with
-    their KPIs, items whose KPIs cannot be computed. An item that is rendered here keeps
-    its ``raw``: no one sees the item, and the copy cost a worker 4 % of its time."""
-    drop_raw = not setup.keep_raw and render is None
+    their KPIs, items whose KPIs cannot be computed. ``send``: the results go to another
+    process, where an item that is not rendered here goes without its ``raw`` unless it
+    is wanted (a rendered one keeps it: no one sees the item, and the copy cost a worker
+    4 % of its time)."""
+    drop_raw = send and not setup.keep_raw and render is None
     skipped: list[SkippedRecord] = []
     keep, now = setup.keep, setup.now
     for item in read_export_file(path, setup.formats, skipped=skipped):
@@ -272,7 +280,7 @@ def _evaluate_file(
             problem = f"cannot be evaluated: {type(exc).__name__}: {exc}"
             yield SkippedRecord(item.key, problem, item.key)
             continue
-        evaluated = Evaluated(_without_raw(item) if drop_raw else item, decision, result)
+        evaluated = Evaluated(without_raw(item) if drop_raw else item, decision, result)
         yield evaluated if render is None else Rendered(render(evaluated))
     yield from skipped
 
@@ -293,7 +301,7 @@ def _table(setup: _Setup, rule_set: RuleSet, files: list[Path]) -> dict[str, str
 _ITEM_FIELDS = tuple(f.name for f in fields(WorkItem) if f.name != "raw")
 
 
-def _without_raw(item: WorkItem) -> WorkItem:
+def without_raw(item: WorkItem) -> WorkItem:
     """The item with an empty ``raw`` (a dict, as EMPTY_RAW, a mappingproxy, does not
     pickle). Copied slot by slot: ``dataclasses.replace`` checks and converts every field
     again, three times the cost, for values that were checked when the item was made."""
@@ -388,7 +396,12 @@ def _worker_evaluate(
             return [
                 result.text if type(result) is Rendered else result
                 for result in _evaluate_file(
-                    path, _WORKER["setup"], _WORKER["engine"], kpis, _WORKER["render"]
+                    path,
+                    _WORKER["setup"],
+                    _WORKER["engine"],
+                    kpis,
+                    _WORKER["render"],
+                    send=True,
                 )
             ]
     except BridgeError as exc:

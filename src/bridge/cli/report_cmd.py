@@ -54,7 +54,7 @@ from bridge.connectors import SkippedRecord
 from bridge.kpi.portfolio import Evaluated, GroupFigures, Portfolio
 from bridge.kpi.result import iso
 from bridge.model import FIELD_TYPES, WORK_TYPES, WorkItem
-from bridge.pipeline import evaluate_stream
+from bridge.pipeline import evaluate_stream, without_raw
 from bridge.rules.loader import load_rules
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ def report(
     # categories reads status fields alone instead of mapping every item to test it.
     keep = None if start is None and end is None else functools.partial(created_between, start, end)
     html = output_format == "html"
+    keep_raw = group_by is not None and group_by.startswith("raw.")
     kept: list[Evaluated] = []
     if config_path is not None:
         rule_set, found, skipped, span = _from_store(config_path, sources, keep)
@@ -157,7 +158,7 @@ def report(
             export_formats(),
             keep=keep,
             jobs=jobs,
-            keep_raw=group_by is not None and group_by.startswith("raw."),
+            keep_raw=keep_raw,
         )
         rule_set, items, skipped, span = (
             evaluation.rule_set,
@@ -183,8 +184,8 @@ def report(
             for tally, work_type in tallies.values():
                 if work_type is None or e.decision.work_type == work_type:
                     tally.add(e)
-            if html:
-                kept.append(e)
+            if html:  # the page needs every item; their records would weigh most
+                kept.append(e if keep_raw else Evaluated(without_raw(e.item), e.decision, e.kpis))
             advance(1)
     warn_skipped(skipped)
     sections = {name: tally.result() for name, (tally, _) in tallies.items()}
