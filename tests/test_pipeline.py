@@ -213,3 +213,54 @@ def test_the_workers_results_go_through_a_pipe_of_a_megabyte() -> None:
         _widen_result_pipe(pool)
         assert fcntl.fcntl(reader.fileno(), fcntl.F_GETPIPE_SZ) == RESULT_PIPE_BYTES
         assert pool.submit(len, "x" * RESULT_PIPE_BYTES).result() == RESULT_PIPE_BYTES
+
+
+class _Count:
+    """A tally of how many items, and which keys (module level: pickled to the workers)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    @property
+    def items(self) -> int:
+        return len(self.keys)
+
+    def add(self, evaluated: Evaluated, /) -> None:
+        self.keys.append(evaluated.item.key)
+
+    def merge(self, other: _Count, /) -> None:
+        self.keys += other.keys
+
+
+def _counter(rule_set: object) -> _Count:
+    return _Count()
+
+
+def test_with_a_tally_workers_send_each_file_added_up_and_one_core_sends_items() -> None:
+    from bridge.pipeline import Tallied
+
+    serial = evaluate_stream(RULES, [str(EXPORT)], NOW, builtin_formats(), tally=_counter)
+    keys = [result.item.key for result in serial.results if isinstance(result, Evaluated)]
+    parallel = evaluate_stream(RULES, [str(EXPORT)], NOW, builtin_formats(), tally=_counter, jobs=2)
+    results = list(parallel.results)
+    assert all(isinstance(result, Tallied) for result in results)  # no item, no text
+    tallies = [result.tally for result in results if isinstance(result, Tallied)]
+    assert all(isinstance(tally, _Count) for tally in tallies)
+    assert len(tallies) == len(export_files_of(EXPORT))  # one per file
+    assert [key for tally in tallies for key in tally.keys] == keys  # in input order
+
+
+def export_files_of(path: Path) -> list[Path]:
+    from bridge.pipeline import export_paths
+
+    return export_paths([str(path)])
+
+
+def test_a_tally_is_not_read_as_items_nor_rendered() -> None:
+    with pytest.raises(ValueError, match="cannot be rendered"):
+        evaluate_stream(RULES, [str(EXPORT)], NOW, builtin_formats(), tally=_counter, render=str)
+    evaluation = evaluate_stream(
+        RULES, [str(EXPORT)], NOW, builtin_formats(), tally=_counter, jobs=2
+    )
+    with pytest.raises(TypeError, match="read its results"):
+        list(evaluation.evaluated())

@@ -33,7 +33,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 try:
     import fcntl
@@ -61,6 +61,9 @@ __all__ = [
     "Rendered",
     "Renderer",
     "Result",
+    "Tallied",
+    "Tallier",
+    "Tally",
     "auto_jobs",
     "available_cores",
     "evaluate_stream",
@@ -81,9 +84,36 @@ class Rendered:
     text: str
 
 
-#: One result of the stream: an evaluated item (or its rendering), or a record (or item)
-#: left out with why.
-Result = Evaluated | Rendered | SkippedRecord
+class Tally(Protocol):
+    """Running figures a consumer keeps instead of the items (see ``tally`` of
+    :func:`evaluate_stream`)."""
+
+    @property
+    def items(self) -> int:
+        """How many items were added (merged ones included)."""
+        ...
+
+    def add(self, evaluated: Evaluated, /) -> None: ...
+
+    def merge(self, other: Any, /) -> None:
+        """Add what another tally of the same kind added."""
+        ...
+
+
+#: Builds an empty :class:`Tally` from the rule set, in each process that evaluates items.
+Tallier = Callable[[RuleSet], Tally]
+
+
+@dataclass(frozen=True, slots=True)
+class Tallied:
+    """The items of one export file, added up where they were evaluated."""
+
+    tally: Tally
+
+
+#: One result of the stream: an evaluated item (or its rendering, or a file's items added
+#: up), or a record (or item) left out with why.
+Result = Evaluated | Rendered | Tallied | SkippedRecord
 
 Render = Callable[[Evaluated], str]
 
@@ -111,6 +141,8 @@ class Evaluation:
                 yield result
             elif isinstance(result, SkippedRecord):
                 self.skipped.append(result)
+            elif isinstance(result, Tallied):
+                raise TypeError("an evaluation with a tally gives tallies: read its results")
 
 
 #: Below this much export, ``--jobs`` left to bridge runs on one core: starting the workers
@@ -154,6 +186,7 @@ def evaluate_stream(
     keep_raw: bool = True,
     render: Render | None = None,
     renderer: Renderer | None = None,
+    tally: Tallier | None = None,
 ) -> Evaluation:
     """Load the rules, then evaluate the export lazily (see the module's docstring).
 
@@ -174,10 +207,20 @@ def evaluate_stream(
         ``keep``.
     :param renderer: instead of ``render``, a function that builds it from the rule set,
         called once in each process that evaluates items. Pickled like ``keep``.
+    :param tally: for a consumer that adds items up and keeps nothing else of them
+        (``report``): with ``jobs > 1`` each worker adds a file's items into an empty
+        tally this function makes from the rule set, and ``results`` yields it
+        (:class:`Tallied`, after the file's records left out) instead of the items, for
+        the consumer to merge. Why: a few KB of figures per file instead of every item,
+        its decision and its KPIs, which the consumer spent as long unpickling and adding
+        up as the workers spent evaluating them. On one core the items come one by one.
+        Not with ``render``. Pickled like ``keep``.
     """
     rule_set = load_rules(rule_paths, installed_operators())
     files = export_paths(input_paths)
-    setup = _Setup(tuple(rule_paths), now, tuple(formats), keep, keep_raw, render, renderer)
+    if tally is not None and (render is not None or renderer is not None):
+        raise ValueError("a tally adds up items: they cannot be rendered too")
+    setup = _Setup(tuple(rule_paths), now, tuple(formats), keep, keep_raw, render, renderer, tally)
     if jobs is None:
         jobs = auto_jobs(files)
     if jobs > 1 and len(files) > 1 and _picklable(setup):
@@ -201,6 +244,7 @@ class _Setup:
     keep_raw: bool
     render: Render | None = None
     renderer: Renderer | None = None
+    tally: Tallier | None = None
 
     def render_for(self, rule_set: RuleSet) -> Render | None:
         return self.renderer(rule_set) if self.renderer is not None else self.render
@@ -385,27 +429,36 @@ def _worker_evaluate(
 ) -> list[Result | str] | _Failure:
     """The file's results; a rendering goes as its bare text (a str pickles in a few
     bytes, a dataclass instance as a call to rebuild it) and is wrapped again in the
-    parent."""
+    parent; with a tally, the items go added up (see ``tally`` of :func:`evaluate_stream`)."""
     cache: dict[tuple[tuple[str, str], ...], KpiEngine] = _WORKER["kpis"]
     kpis = cache.get(table)
     if kpis is None:
         cache.clear()
         kpis = cache[table] = KpiEngine(_WORKER["rule_set"], StatusCategories(dict(table)))
+    setup: _Setup = _WORKER["setup"]
+    tallier = setup.tally
     try:
         with _few_collections():
-            return [
-                result.text if type(result) is Rendered else result
-                for result in _evaluate_file(
-                    path,
-                    _WORKER["setup"],
-                    _WORKER["engine"],
-                    kpis,
-                    _WORKER["render"],
-                    send=True,
-                )
-            ]
+            results = _evaluate_file(
+                path, setup, _WORKER["engine"], kpis, _WORKER["render"], send=tallier is None
+            )
+            if tallier is not None:
+                return _tallied(results, tallier(_WORKER["rule_set"]))
+            return [result.text if type(result) is Rendered else result for result in results]
     except BridgeError as exc:
         return _Failure(str(exc))
+
+
+def _tallied(results: Iterator[Result], tally: Tally) -> list[Result | str]:
+    """The records left out, in order, then the tally of the items."""
+    out: list[Result | str] = []
+    for result in results:
+        if type(result) is Evaluated:
+            tally.add(result)
+        else:
+            out.append(result)
+    out.append(Tallied(tally))
+    return out
 
 
 class _Failure(Exception):
@@ -428,7 +481,7 @@ def _context(setup: _Setup) -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     modules = ["bridge.pipeline"]
-    for function in (setup.keep, setup.render, setup.renderer):
+    for function in (setup.keep, setup.render, setup.renderer, setup.tally):
         module = getattr(getattr(function, "func", function), "__module__", None)
         if isinstance(module, str) and module.startswith("bridge."):
             modules.append(module)

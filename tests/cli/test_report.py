@@ -265,3 +265,31 @@ def test_without_a_period_no_item_is_tested_and_the_figures_are_those_of_an_open
     assert seen[1] is not None
     assert plain["total"] == everything["total"]
     assert plain["groups"] == everything["groups"]
+
+
+@pytest.mark.parametrize(
+    ("output_format", "group"),
+    [("json", ()), ("csv", ()), ("table", ()), ("json", ("-g", "labels")), ("csv", ("-g", "team"))],
+)
+def test_two_processes_adding_up_their_files_give_the_bytes_one_gives(  # type: ignore[no-untyped-def]
+    run, output_format: str, group: tuple[str, ...]
+) -> None:
+    """With --jobs each worker adds its files' items up and the report merges the tallies:
+    the same figures to the last digit, whatever the form and the grouping."""
+    common = ("report", "-r", RULES, "-i", EXPORT, "--now", NOW, "-f", output_format, *group)
+    one, two = run(*common, "-j", "1"), run(*common, "-j", "2")
+    assert one.exit_code == two.exit_code == 0
+    assert two.stdout == one.stdout
+
+
+def test_with_two_processes_the_items_left_out_are_named_in_order(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for name in ("ops-page-1.json", "ops-page-2.json"):
+        page = json.loads((REPO / "examples/export/jira" / name).read_text("utf-8"))
+        for index in (3, 1):
+            page["issues"][index]["fields"]["created"] = "last tuesday"
+        (tmp_path / name).write_text(json.dumps(page), "utf-8")
+    common = ("report", "-r", RULES, "-i", str(tmp_path), "--now", NOW, "-f", "json")
+    one, two = run(*common, "-j", "1"), run(*common, "-j", "2")
+    assert one.exit_code == two.exit_code == 2
+    assert two.stdout == one.stdout
+    assert len(json.loads(two.stdout)["skipped"]) == 4

@@ -99,3 +99,59 @@ def test_the_incremental_portfolio_counts_what_the_contract_says() -> None:
         e.kpis.values["evm.pv"] for e in items
     )
     assert (total.spi_items, total.cpi_items) == (9, 9)
+
+
+@given(st.lists(st.lists(finite, max_size=20), max_size=6))
+def test_merged_sums_are_math_fsum_of_every_part(parts: list[list[float]]) -> None:
+    """What --jobs workers add up separately merges into the exact sum of everything."""
+    merged = ExactSum()
+    for part in parts:
+        total = ExactSum()
+        for value in part:
+            total.add(value)
+        merged.merge(total)
+    everything = [value for part in parts for value in part]
+    assert merged.value == math.fsum(everything)
+    assert merged.count == len(everything)
+
+
+def test_merging_an_infinite_sum_gives_an_infinite_sum() -> None:
+    finite_part, infinite_part = ExactSum(), ExactSum()
+    finite_part.add(2.0)
+    for value in (1.7e308, 1.7e308):
+        infinite_part.add(value)
+    finite_part.merge(infinite_part)
+    assert finite_part.value == math.inf
+    assert finite_part.count == 3
+
+
+def test_report_tallies_merged_from_files_in_other_processes_equal_one_tally() -> None:
+    """Each worker adds up its files and the tallies travel pickled (the group-key
+    function, a closure, is made again): the figures equal one tally of every item."""
+    import pickle
+
+    from bridge.kpi.portfolio import ReportTally
+
+    rng = random.Random(21)
+    items = [_item(n, rng) for n in range(300)]
+    for group_by in (None, "labels", "service"):
+        one = ReportTally(group_by, min_sample=5)
+        for e in items:
+            one.add(e)
+        merged = ReportTally(group_by, min_sample=5)
+        for start in range(0, 300, 70):
+            part = ReportTally(group_by)
+            for e in items[start : start + 70]:
+                part.add(e)
+            merged.merge(pickle.loads(pickle.dumps(part)))  # noqa: S301 - our own bytes
+        assert merged.items == one.items == 300
+        assert merged.everything.result()[1] == one.everything.result()[1]
+        for name, (section, _) in one.sections.items():
+            assert merged.sections[name][0].result() == section.result()
+
+
+def test_figures_grouped_differently_do_not_merge() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="cannot merge figures by labels"):
+        Portfolio("service").merge(Portfolio("labels"))

@@ -87,7 +87,8 @@ def classify(
     Nothing is written to any ticketing system. With no options, runs the bundled rules
     over the bundled example export.
     """
-    from bridge.kpi.portfolio import Evaluated  # noqa: PLC0415 - `--help` stays light
+    from bridge.connectors import SkippedRecord  # noqa: PLC0415 - `--help` stays light
+    from bridge.kpi.portfolio import Evaluated  # noqa: PLC0415
     from bridge.pipeline import Rendered, evaluate_stream  # noqa: PLC0415
 
     rule_paths, input_paths = paths_or_bundled(rules, inputs)
@@ -120,7 +121,7 @@ def classify(
                         writer.text(result.text)
                     elif isinstance(result, Evaluated):
                         writer.row(result)
-                    else:
+                    elif isinstance(result, SkippedRecord):
                         warn(f"skipped {result}")
                         skipped.append(result)
                     tick()

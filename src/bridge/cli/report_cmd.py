@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from click.exceptions import Exit
@@ -51,10 +51,10 @@ from bridge.cli.options import (
 from bridge.cli.output import OUTPUT_OPTION, console_for, write_output
 from bridge.cli.progress import progress
 from bridge.connectors import SkippedRecord
-from bridge.kpi.portfolio import Evaluated, GroupFigures, Portfolio
+from bridge.kpi.portfolio import Evaluated, GroupFigures, ReportTally
 from bridge.kpi.result import iso
 from bridge.model import FIELD_TYPES, WORK_TYPES, WorkItem
-from bridge.pipeline import evaluate_stream, without_raw
+from bridge.pipeline import Result, Tallied, evaluate_stream, without_raw
 from bridge.rules.loader import load_rules
 
 if TYPE_CHECKING:
@@ -146,9 +146,10 @@ def report(
     html = output_format == "html"
     keep_raw = group_by is not None and group_by.startswith("raw.")
     kept: list[Evaluated] = []
+    results: Iterable[Result]
     if config_path is not None:
         rule_set, found, skipped, span = _from_store(config_path, sources, keep)
-        items: Iterable[Evaluated] = found
+        results = found
     else:
         rule_paths, input_paths = paths_or_bundled(rules, inputs)
         evaluation = evaluate_stream(
@@ -159,37 +160,33 @@ def report(
             keep=keep,
             jobs=jobs,
             keep_raw=keep_raw,
+            # The page shows every item; the other forms only add them up.
+            tally=None if html else functools.partial(report_tally, group_by),
         )
-        rule_set, items, skipped, span = (
-            evaluation.rule_set,
-            evaluation.evaluated(),
-            evaluation.skipped,
-            None,
-        )
+        rule_set, results, skipped, span = evaluation.rule_set, evaluation.results, [], None
     warn_rules(rule_set)
-    min_sample = rule_set.kpi.csat_min_sample
     currency = rule_set.kpi.currency or ""
-    tallies: dict[str, tuple[Portfolio, str | None]]
-    if group_by is not None:
-        tallies = {group_by: (Portfolio(group_by, min_sample=min_sample), None)}
-    else:
-        tallies = {
-            work: (Portfolio(work, min_sample=min_sample), work) for work in ("service", "project")
-        }
-    everything = Portfolio(None, min_sample=min_sample)
+    tally = report_tally(group_by, rule_set)
     # One pass, nothing kept per item but the page's rows: memory stays flat in the export.
     with progress("items evaluated") as advance:
-        for e in items:
-            everything.add(e)
-            for tally, work_type in tallies.values():
-                if work_type is None or e.decision.work_type == work_type:
-                    tally.add(e)
-            if html:  # the page needs every item; their records would weigh most
-                kept.append(e if keep_raw else Evaluated(without_raw(e.item), e.decision, e.kpis))
-            advance(1)
+        for result in results:
+            if isinstance(result, Evaluated):
+                tally.add(result)
+                if html:  # the page needs every item; their records would weigh most
+                    kept.append(
+                        result
+                        if keep_raw
+                        else Evaluated(without_raw(result.item), result.decision, result.kpis)
+                    )
+                advance(1)
+            elif isinstance(result, Tallied):
+                tally.merge(cast(ReportTally, result.tally))
+                advance(result.tally.items)
+            elif isinstance(result, SkippedRecord):
+                skipped.append(result)
     warn_skipped(skipped)
-    sections = {name: tally.result() for name, (tally, _) in tallies.items()}
-    overall = everything.result()[1]
+    sections = {name: section.result() for name, (section, _) in tally.sections.items()}
+    overall = tally.everything.result()[1]
     if output_format == "html":
         write_output(_html(kept, now, rule_set.digest, rule_set.kpi.currency), output)
     elif output_format == "json":
@@ -227,6 +224,12 @@ def _html(evaluated: list[Evaluated], now: datetime, digest: str, currency: str 
     from bridge.dashboard import render_dashboard  # noqa: PLC0415 - only for -f html
 
     return render_dashboard(evaluated, now=now, rule_set=digest, currency=currency)
+
+
+def report_tally(group_by: str | None, rule_set: RuleSet) -> ReportTally:
+    """The report's empty running figures (module level: ``--jobs`` workers make their own
+    from it)."""
+    return ReportTally(group_by, min_sample=rule_set.kpi.csat_min_sample)
 
 
 def created_between(start: datetime | None, end: datetime | None, item: WorkItem) -> bool:
