@@ -264,35 +264,3 @@ def test_a_tally_is_not_read_as_items_nor_rendered() -> None:
     )
     with pytest.raises(TypeError, match="read its results"):
         list(evaluation.evaluated())
-
-
-def _key_of(evaluated: Evaluated) -> str:
-    return evaluated.item.key
-
-
-def test_with_join_workers_send_a_files_renderings_joined_and_say_how_many() -> None:
-    """One text per run of a file's items instead of one per item: the consumer handles
-    a file at once. On one core the items still come one by one."""
-    from bridge.pipeline import Rendered
-
-    def texts(jobs: int) -> list[Rendered]:
-        evaluation = evaluate_stream(
-            RULES, [str(EXPORT)], NOW, builtin_formats(), render=_key_of, join="|", jobs=jobs
-        )
-        return [result for result in evaluation.results if isinstance(result, Rendered)]
-
-    one, two = texts(1), texts(2)
-    assert all(rendered.count == 1 for rendered in one)
-    assert len(two) == len(export_files_of(EXPORT))  # one per file: nothing left out here
-    assert sum(rendered.count for rendered in two) == len(one) == 406
-    assert "|".join(rendered.text for rendered in two) == "|".join(r.text for r in one)
-
-
-def test_an_item_left_out_splits_a_run_of_joined_renderings() -> None:
-    from bridge.connectors import SkippedRecord
-    from bridge.pipeline import Rendered, _joined
-
-    skipped = SkippedRecord("K-2", "cannot be evaluated", "K-2")
-    results = [Rendered("a"), Rendered("b"), skipped, Rendered("c")]
-    assert _joined(iter(results), ",") == [Rendered("a,b", 2), skipped, Rendered("c", 1)]
-    assert _joined(iter([]), ",") == []

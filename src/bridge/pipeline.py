@@ -79,11 +79,9 @@ DATA_ERRORS = (ArithmeticError, ValueError)
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """An evaluated item as the caller's ``render`` wrote it, or ``count`` consecutive
-    items' renderings joined by ``join`` (see :func:`evaluate_stream`)."""
+    """An evaluated item as the caller's ``render`` wrote it (see :func:`evaluate_stream`)."""
 
     text: str
-    count: int = 1
 
 
 class Tally(Protocol):
@@ -189,7 +187,6 @@ def evaluate_stream(
     render: Render | None = None,
     renderer: Renderer | None = None,
     tally: Tallier | None = None,
-    join: str | None = None,
 ) -> Evaluation:
     """Load the rules, then evaluate the export lazily (see the module's docstring).
 
@@ -210,12 +207,6 @@ def evaluate_stream(
         ``keep``.
     :param renderer: instead of ``render``, a function that builds it from the rule set,
         called once in each process that evaluates items. Pickled like ``keep``.
-    :param join: with ``render`` and ``jobs > 1``, a worker joins each run of a file's
-        renderings with it and sends one :class:`Rendered` of them all (its ``count`` says
-        how many), for output that is the renderings so joined (JSON's items, CSV's rows).
-        Why: the consumer handled every item's text one by one, which on two cores took
-        from the workers a seventh of a core (1,000,000 items). On one core items come
-        one by one.
     :param tally: for a consumer that adds items up and keeps nothing else of them
         (``report``): with ``jobs > 1`` each worker adds a file's items into an empty
         tally this function makes from the rule set, and ``results`` yields it
@@ -229,9 +220,7 @@ def evaluate_stream(
     files = export_paths(input_paths)
     if tally is not None and (render is not None or renderer is not None):
         raise ValueError("a tally adds up items: they cannot be rendered too")
-    setup = _Setup(
-        tuple(rule_paths), now, tuple(formats), keep, keep_raw, render, renderer, tally, join
-    )
+    setup = _Setup(tuple(rule_paths), now, tuple(formats), keep, keep_raw, render, renderer, tally)
     if jobs is None:
         jobs = auto_jobs(files)
     if jobs > 1 and len(files) > 1 and _picklable(setup):
@@ -256,7 +245,6 @@ class _Setup:
     render: Render | None = None
     renderer: Renderer | None = None
     tally: Tallier | None = None
-    join: str | None = None
 
     def render_for(self, rule_set: RuleSet) -> Render | None:
         return self.renderer(rule_set) if self.renderer is not None else self.render
@@ -456,29 +444,9 @@ def _worker_evaluate(
             )
             if tallier is not None:
                 return _tallied(results, tallier(_WORKER["rule_set"]))
-            if setup.join is not None:
-                return _joined(results, setup.join)
             return [result.text if type(result) is Rendered else result for result in results]
     except BridgeError as exc:
         return _Failure(str(exc))
-
-
-def _joined(results: Iterator[Result], join: str) -> list[Result | str]:
-    """The results with each run of renderings joined into one (see ``join`` of
-    :func:`evaluate_stream`); what is not a rendering stays where it is."""
-    out: list[Result | str] = []
-    run: list[str] = []
-    for result in results:
-        if type(result) is Rendered:
-            run.append(result.text)
-            continue
-        if run:
-            out.append(Rendered(join.join(run), len(run)))
-            run = []
-        out.append(result)
-    if run:
-        out.append(Rendered(join.join(run), len(run)))
-    return out
 
 
 def _tallied(results: Iterator[Result], tally: Tally) -> list[Result | str]:

@@ -102,7 +102,6 @@ def classify(
         jobs=jobs,
         keep_raw=False,
         renderer=writer_class.renderer(now, output is None),
-        join=writer_class.join,
     )
     warn_rules(evaluation.rule_set)
     skipped: list[SkippedRecord] = []
@@ -120,9 +119,7 @@ def classify(
                 for result in results:
                     if isinstance(result, Rendered):
                         writer.text(result.text)
-                        tick(result.count)
-                        continue
-                    if isinstance(result, Evaluated):
+                    elif isinstance(result, Evaluated):
                         writer.row(result)
                     elif isinstance(result, SkippedRecord):
                         warn(f"skipped {result}")
@@ -166,11 +163,6 @@ def _skipped_row(record: SkippedRecord) -> dict[str, Any]:
 
 
 class _Writer:
-    #: What the output puts between two items' renderings, when it is nothing else: with
-    #: ``--jobs`` a worker then sends a file's renderings joined (see ``join`` of
-    #: :func:`bridge.pipeline.evaluate_stream`), and :meth:`text` takes them as one.
-    join: str | None = None
-
     @staticmethod
     def renderer(
         now: datetime, terminal: bool
@@ -227,8 +219,6 @@ class _JsonWriter(_Writer):
     """``{"now", "rule_set", "items": [...], "skipped": [...]}``, the envelope ``report -f
     json`` has, written item by item."""
 
-    join = ",\n    "  # before every item but the first
-
     def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         super().__init__(out, rule_set, now, terminal)
         head = {"now": json_value(now), "rule_set": rule_set.digest}
@@ -245,7 +235,7 @@ class _JsonWriter(_Writer):
         self.text(_json_row(evaluated))
 
     def text(self, text: str) -> None:
-        self.out.write(("\n    " if self.first else self.join) + text)
+        self.out.write(("\n    " if self.first else ",\n    ") + text)
         self.first = False
 
     def close(self, skipped: list[SkippedRecord]) -> None:
@@ -325,8 +315,6 @@ def _csv_renderer(now: datetime, rule_set: RuleSet) -> Callable[[Evaluated], str
 class _CsvWriter(_Writer):
     """One row per item; the KPI columns are every KPI the rule set can produce, so every
     export read with the same rules gives the same columns."""
-
-    join = ""  # each row ends its line
 
     def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         super().__init__(out, rule_set, now, terminal)
