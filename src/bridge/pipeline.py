@@ -13,8 +13,9 @@ Why processes: decoding, mapping and KPIs are pure Python, so a thread would not
 core. ``jobs > 1`` hands whole files to a pool of processes (forked from this one when it
 runs a single thread, else from a fork server: see ``_context``), both passes: the first
 pass's pairs are merged in input order into the table, then each file is evaluated (and
-rendered, when the caller renders) in a worker and the results merged in input order, with a
-bounded number of files in flight so a slow consumer does not make the results pile up.
+rendered, when the caller renders, or added up, when the caller only adds items up) in a
+worker and the results merged in input order, with a bounded number of files in flight so a
+slow consumer does not make the results pile up.
 """
 
 from __future__ import annotations
@@ -539,7 +540,9 @@ def _parallel(setup: _Setup, rule_set: RuleSet, files: list[Path], jobs: int) ->
         configured = rule_set.kpi.status_categories
         if _needs_categories(rule_set):
             # In order, a chunk of files per task (each worker's files still come in input
-            # order); the pairs are small, so nothing needs a window here.
+            # order); the pairs are small, so nothing needs a window here. At most four
+            # files: the large pages at an export's end, sixteen to a chunk, left one
+            # worker waiting on the other.
             chunk = max(1, min(4, len(files) // (8 * jobs)))
             learned = pool.map(_worker_statuses, files, chunksize=chunk)
             table = tuple(_categories(_raised(learned), configured).items())
