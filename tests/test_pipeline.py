@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -264,3 +265,62 @@ def test_a_tally_is_not_read_as_items_nor_rendered() -> None:
     )
     with pytest.raises(TypeError, match="read its results"):
         list(evaluation.evaluated())
+
+
+def _key_of(evaluated: Evaluated) -> str:
+    return evaluated.item.key
+
+
+def test_with_join_workers_spool_each_files_renderings_and_the_files_go_after_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The renderings of a file reach the consumer as a file the kernel can copy, not as
+    text through this process; each is removed once the next result is asked for, and
+    their folder when the stream ends."""
+    from bridge.pipeline import Rendered, Spooled
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    serial = evaluate_stream(RULES, [str(EXPORT)], NOW, builtin_formats(), render=_key_of, join="|")
+    keys = [result.text for result in serial.results if isinstance(result, Rendered)]
+    parallel = evaluate_stream(
+        RULES, [str(EXPORT)], NOW, builtin_formats(), render=_key_of, join="|", jobs=2
+    )
+    spooled: list[Spooled] = []
+    texts = []
+    for result in parallel.results:
+        assert isinstance(result, Spooled)  # nothing is left out of the bundled export
+        for earlier in spooled:
+            assert not Path(earlier.path).exists()
+        texts.append(Path(result.path).read_text("utf-8"))
+        spooled.append(result)
+    assert len(spooled) == len(export_files_of(EXPORT))
+    assert sum(s.count for s in spooled) == len(keys) == 406
+    assert "|".join(texts) == "|".join(keys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stream_left_half_way_leaves_no_spool_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    evaluation = evaluate_stream(
+        RULES, [str(EXPORT)], NOW, builtin_formats(), render=_key_of, join="|", jobs=2
+    )
+    next(evaluation.results)
+    assert len(list(tmp_path.iterdir())) == 1  # the spool folder, while the stream runs
+    evaluation.results.close()  # type: ignore[attr-defined]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_item_left_out_goes_before_its_files_spooled_renderings() -> None:
+    from bridge.connectors import SkippedRecord
+    from bridge.pipeline import Rendered, Spooled, _spooled
+
+    skipped = SkippedRecord("K-2", "cannot be evaluated", "K-2")
+    results = [Rendered("a"), Rendered("b"), skipped, Rendered("c")]
+    with tempfile.TemporaryDirectory() as folder:
+        out = _spooled(iter(results), folder, ", ")
+        assert out[0] == skipped
+        assert isinstance(out[1], Spooled)
+        assert out[1].count == 3
+        assert Path(out[1].path).read_text("utf-8") == "a, b, c"

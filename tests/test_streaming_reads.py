@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import pickle
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -237,3 +238,36 @@ def test_classify_writes_the_same_bytes_on_one_core_and_two(
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
     assert outputs[0].count("OPS-") > 10
+
+
+@pytest.mark.parametrize("output_format", ["json", "csv"])
+def test_spooled_rows_reach_a_pipe_and_a_file_as_one_core_writes_them(
+    tmp_path: Path, output_format: str
+) -> None:
+    """With --jobs the workers spool each file's rows and the kernel copies them into the
+    output (a pipe here, and -o's file): the same bytes as one core writes, and no spool
+    left behind."""
+    import subprocess
+    import sys
+
+    export = tmp_path / "export"
+    export.mkdir()
+    _split_export(export, conflicting=True)
+    spools = tmp_path / "tmp"
+    spools.mkdir()
+    env = dict(os.environ, TMPDIR=str(spools))
+    args = ["classify", "-i", str(export), "--now", "2026-02-01T12:00:00Z", "-f", output_format]
+    command = [sys.executable, "-m", "bridge", *args]
+    piped = [
+        subprocess.run(  # noqa: S603 - our own interpreter and bridge
+            [*command, "-j", jobs], capture_output=True, check=True, env=env
+        ).stdout
+        for jobs in ("1", "2")
+    ]
+    assert piped[0] == piped[1]
+    written = tmp_path / f"out.{output_format}"
+    subprocess.run(  # noqa: S603
+        [*command, "-j", "2", "-o", str(written)], capture_output=True, check=True, env=env
+    )
+    assert written.read_bytes() == piped[0]
+    assert list(spools.iterdir()) == []

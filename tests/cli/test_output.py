@@ -125,3 +125,51 @@ def test_classify_writes_its_rows_in_blocks_not_one_write_per_item(
     document = json.loads("".join(stream.writes))
     assert len(document["items"]) == 406
     assert len(stream.writes) <= 4  # 406 rows, 0.8 MB: a few blocks, not 406 writes
+
+
+_SPOOLED = "first row\nzweite Zeile: Grüße\n三行目\n" * 2000  # ~90 KB, not ASCII
+
+
+def _spool(tmp_path: Path) -> Path:
+    path = tmp_path / "spooled.txt"
+    path.write_bytes(_SPOOLED.encode("utf-8"))
+    return path
+
+
+def test_a_spooled_file_follows_what_was_written_before_it(tmp_path: Path) -> None:
+    """Through a Coalesced stream onto a file descriptor: the held text goes first, then
+    the file (copied by the kernel on Linux), then what comes after."""
+    from bridge.cli.output import Coalesced, append_file
+
+    target = tmp_path / "out.txt"
+    with target.open("w", encoding="utf-8", newline="") as stream:
+        out = Coalesced(stream)
+        out.write("head\n")
+        append_file(out, _spool(tmp_path))
+        out.write("tail\n")
+        out.flush()
+    assert target.read_text("utf-8") == "head\n" + _SPOOLED + "tail\n"
+
+
+@pytest.mark.parametrize("kind", ["text only", "latin-1", "appending"])
+def test_a_spooled_file_reaches_any_stream_as_its_text(tmp_path: Path, kind: str) -> None:
+    """No descriptor (a test's capture), another encoding, or a descriptor the kernel
+    will not copy to (opened for appending): read and written as text."""
+    import io
+
+    from bridge.cli.output import append_file
+
+    if kind == "text only":
+        stream: io.TextIOBase = io.StringIO()
+        append_file(stream, _spool(tmp_path))
+        assert stream.getvalue() == _SPOOLED  # type: ignore[attr-defined]
+        return
+    target = tmp_path / "out.txt"
+    target.write_text("before\n", "utf-8")
+    encoding = "latin-1" if kind == "latin-1" else "utf-8"
+    text = _SPOOLED if kind == "appending" else "plain ASCII rows\n" * 500
+    spooled = tmp_path / "spooled.txt"
+    spooled.write_bytes(text.encode("utf-8"))
+    with target.open("a", encoding=encoding, newline="") as stream:
+        append_file(stream, spooled)
+    assert target.read_bytes() == b"before\n" + text.encode(encoding)

@@ -52,7 +52,7 @@ from bridge.cli.options import (
     paths_or_bundled,
     warn_rules,
 )
-from bridge.cli.output import OUTPUT_OPTION, Coalesced, TextOut, destination
+from bridge.cli.output import OUTPUT_OPTION, Coalesced, TextOut, append_file, destination
 from bridge.cli.progress import progress
 from bridge.model import WORK_TYPES, Classification, WorkItem
 
@@ -89,7 +89,7 @@ def classify(
     """
     from bridge.connectors import SkippedRecord  # noqa: PLC0415 - `--help` stays light
     from bridge.kpi.portfolio import Evaluated  # noqa: PLC0415
-    from bridge.pipeline import Rendered, evaluate_stream  # noqa: PLC0415
+    from bridge.pipeline import Rendered, Spooled, evaluate_stream  # noqa: PLC0415
 
     rule_paths, input_paths = paths_or_bundled(rules, inputs)
     now = now_from(now_text)
@@ -102,6 +102,7 @@ def classify(
         jobs=jobs,
         keep_raw=False,
         renderer=writer_class.renderer(now, output is None),
+        join=writer_class.join,
     )
     warn_rules(evaluation.rule_set)
     skipped: list[SkippedRecord] = []
@@ -119,6 +120,10 @@ def classify(
                 for result in results:
                     if isinstance(result, Rendered):
                         writer.text(result.text)
+                    elif isinstance(result, Spooled):
+                        writer.spooled(result.path, result.count)
+                        tick(result.count)
+                        continue
                     elif isinstance(result, Evaluated):
                         writer.row(result)
                     elif isinstance(result, SkippedRecord):
@@ -163,6 +168,11 @@ def _skipped_row(record: SkippedRecord) -> dict[str, Any]:
 
 
 class _Writer:
+    #: What the output puts between two items' renderings, when it is nothing else: with
+    #: ``--jobs`` the workers then spool each export file's renderings so joined (see
+    #: ``join`` of :func:`bridge.pipeline.evaluate_stream`) and :meth:`spooled` copies them.
+    join: str | None = None
+
     @staticmethod
     def renderer(
         now: datetime, terminal: bool
@@ -181,6 +191,10 @@ class _Writer:
         raise NotImplementedError
 
     def text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def spooled(self, path: str, count: int) -> None:
+        """``count`` items' renderings, joined by :attr:`join`, in the file at ``path``."""
         raise NotImplementedError
 
     def close(self, skipped: list[SkippedRecord]) -> None:
@@ -219,6 +233,8 @@ class _JsonWriter(_Writer):
     """``{"now", "rule_set", "items": [...], "skipped": [...]}``, the envelope ``report -f
     json`` has, written item by item."""
 
+    join = ",\n    "  # before every item but the first
+
     def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         super().__init__(out, rule_set, now, terminal)
         head = {"now": json_value(now), "rule_set": rule_set.digest}
@@ -235,8 +251,14 @@ class _JsonWriter(_Writer):
         self.text(_json_row(evaluated))
 
     def text(self, text: str) -> None:
-        self.out.write(("\n    " if self.first else ",\n    ") + text)
+        self.out.write(("\n    " if self.first else self.join) + text)
         self.first = False
+
+    def spooled(self, path: str, count: int) -> None:
+        if count:
+            self.out.write("\n    " if self.first else self.join)
+            append_file(self.out, path)
+            self.first = False
 
     def close(self, skipped: list[SkippedRecord]) -> None:
         end = "]" if self.first else "\n  ]"
@@ -316,6 +338,8 @@ class _CsvWriter(_Writer):
     """One row per item; the KPI columns are every KPI the rule set can produce, so every
     export read with the same rules gives the same columns."""
 
+    join = ""  # each row ends its line
+
     def __init__(self, out: TextOut, rule_set: RuleSet, now: datetime, terminal: bool) -> None:
         super().__init__(out, rule_set, now, terminal)
         self.kpis = kpi_names(rule_set, now)
@@ -333,6 +357,9 @@ class _CsvWriter(_Writer):
 
     def text(self, text: str) -> None:
         self.out.write(text)
+
+    def spooled(self, path: str, count: int) -> None:
+        append_file(self.out, path)
 
     def close(self, skipped: list[SkippedRecord]) -> None:
         return None

@@ -7,6 +7,8 @@ text goes to a temporary file beside it that replaces it at the end.
 
 from __future__ import annotations
 
+import codecs
+import errno
 import os
 import stat
 import sys
@@ -26,6 +28,7 @@ __all__ = [
     "OUTPUT_OPTION",
     "Coalesced",
     "TextOut",
+    "append_file",
     "console_for",
     "destination",
     "write_output",
@@ -71,11 +74,88 @@ class Coalesced:
             self.flush()
         return len(text)
 
+    @property
+    def stream(self) -> TextOut:
+        """Where the text goes."""
+        return self._out
+
     def flush(self) -> None:
         if self._parts:
             self._out.write("".join(self._parts))
             self._parts.clear()
             self._size = 0
+
+
+def append_file(out: TextOut, path: str | Path) -> None:
+    """The text of a UTF-8 file written to ``out`` after what was written to it so far.
+
+    Why: ``classify --jobs`` spools each export file's rows in the worker that rendered
+    them (:class:`bridge.pipeline.Spooled`), and copying them through Python (read,
+    decode, encode, write) cost this process as much as passing them from the workers had.
+    Where ``out`` is, under any :class:`Coalesced`, a UTF-8 stream with a file descriptor
+    on Linux (standard output redirected, ``-o``), the kernel copies the file
+    (``os.sendfile``); anywhere else it is read and written as text, a megabyte at a
+    time."""
+    stream = out
+    if isinstance(out, Coalesced):
+        out.flush()
+        stream = out.stream
+    descriptor = _utf8_descriptor(stream)
+    with open(path, "rb") as source:
+        if descriptor is not None and _sent(source, descriptor):
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        for block in iter(lambda: source.read(1 << 20), b""):
+            stream.write(decoder.decode(block))
+        stream.write(decoder.decode(b"", final=True))
+
+
+def _utf8_descriptor(stream: TextOut) -> int | None:
+    """The descriptor under ``stream``, flushed, when bytes written to it are what writing
+    UTF-8 text to ``stream`` gives (Linux: no newline translation, and sendfile to any
+    file); None otherwise."""
+    if not sys.platform.startswith("linux"):
+        return None
+    encoding = getattr(stream, "encoding", None)
+    try:
+        if not isinstance(encoding, str) or codecs.lookup(encoding).name != "utf-8":
+            return None
+        flush = getattr(stream, "flush", None)
+        if flush is not None:
+            flush()
+        descriptor = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, LookupError, OSError, ValueError):  # UnsupportedOperation too
+        return None
+    return descriptor if isinstance(descriptor, int) else None
+
+
+def _sent(source: IO[bytes], descriptor: int) -> bool:
+    """Whether the kernel copied all of ``source`` to ``descriptor``. False, with nothing
+    copied and ``source`` where the rest starts, where it cannot (a descriptor opened for
+    appending, a file system without it); an error after a part was copied is raised."""
+    size = os.fstat(source.fileno()).st_size
+    offset = 0
+    while offset < size:
+        try:
+            sent = os.sendfile(descriptor, source.fileno(), offset, size - offset)
+        except OSError as exc:
+            if offset == 0 and exc.errno in _SENDFILE_CANNOT:
+                return False
+            raise
+        if sent == 0:  # the file ended sooner than it said: the rest as text
+            source.seek(offset)
+            return False
+        offset += sent
+    return True
+
+
+_SENDFILE_CANNOT = frozenset(
+    code
+    for code in (
+        getattr(errno, name, None) for name in ("EINVAL", "ENOSYS", "EOPNOTSUPP", "ENOTSUP")
+    )
+    if code is not None
+)
 
 
 @contextmanager
