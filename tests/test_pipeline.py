@@ -319,8 +319,33 @@ def test_an_item_left_out_goes_before_its_files_spooled_renderings() -> None:
     skipped = SkippedRecord("K-2", "cannot be evaluated", "K-2")
     results = [Rendered("a"), Rendered("b"), skipped, Rendered("c")]
     with tempfile.TemporaryDirectory() as folder:
-        out = _spooled(iter(results), folder, ", ")
+        out = _spooled(iter(results), folder, ", ", Path("page.json"))
         assert out[0] == skipped
         assert isinstance(out[1], Spooled)
         assert out[1].count == 3
         assert Path(out[1].path).read_text("utf-8") == "a, b, c"
+
+
+def test_a_spool_that_cannot_be_written_fails_the_run_saying_where(tmp_path: Path) -> None:
+    from bridge.pipeline import Rendered, _Failure, _spooled
+
+    missing = tmp_path / "gone"
+    failure = _spooled(iter([Rendered("a")]), str(missing), ",", Path("ops-page-1.json"))
+    assert isinstance(failure, _Failure)
+    assert str(failure).startswith(f"ops-page-1.json: cannot write its rows to {missing}: ")
+    assert "set TMPDIR to a folder with room" in str(failure)
+
+
+def test_without_a_usable_temporary_folder_the_renderings_come_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TMPDIR missing (or read-only): nothing is spooled, the run goes on as before."""
+    from bridge.pipeline import Rendered
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "missing"))
+    evaluation = evaluate_stream(
+        RULES, [str(EXPORT)], NOW, builtin_formats(), render=_key_of, join="|", jobs=2
+    )
+    results = list(evaluation.results)
+    assert all(isinstance(result, Rendered) for result in results)
+    assert len(results) == 406

@@ -471,26 +471,38 @@ def _worker_evaluate(
             if tallier is not None:
                 return _tallied(results, tallier(_WORKER["rule_set"]))
             if spool is not None and setup.join is not None:
-                return _spooled(results, spool, setup.join)
+                return _spooled(results, spool, setup.join, path)
             return [result.text if type(result) is Rendered else result for result in results]
     except BridgeError as exc:
         return _Failure(str(exc))
 
 
-def _spooled(results: Iterator[Result], spool: str, join: str) -> list[Result | str]:
-    """The records left out, in order, then the file the renderings went to, joined."""
+def _spooled(
+    results: Iterator[Result], spool: str, join: str, source: Path
+) -> list[Result | str] | _Failure:
+    """The records left out, in order, then the file the renderings went to, joined; a
+    file that cannot be written (the disk is full) fails the run, saying where."""
     out: list[Result | str] = []
     count = 0
-    handle, name = tempfile.mkstemp(dir=spool, suffix=".txt")
-    with open(handle, "w", encoding="utf-8", newline="", buffering=SPOOL_BUFFER) as spooled:
-        for result in results:
-            if type(result) is Rendered:
-                if count:
-                    spooled.write(join)
-                spooled.write(result.text)
-                count += 1
-            else:
-                out.append(result)
+    name = ""
+    try:
+        handle, name = tempfile.mkstemp(dir=spool, suffix=".txt")
+        with open(handle, "w", encoding="utf-8", newline="", buffering=SPOOL_BUFFER) as spooled:
+            for result in results:
+                if type(result) is Rendered:
+                    if count:
+                        spooled.write(join)
+                    spooled.write(result.text)
+                    count += 1
+                else:
+                    out.append(result)
+    except OSError as exc:
+        if name:
+            Path(name).unlink(missing_ok=True)
+        return _Failure(
+            f"{source.name}: cannot write its rows to {spool}: {exc.strerror or exc}; "
+            "free some room there, or set TMPDIR to a folder with room"
+        )
     out.append(Spooled(name, count))
     return out
 
@@ -619,7 +631,12 @@ def _spool_folder(setup: _Setup) -> Iterator[str | None]:
     if setup.join is None or (setup.render is None and setup.renderer is None):
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="bridge-spool-", ignore_cleanup_errors=True) as folder:
+    try:
+        made = tempfile.TemporaryDirectory(prefix="bridge-spool-", ignore_cleanup_errors=True)
+    except OSError:  # TMPDIR missing or read-only: the rows go through the pipe instead
+        yield None
+        return
+    with made as folder:
         yield folder
 
 
