@@ -471,39 +471,42 @@ def _worker_evaluate(
             if tallier is not None:
                 return _tallied(results, tallier(_WORKER["rule_set"]))
             if spool is not None and setup.join is not None:
-                return _spooled(results, spool, setup.join, path)
+                return _spooled(results, spool, setup.join)
             return [result.text if type(result) is Rendered else result for result in results]
     except BridgeError as exc:
         return _Failure(str(exc))
 
 
-def _spooled(
-    results: Iterator[Result], spool: str, join: str, source: Path
-) -> list[Result | str] | _Failure:
-    """The records left out, in order, then the file the renderings went to, joined; a
-    file that cannot be written (the disk is full) fails the run, saying where."""
+def _spooled(results: Iterator[Result], spool: str, join: str) -> list[Result | str]:
+    """The records left out, in order, then the file the renderings went to, joined. Where
+    the file cannot be written (the disk is full) the renderings go as text instead, as
+    without a spool: the texts of the file are kept until it is whole for that."""
     out: list[Result | str] = []
-    count = 0
+    texts: list[str] = []
     name = ""
     try:
         handle, name = tempfile.mkstemp(dir=spool, suffix=".txt")
         with open(handle, "w", encoding="utf-8", newline="", buffering=SPOOL_BUFFER) as spooled:
             for result in results:
                 if type(result) is Rendered:
-                    if count:
+                    texts.append(result.text)  # first: kept even if the write fails
+                    if len(texts) > 1:
                         spooled.write(join)
                     spooled.write(result.text)
-                    count += 1
                 else:
                     out.append(result)
-    except OSError as exc:
+    except OSError:
         if name:
             Path(name).unlink(missing_ok=True)
-        return _Failure(
-            f"{source.name}: cannot write its rows to {spool}: {exc.strerror or exc}; "
-            "free some room there, or set TMPDIR to a folder with room"
-        )
-    out.append(Spooled(name, count))
+        # What was written and what is left, as text (the order of records left out and
+        # items does not matter to a joined output).
+        for result in results:
+            if type(result) is Rendered:
+                texts.append(result.text)
+            else:
+                out.append(result)
+        return [*out, *texts]
+    out.append(Spooled(name, len(texts)))
     return out
 
 

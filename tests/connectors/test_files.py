@@ -191,3 +191,12 @@ def test_both_ways_of_splitting_a_page_read_the_same_document(
     path.write_text(json.dumps(dict(page, names={"deeper": nested})), "utf-8")
     with pytest.raises(InputError, match="nested more than 100 levels deep"):
         _load_streaming(path, arrays_whole=arrays_whole)
+
+
+def test_a_value_msgspec_refuses_beside_the_arrays_leaves_them_streaming(tmp_path: Path) -> None:
+    path = tmp_path / "page.json"
+    path.write_bytes(b'{"total": 1e999, "issues": [{"a": 1}, {"b": 2}]}')
+    doc = _load_streaming(path)
+    assert isinstance(doc["issues"], LazyArray)
+    assert list(doc["issues"]) == [{"a": 1}, {"b": 2}]
+    assert doc["total"] == float("inf")

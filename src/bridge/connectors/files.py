@@ -298,7 +298,13 @@ def _load_streaming(path: Path, *, arrays_whole: bool = False) -> Any:
                     doc[name] = _decode_value(raw, path, MAX_NESTING - 1)
             return doc
         if first == b"{":
-            doc = _SPLIT_OBJECT_AND_ARRAYS(body)
+            try:
+                doc = _SPLIT_OBJECT_AND_ARRAYS(body)
+            except _MSGSPEC_REFUSES:
+                # A value msgspec refuses (1e999 in a page's total): the arrays still
+                # stream, split from their bytes, and only that value goes to the reference
+                # reader.
+                return _load_streaming(path, arrays_whole=True)
             for name, value in doc.items():
                 if type(value) is list:
                     doc[name] = LazyArray(None, path, MAX_NESTING - 2, value)

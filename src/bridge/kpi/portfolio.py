@@ -190,7 +190,9 @@ class ExactSum:
 
     def merge(self, other: ExactSum) -> None:
         """Add ``other``'s items: its partials are exact parts of its sum, so adding them
-        gives what adding its items one by one gives."""
+        gives what adding its items one by one gives, unless a partial sum passes the
+        largest float on the way (then, as when adding, the order can decide between
+        infinite and finite)."""
         count = self.count + other.count
         if other._overflowed:
             self._overflowed += other._overflowed
@@ -375,8 +377,7 @@ class ReportTally:
     Why a class of its own: with ``--jobs`` each worker adds up its files' items into one
     (figures of a few KB) and the report merges them, where sending every item, its
     decision and its KPIs to be added up in one process left the workers waiting on it
-    (1.2x on two cores). The sample threshold only matters when figures are read, so the
-    workers' tallies leave it at its default and the report's own says it."""
+    (1.2x on two cores)."""
 
     def __init__(self, group_by: str | None, *, min_sample: int = 30) -> None:
         self.everything = Portfolio(None, min_sample=min_sample)
