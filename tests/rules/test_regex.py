@@ -131,3 +131,11 @@ def test_generated_patterns_decide_like_python(pattern: str, texts: list[str]) -
         if ascii_boundaries and not text.isascii():
             continue
         assert ours.search(text) is bool(python.search(text)), (pattern, text, translated)
+
+
+@pytest.mark.parametrize("text", ["11", "a b", "x", "ab!", ""])
+def test_two_boundaries_side_by_side_decide_like_python(text: str) -> None:
+    """Found by the property test above in CI: \\b\\b$ on "11" did not match, the second
+    boundary emulated as the pattern's end took the character the first one stood before."""
+    for pattern in (r"\b\b$", r"^\b\b\w", r"\b\B"):
+        assert compile_regex(pattern).search(text) is bool(re.search(pattern, text)), pattern

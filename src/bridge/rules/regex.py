@@ -225,11 +225,8 @@ class _Translator:
         for i, (op, av) in enumerate(items):
             left = before if i == 0 else self._edge_kind(items[:i], last=True)
             right = after if i == len(items) - 1 else self._edge_kind(items[i + 1 :], last=False)
-            if i > 0 and left is None and before == "start" and self._zero_width(items[:i]):
-                left = "start"
-            last = i == len(items) - 1
-            if not last and right is None and after == "end" and self._zero_width(items[i + 1 :]):
-                right = "end"
+            # Another boundary beside this one (\b\b$) leaves both to RE2: the emulations
+            # at the pattern's ends take a character, which the other boundary cannot see.
             out.append(self.element(op, av, flags, left, right))
         return "".join(out)
 
