@@ -230,9 +230,6 @@ class _Translator:
             out.append(self.element(op, av, flags, left, right))
         return "".join(out)
 
-    def _zero_width(self, items: Sequence[tuple[Any, Any]]) -> bool:
-        return all(op is _c.AT and av in (_c.AT_BOUNDARY, _c.AT_NON_BOUNDARY) for op, av in items)
-
     def element(self, op: Any, av: Any, flags: int, before: Kind, after: Kind) -> str:
         ascii_only = bool(flags & re.ASCII)
         if op is _c.LITERAL:
